@@ -1,0 +1,143 @@
+"""Config -> Experiment: the one place where components are built from the config tree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from .data import DATASETS, DataSplits
+from .decoders import DECODERS, Decoder
+from .device import resolve_device
+from .encoders import ENCODERS, Encoder
+from .errors import ConfigError
+from .learning import LEARNERS, Learner
+from .network import Network, build_network
+from .optim import build_optimizer, build_scheduler
+from .schema import param, parse_params, suggest
+from .surrogate import Heaviside
+
+TOP_LEVEL_KEYS = ("data", "encoder", "network", "neuron", "decoder", "learner", "optimizer", "scheduler",
+                  "logger", "trainer", "seed", "device", "name", "tags", "hydra", "experiment_name")
+
+
+@dataclass
+class TrainerParams:
+    epochs: int = param(10, ge=1, help="passes over the training set")
+    progress: bool | None = param(None, help="tqdm bars: true, false, or null (auto: only on a terminal)")
+    monitor: str = param("test/accuracy", help="metric that selects best.pt")
+    mode: str = param("max", choices=("max", "min"), help="whether the monitored metric should grow or shrink")
+    limit_train_batches: int | None = param(None, help="stop each training epoch after N batches")
+    limit_test_batches: int | None = param(None, help="evaluate on at most N batches")
+    stop_after: int | None = param(None, help="stop cleanly after N epochs in this invocation (resume later)")
+    eval_every: int = param(1, ge=1, help="evaluate every N epochs (and after the last)")
+
+
+@dataclass
+class LoggerParams:
+    sinks: list = param(["csv", "jsonl"], help="metric sinks: csv, jsonl, tensorboard")
+
+
+@dataclass
+class Experiment:
+    config: dict
+    data: DataSplits
+    data_params: Any
+    encoder: Encoder
+    network: Network
+    decoder: Decoder
+    learners: list[Learner]
+    optimizer: torch.optim.Optimizer | None
+    scheduler: Any
+    scheduler_interval: str
+    trainer: TrainerParams
+    logger: LoggerParams
+    device: torch.device
+    seed: int
+
+
+def to_container(cfg: DictConfig | Mapping) -> dict:
+    """Resolve interpolations, turning OmegaConf errors into one-line config errors."""
+    if not isinstance(cfg, DictConfig):
+        return dict(cfg)
+    try:
+        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", "") or ""
+        msg = str(err).splitlines()[0]
+        raise ConfigError(f"{key}: {msg}" if key else msg) from None
+
+
+def check_top_level(cfg: Mapping) -> None:
+    for key in cfg:
+        if key not in TOP_LEVEL_KEYS:
+            raise ConfigError(f"{key}: unknown top-level key{suggest(key, TOP_LEVEL_KEYS)}; "
+                              f"valid keys: {', '.join(k for k in TOP_LEVEL_KEYS if k != 'hydra')}")
+    for key in ("data", "network", "learner", "trainer"):
+        if cfg.get(key) is None:
+            raise ConfigError(f"{key}: missing")
+
+
+def load_data(cfg: DictConfig | Mapping) -> tuple[DataSplits, Any]:
+    node = cfg["data"]
+    node = to_container(node) if isinstance(node, DictConfig) else dict(node)
+    dataset = DATASETS.build(node, "data")
+    dataset.key = "data"
+    return dataset.splits(), dataset.params
+
+
+def build_experiment(cfg: DictConfig | Mapping, device: str | None = None) -> Experiment:
+    """Validate ``cfg`` and build every component, on ``device`` (default: ``cfg.device``)."""
+    if isinstance(cfg, DictConfig):
+        cfg = cfg.copy()
+        OmegaConf.set_struct(cfg, False)
+        if "hydra" in cfg:
+            del cfg["hydra"]
+    check_top_level(cfg)
+    data, data_params = load_data(cfg)
+    # Fill the data's shape and class count so `${data.num_classes}` interpolations resolve.
+    if isinstance(cfg, DictConfig):
+        if cfg.data.get("input_shape") is None:
+            cfg.data.input_shape = list(data.input_shape)
+        if cfg.data.get("num_classes") is None:
+            cfg.data.num_classes = max(data.num_classes, data_params.num_classes or 0)
+    config = to_container(cfg)
+    trainer = parse_params(TrainerParams, config.get("trainer"), "trainer")
+    logger = parse_params(LoggerParams, config.get("logger") or {}, "logger")
+    seed = config.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ConfigError(f"seed: expected an integer, got {seed!r}")
+    torch_device = resolve_device(device or config.get("device", "auto"))
+
+    net_node = config["network"]
+    from .network import NetworkParams, time_steps  # local: only the timing fields are needed here
+    net_params = parse_params(NetworkParams, net_node, "network")
+    steps = time_steps(net_params)
+    encoder = ENCODERS.build(config.get("encoder") or {"name": "direct"}, "encoder", dt=net_params.dt, time_steps=steps)
+
+    learner_cls, learner_params = LEARNERS.parse(config["learner"], "learner")
+    spike_fn = Heaviside()
+    if learner_cls.gradient:
+        from .surrogate import build_surrogate
+        spike_fn = build_surrogate(learner_params.surrogate, "learner.surrogate")
+
+    network = build_network(net_node, config.get("neuron"), encoder.output_shape(data.input_shape), spike_fn)
+    learner = learner_cls(learner_params, network=network, key="learner")
+    num_classes = config["data"].get("num_classes") or data.num_classes
+    decoder = DECODERS.build(config.get("decoder") or {"name": "spike_counts"}, "decoder",
+                             dt=net_params.dt, num_classes=num_classes)
+    network.to(torch_device)
+    encoder.to(torch_device)
+    decoder.to(torch_device)
+
+    optimizer, scheduler, interval = None, None, "epoch"
+    gradient_params = [p for lr in [learner] if lr.gradient for p in lr.parameters()]
+    if learner.gradient:
+        optimizer = build_optimizer(config.get("optimizer") or {"name": "Adam"}, gradient_params)
+        scheduler, interval = build_scheduler(config.get("scheduler"), optimizer)
+    return Experiment(config=config, data=data, data_params=data_params, encoder=encoder, network=network,
+                      decoder=decoder, learners=[learner], optimizer=optimizer, scheduler=scheduler,
+                      scheduler_interval=interval, trainer=trainer, logger=logger, device=torch_device, seed=seed)

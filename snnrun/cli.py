@@ -1,0 +1,140 @@
+"""The ``snnrun`` command.
+
+``snnrun [overrides]`` runs an experiment through Hydra (``-m`` sweeps, ``--cfg``,
+``--info``, ``--help`` as in any Hydra app). Sub-commands are dispatched before
+Hydra sees the arguments: ``snnrun resume RUN_DIR``, ``snnrun list [GROUP]``.
+Torch is imported lazily so ``--help`` and shell completion stay fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from .errors import SnnrunError
+
+log = logging.getLogger("snnrun")
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+
+def _full_error() -> bool:
+    return os.environ.get("HYDRA_FULL_ERROR") == "1"
+
+
+def fail(err: SnnrunError) -> None:
+    """Print a user error as one line and exit with its code (2)."""
+    if _full_error():
+        raise err
+    print(f"snnrun: error: {err}", file=sys.stderr)
+    sys.exit(err.exit_code)
+
+
+def train(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict:
+    """Build the experiment described by ``cfg`` and run it into ``run_dir``."""
+    from .build import build_experiment
+    from .runner import Runner
+
+    exp = build_experiment(cfg)
+    saved = OmegaConf.to_yaml(cfg)
+    runner = Runner(exp, run_dir, saved)
+    summary = runner.fit(resume=resume)
+    _print_summary(summary)
+    return summary
+
+
+def _print_summary(summary: dict) -> None:
+    final, best = summary["final"], summary["best"]
+    parts = [f"{k} {v:.4f}" for k, v in final.items() if k.endswith(("accuracy", "loss")) and isinstance(v, float)]
+    monitor = summary["monitor"]
+    if monitor in best:
+        parts.append(f"best {monitor} {best[monitor]:.4f} at epoch {best['epoch']}")
+    print(f"snnrun: {summary['status']} {summary['epochs_completed']}/{summary['epochs']} epochs in "
+          f"{summary['wall_time_s']:.1f} s on {summary['device']}: {', '.join(parts)}")
+    print(f"snnrun: run directory {summary['run_dir']}")
+    if summary["status"] == "stopped":
+        print(f"snnrun: resume with: snnrun resume {summary['run_dir']}")
+
+
+@hydra.main(version_base="1.3", config_path="configs", config_name="config")
+def hydra_main(cfg: DictConfig) -> float | None:
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    try:
+        summary = train(cfg, run_dir)
+    except SnnrunError as err:
+        if hydra_cfg.mode.name == "MULTIRUN" and not _full_error():
+            (run_dir / "error.txt").write_text(f"{err}\n")
+            print(f"snnrun: error in job {hydra_cfg.job.num}: {err}", file=sys.stderr)
+            return None
+        fail(err)
+    monitor = summary["monitor"]
+    return summary["best"].get(monitor, summary["final"].get(monitor))
+
+
+def resume(args: list[str]) -> None:
+    """``snnrun resume RUN_DIR [key=value ...]``: continue a run from its ``last.pt``."""
+    if not args or args[0] in ("-h", "--help"):
+        print("usage: snnrun resume RUN_DIR [key=value ...]\n\nContinue RUN_DIR from checkpoints/last.pt with "
+              "its saved .hydra/config.yaml (re-validated); overrides such as trainer.epochs=20 extend it.")
+        return
+    run_dir = Path(args[0])
+    saved = run_dir / ".hydra" / "config.yaml"
+    if not saved.is_file():
+        fail(SnnrunError(f"{run_dir} is not a run directory: {saved} is missing"))
+    if not (run_dir / "checkpoints" / "last.pt").is_file():
+        fail(SnnrunError(f"nothing to resume in {run_dir}: checkpoints/last.pt is missing"))
+    cfg = OmegaConf.load(saved)
+    if len(args) > 1:
+        try:
+            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(args[1:]))
+        except Exception as err:  # noqa: BLE001 - OmegaConf raises several types for bad dotlists
+            fail(SnnrunError(f"bad override in {' '.join(args[1:])}: {str(err).splitlines()[0]}"))
+    _setup_logging(run_dir)
+    try:
+        train(cfg, run_dir, resume=True)
+    except SnnrunError as err:
+        fail(err)
+
+
+def _setup_logging(run_dir: Path) -> None:
+    handler = logging.FileHandler(run_dir / "snnrun.log")
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+    console = logging.StreamHandler(sys.stdout)
+    console.setFormatter(logging.Formatter("[%(asctime)s][%(levelname)s] - %(message)s"))
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    root.addHandler(handler)
+    root.addHandler(console)
+
+
+def list_components(args: list[str]) -> None:
+    """``snnrun list [GROUP]``: registered components with their parameters, defaults and units."""
+    from .catalog import print_catalog
+
+    try:
+        print_catalog(args[0] if args else None)
+    except SnnrunError as err:
+        fail(err)
+
+
+COMMANDS = {"resume": resume, "list": list_components}
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in COMMANDS:
+        COMMANDS[argv[0]](argv[1:])
+        return
+    sys.argv = [sys.argv[0]] + argv
+    hydra_main()
+
+
+if __name__ == "__main__":
+    main()

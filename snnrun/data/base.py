@@ -1,0 +1,95 @@
+"""Datasets: each returns in-memory train/test tensors plus their shape and class count."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import ConfigError
+from ..registry import Registry
+from ..schema import param
+
+DATASETS = Registry("data")
+
+
+@dataclass
+class LoaderParams:
+    """Batching options every dataset shares."""
+
+    batch_size: int = param(64, gt=0, help="training batch size")
+    test_batch_size: int | None = param(None, help="evaluation batch size (null = batch_size)")
+    subset: int | None = param(None, help="use only the first N training samples (null = all)")
+    input_shape: list | None = param(None, help="per-sample input shape; null = read from the data")
+    num_classes: int | None = param(None, help="number of classes; null = read from the data")
+
+
+@dataclass
+class DataSplits:
+    """Tensors of a dataset: ``x_*`` float in [0, 1] (or real-valued), ``y_*`` int64 labels."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        return int(max(self.y_train.max(), self.y_test.max()).item()) + 1
+
+
+class Dataset:
+    """Built as ``cls(params)``; ``load()`` returns :class:`DataSplits`."""
+
+    def __init__(self, params, key: str = "data"):
+        self.params = params
+        self.key = key
+
+    def load(self) -> DataSplits:
+        raise NotImplementedError
+
+    def splits(self) -> DataSplits:
+        """Load, apply ``subset`` and check the declared shape/classes."""
+        data = self.load()
+        p = self.params
+        if p.subset is not None:
+            data.x_train, data.y_train = data.x_train[: p.subset], data.y_train[: p.subset]
+        if p.input_shape is not None and tuple(p.input_shape) != data.input_shape:
+            raise ConfigError(f"{self.key}.input_shape: declared {list(p.input_shape)} but the data has "
+                              f"{list(data.input_shape)}")
+        if p.num_classes is not None and p.num_classes < data.num_classes:
+            raise ConfigError(f"{self.key}.num_classes: declared {p.num_classes} but labels go up to "
+                              f"{data.num_classes - 1}")
+        return data
+
+
+class TensorBatches:
+    """Iterate over ``(x, y)`` mini-batches of in-memory tensors.
+
+    Shuffling draws a permutation from ``generator`` each epoch, so its state
+    (saved in checkpoints) fixes the order of every later epoch.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool = False,
+                 generator: torch.Generator | None = None):
+        self.x, self.y = x, y
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.generator = generator
+
+    def __len__(self) -> int:
+        return (len(self.x) + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self):
+        n = len(self.x)
+        index = torch.randperm(n, generator=self.generator) if self.shuffle else None
+        for start in range(0, n, self.batch_size):
+            if index is None:
+                yield self.x[start:start + self.batch_size], self.y[start:start + self.batch_size]
+            else:
+                idx = index[start:start + self.batch_size]
+                yield self.x[idx], self.y[idx]

@@ -1,0 +1,42 @@
+"""Rate encoders and constant-current input."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..schema import param
+from .base import ENCODERS, Encoder
+
+
+@ENCODERS.register("poisson")
+class Poisson(Encoder):
+    r"""Poisson spike trains: rate ``r = x · max_rate`` (Hz) for intensities ``x ∈ [0, 1]``.
+
+    Discretised as independent Bernoulli draws per step with
+    ``P(spike) = min(r · dt / 1000, 1)`` (dt in ms), so the mean count over
+    duration D ms is ``r · D / 1000``.
+    """
+
+    @dataclass
+    class Params:
+        max_rate: float = param(1000.0, unit="Hz", gt=0, help="rate for intensity 1")
+        scale: float = param(1.0, ge=0, help="multiplies the input before encoding")
+
+    def forward(self, x):
+        p = (x * self.params.scale * self.params.max_rate * self.dt / 1000.0).clamp(0.0, 1.0)
+        p = p.unsqueeze(0).expand(self.time_steps, *p.shape)
+        return (torch.rand(p.shape, device=x.device, dtype=x.dtype) < p).to(x.dtype)
+
+
+@ENCODERS.register("direct", "constant_current")
+class Direct(Encoder):
+    """The input itself as a constant current at every step: ``I[t] = gain · x`` (no spikes)."""
+
+    @dataclass
+    class Params:
+        gain: float = param(1.0, help="current per unit of input")
+
+    def forward(self, x):
+        return (self.params.gain * x).unsqueeze(0).expand(self.time_steps, *x.shape).contiguous()

@@ -1,0 +1,44 @@
+"""Backpropagation through time with surrogate spike gradients."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..losses import get_loss
+from ..schema import param
+from ..surrogate import build_surrogate
+from .base import LEARNERS, Learner
+
+
+@LEARNERS.register("bptt")
+class BPTT(Learner):
+    """Surrogate-gradient BPTT: autograd through the unrolled simulation, with the
+    Heaviside spike's derivative replaced by ``surrogate``'s (STBP, Wu et al. 2018;
+    STCA, Gu et al. 2019; SuperSpike, Zenke & Ganguli 2018). The optimizer and
+    scheduler apply to the parameters of ``trainable`` (default: all)."""
+
+    gradient = True
+
+    @dataclass
+    class Params:
+        loss: str = param("cross_entropy", help="loss on decoder scores: cross_entropy or mse_count")
+        surrogate: dict = param({"name": "atan", "alpha": 2.0}, help="spike function's surrogate gradient")
+        trainable: list = param([], help="projections/populations trained; empty = all")
+        max_grad_norm: float | None = param(None, help="clip the gradient norm (null = no clipping)")
+
+    def __init__(self, params, network, key="learner"):
+        super().__init__(params, network, key)
+        self.loss_fn = get_loss(params.loss, f"{key}.loss")
+
+    def loss(self, scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.loss_fn(scores, target)
+
+    def surrogate(self):
+        return build_surrogate(self.params.surrogate, f"{self.key}.surrogate")
+
+
+LEARNERS.alias("stbp", "bptt", surrogate={"name": "sigmoid", "alpha": 4.0})
+LEARNERS.alias("stca", "bptt", surrogate={"name": "rectangle", "width": 1.0})
+LEARNERS.alias("sbp", "bptt", surrogate={"name": "fast_sigmoid", "slope": 25.0})

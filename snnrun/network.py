@@ -1,0 +1,332 @@
+"""The network: a graph of populations (neuron groups) and projections (synapses).
+
+Feedforward graphs run layer by layer over all T steps at once: each
+projection is one batched matmul/conv over ``T·B`` samples, each population one
+scan over time. Graphs with cycles run step by step; a projection that closes
+a cycle (found by depth-first search from the inputs) carries the previous
+step's spikes. Populations without incoming projections are inputs, fed by the encoder.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from .errors import ConfigError, ShapeError
+from .neurons import NEURONS, Neuron
+from .schema import param, parse_params
+from .synapses import SYNAPSES
+
+
+@dataclass
+class NetworkParams:
+    dt: float = param(1.0, unit="ms", gt=0, help="simulation time step")
+    duration: float = param(25.0, unit="ms", gt=0, help="presentation time per sample; T = duration / dt")
+    populations: dict = param({}, help="name -> {shape, neuron}")
+    projections: dict = param({}, help="name -> {from, to, synapse}")
+    output: str = param("", help="population read by the decoder")
+    mode: str = param("auto", choices=("auto", "layer", "step"),
+                      help="simulation path: layer-by-layer (feedforward only), step-by-step, or auto")
+
+
+@dataclass
+class PopulationParams:
+    shape: Any = param(None, help="int or list of ints; null for an input population (taken from the data)")
+    neuron: Any = param(None, help="neuron spec; null uses the top-level `neuron` config")
+
+
+@dataclass
+class ProjectionParams:
+    source: str = param(help="presynaptic population")
+    target: str = param(help="postsynaptic population")
+    synapse: Any = param({"name": "dense"}, help="synapse spec, or a list of specs applied in order")
+
+
+class Population(nn.Module):
+    """A named group of neurons; ``neuron`` is None for input populations."""
+
+    def __init__(self, name: str, shape: tuple[int, ...], neuron: Neuron | None):
+        super().__init__()
+        self.name = name
+        self.shape = tuple(shape)
+        self.neuron = neuron
+
+    @property
+    def is_input(self) -> bool:
+        return self.neuron is None
+
+    def reset(self) -> None:
+        if self.neuron is not None:
+            self.neuron.reset()
+
+
+class Projection(nn.Module):
+    """Connects ``source`` to ``target`` through a chain of synapses."""
+
+    def __init__(self, name: str, source: str, target: str, stages: list[nn.Module]):
+        super().__init__()
+        self.name = name
+        self.source = source
+        self.target = target
+        self.stages = nn.ModuleList(stages)
+        self.recurrent = False  # set by the network when the edge closes a cycle
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for stage in self.stages:
+            x = stage(x)
+        return x
+
+    def reset(self) -> None:
+        for stage in self.stages:
+            if hasattr(stage, "reset"):
+                stage.reset()
+
+
+@dataclass
+class NetworkOutput:
+    """Spikes (or, for non-spiking models, membrane potential) of every population, [T, B, *shape],
+    and recorded state traces: ``traces[population][variable]``."""
+
+    spikes: dict[str, torch.Tensor]
+    traces: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+
+
+class Network(nn.Module):
+    def __init__(self, populations: Mapping[str, Population], projections: Mapping[str, Projection],
+                 output: str, dt: float, time_steps: int, mode: str = "auto"):
+        super().__init__()
+        self.populations = nn.ModuleDict(populations)
+        self.projections = nn.ModuleDict(projections)
+        self.output = output
+        self.dt = dt
+        self.time_steps = time_steps
+        self.inputs = [n for n, p in self.populations.items() if p.is_input]
+        self.order, back_edges = _order(list(self.populations), [(p.name, p.source, p.target) for p in projections.values()], self.inputs)
+        for name in back_edges:
+            self.projections[name].recurrent = True
+        self.incoming = {n: [p for p in self.projections.values() if p.target == n] for n in self.populations}
+        self.feedforward = not back_edges
+        if mode == "layer" and not self.feedforward:
+            raise ConfigError(f"network.mode: 'layer' needs a feedforward graph, but projection(s) "
+                              f"{', '.join(back_edges)} close a cycle; use 'step' or 'auto'")
+        self.mode = mode
+
+    def reset(self) -> None:
+        """Clear all neuron and synapse state (call between samples)."""
+        for module in list(self.populations.values()) + list(self.projections.values()):
+            module.reset()
+
+    def _as_inputs(self, inputs) -> dict[str, torch.Tensor]:
+        if isinstance(inputs, torch.Tensor):
+            if len(self.inputs) != 1:
+                raise ShapeError(f"network has inputs {self.inputs}; pass a dict of tensors")
+            inputs = {self.inputs[0]: inputs}
+        out = {}
+        for name, x in inputs.items():
+            shape = self.populations[name].shape
+            if math.prod(x.shape[2:]) != math.prod(shape):
+                raise ShapeError(f"input population '{name}' has shape {list(shape)} but received "
+                                 f"{list(x.shape[2:])} per time step and sample")
+            out[name] = x.reshape(*x.shape[:2], *shape)
+        return out
+
+    def forward(self, inputs, record: Mapping[str, tuple[str, ...]] | None = None) -> NetworkOutput:
+        """Simulate: ``inputs`` [T, B, *shape] (or a dict per input population)."""
+        inputs = self._as_inputs(inputs)
+        record = dict(record or {})
+        if self.mode == "step" or (self.mode == "auto" and not self.feedforward):
+            return self._run_steps(inputs, record)
+        return self._run_layers(inputs, record)
+
+    def _current(self, name: str, spikes: Mapping[str, torch.Tensor], steps: int, batch: int) -> torch.Tensor:
+        pop = self.populations[name]
+        total = None
+        for proj in self.incoming[name]:
+            pre = spikes[proj.source]
+            y = proj(pre.reshape(steps * batch, *pre.shape[2:]))
+            total = y if total is None else total + y
+        return total.reshape(steps, batch, *pop.shape)
+
+    def _run_layers(self, inputs, record) -> NetworkOutput:
+        spikes: dict[str, torch.Tensor] = {}
+        traces: dict[str, dict[str, torch.Tensor]] = {}
+        for name in self.order:
+            pop = self.populations[name]
+            if pop.is_input:
+                spikes[name] = inputs[name]
+                continue
+            first = next(iter(inputs.values()))
+            current = self._current(name, spikes, first.shape[0], first.shape[1])
+            spikes[name], traces[name] = pop.neuron(current, record.get(name, ()))
+        return NetworkOutput(spikes, traces)
+
+    def _run_steps(self, inputs, record) -> NetworkOutput:
+        first = next(iter(inputs.values()))
+        steps, batch = first.shape[0], first.shape[1]
+        previous: dict[str, torch.Tensor] = {}
+        out = {n: [] for n in self.order}
+        rec = {n: {v: [] for v in vs} for n, vs in record.items()}
+        for t in range(steps):
+            now: dict[str, torch.Tensor] = {}
+            for name in self.order:
+                pop = self.populations[name]
+                if pop.is_input:
+                    now[name] = inputs[name][t]
+                else:
+                    total = None
+                    for proj in self.incoming[name]:
+                        if proj.recurrent:
+                            pre = previous.get(proj.source)
+                            if pre is None:
+                                pre = torch.zeros(batch, *self.populations[proj.source].shape,
+                                                  device=first.device, dtype=first.dtype)
+                        else:
+                            pre = now[proj.source]
+                        y = proj(pre)
+                        total = y if total is None else total + y
+                    now[name] = pop.neuron.forward_step(total.reshape(batch, *pop.shape))
+                    for var in rec.get(name, {}):
+                        rec[name][var].append(getattr(pop.neuron.state, var))
+                out[name].append(now[name])
+            previous = now
+        spikes = {n: torch.stack(v) for n, v in out.items()}
+        traces = {n: {v: torch.stack(x) for v, x in vs.items()} for n, vs in rec.items()}
+        return NetworkOutput(spikes, traces)
+
+
+def _order(names: list[str], edges: list[tuple[str, str, str]], inputs: list[str]) -> tuple[list[str], list[str]]:
+    """Topological order after removing the edges that close cycles (DFS back edges)."""
+    succ = {n: [] for n in names}
+    for edge, src, dst in edges:
+        succ[src].append((edge, dst))
+    state, back = {}, []
+
+    def visit(n):
+        state[n] = 1
+        for edge, m in succ[n]:
+            if state.get(m) == 1:
+                back.append(edge)
+            elif m not in state:
+                visit(m)
+        state[n] = 2
+
+    for n in inputs + names:
+        if n not in state:
+            visit(n)
+    kept = [(e, s, d) for e, s, d in edges if e not in back]
+    indegree = {n: 0 for n in names}
+    for _, _, d in kept:
+        indegree[d] += 1
+    ready = [n for n in names if indegree[n] == 0]
+    order = []
+    while ready:
+        n = ready.pop(0)
+        order.append(n)
+        for e, s, d in kept:
+            if s == n:
+                indegree[d] -= 1
+                if indegree[d] == 0:
+                    ready.append(d)
+    return order, back
+
+
+def _shape(value: Any, key: str) -> tuple[int, ...]:
+    shape = (value,) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(shape, (list, tuple)) or not shape or not all(
+            isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape):
+        raise ConfigError(f"{key}: expected a positive integer or a list of them, got {value!r}")
+    return tuple(shape)
+
+
+def time_steps(params: NetworkParams, key: str = "network") -> int:
+    steps = params.duration / params.dt
+    if abs(steps - round(steps)) > 1e-6 or round(steps) < 1:
+        raise ConfigError(f"{key}.duration: {params.duration} ms is not a whole number (>= 1) of "
+                          f"dt = {params.dt} ms steps")
+    return int(round(steps))
+
+
+def build_network(node: Mapping[str, Any], default_neuron: Mapping[str, Any] | None,
+                  input_shape: tuple[int, ...] | None, spike_fn=None, key: str = "network") -> Network:
+    """Build a :class:`Network` from the ``network`` config node; errors name the config path."""
+    params = parse_params(NetworkParams, node, key)
+    if not params.populations:
+        raise ConfigError(f"{key}.populations: the network has no populations")
+    targets = {}
+    projections_cfg = {}
+    for name, proj_node in params.projections.items():
+        if not isinstance(proj_node, Mapping):
+            raise ConfigError(f"{key}.projections.{name}: expected a mapping with from/to/synapse")
+        proj_node = dict(proj_node)
+        for old, new in (("from", "source"), ("to", "target")):
+            if old in proj_node:
+                proj_node[new] = proj_node.pop(old)
+        p = parse_params(ProjectionParams, proj_node, f"{key}.projections.{name}")
+        for end in ("source", "target"):
+            pop = getattr(p, end)
+            if pop not in params.populations:
+                word = "from" if end == "source" else "to"
+                raise ConfigError(f"{key}.projections.{name}.{word}: no population '{pop}'"
+                                  f"; populations: {', '.join(params.populations)}")
+        targets.setdefault(p.target, []).append(name)
+        projections_cfg[name] = p
+    populations: dict[str, Population] = {}
+    shapes: dict[str, tuple[int, ...]] = {}
+    for name, pop_node in params.populations.items():
+        pkey = f"{key}.populations.{name}"
+        pp = parse_params(PopulationParams, pop_node or {}, pkey)
+        if name not in targets:
+            shape = _shape(pp.shape, f"{pkey}.shape") if pp.shape is not None else tuple(input_shape or ())
+            if input_shape is not None and pp.shape is not None and math.prod(shape) != math.prod(input_shape):
+                raise ShapeError(f"{pkey}.shape: input population has shape {list(shape)} but the encoder "
+                                 f"produces {list(input_shape)}")
+            populations[name] = Population(name, shape, None)
+        else:
+            if pp.shape is None:
+                raise ConfigError(f"{pkey}.shape: missing (only input populations take their shape from the data)")
+            shape = _shape(pp.shape, f"{pkey}.shape")
+            neuron_node = _neuron_node(pp.neuron, default_neuron, f"{pkey}.neuron")
+            neuron = NEURONS.build(neuron_node, f"{pkey}.neuron" if pp.neuron is not None else "neuron",
+                                   shape=shape, dt=params.dt, spike_fn=spike_fn)
+            populations[name] = Population(name, shape, neuron)
+        shapes[name] = populations[name].shape
+    output = params.output or list(params.populations)[-1]
+    if output not in populations:
+        raise ConfigError(f"{key}.output: no population '{output}'; populations: {', '.join(populations)}")
+    projections = {}
+    for name, p in projections_cfg.items():
+        projections[name] = _build_projection(name, p, shapes, params.dt, f"{key}.projections.{name}")
+    return Network(populations, projections, output, params.dt, time_steps(params, key), params.mode)
+
+
+def _neuron_node(node, default, key):
+    if node is None:
+        if default is None:
+            raise ConfigError(f"{key}: missing and no top-level `neuron` config to fall back on")
+        return dict(default)
+    if not isinstance(node, Mapping):
+        raise ConfigError(f"{key}: expected a mapping such as {{name: lif, tau_m: 20.0}}, got {node!r}")
+    node = dict(node)
+    if "name" not in node and default is not None:
+        return {**dict(default), **node}
+    return node
+
+
+def _build_projection(name, p: ProjectionParams, shapes, dt, key) -> Projection:
+    specs = p.synapse if isinstance(p.synapse, (list, tuple)) else [p.synapse]
+    shape = shapes[p.source]
+    stages = []
+    for i, spec in enumerate(specs):
+        skey = f"{key}.synapse" + (f"[{i}]" if isinstance(p.synapse, (list, tuple)) else "")
+        last = i == len(specs) - 1
+        stage = SYNAPSES.build(spec, skey, in_shape=shape, target_shape=shapes[p.target] if last else None, dt=dt)
+        shape = stage.out_shape
+        stages.append(stage)
+    if tuple(shape) != tuple(shapes[p.target]):
+        raise ShapeError(f"{key}: projection '{name}' ({p.source} -> {p.target}) produces shape {list(shape)} "
+                         f"but population '{p.target}' has shape {list(shapes[p.target])}")
+    return Projection(name, p.source, p.target, stages)

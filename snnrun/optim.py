@@ -1,0 +1,96 @@
+"""Optimizers and LR schedulers by class name from ``torch.optim`` / ``torch.optim.lr_scheduler``.
+
+Every class there is available (no hand-kept list); the remaining config keys
+are its keyword arguments, checked against its signature before building.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Mapping
+
+import torch
+
+from .errors import ConfigError
+from .schema import suggest
+
+
+def _classes(module, base) -> dict[str, type]:
+    return {name: obj for name, obj in vars(module).items()
+            if inspect.isclass(obj) and issubclass(obj, base) and obj is not base and not name.startswith("_")}
+
+
+def optimizer_classes() -> dict[str, type]:
+    return _classes(torch.optim, torch.optim.Optimizer)
+
+
+def scheduler_classes() -> dict[str, type]:
+    sched = torch.optim.lr_scheduler
+    base = getattr(sched, "LRScheduler", None) or sched._LRScheduler
+    found = _classes(sched, base)
+    found["ReduceLROnPlateau"] = sched.ReduceLROnPlateau
+    return found
+
+
+def _bind(cls, first: str, first_value: Any, kwargs: dict, key: str) -> None:
+    signature = inspect.signature(cls)
+    names = [n for n in signature.parameters if n not in (first, "self")]
+    for name in kwargs:
+        if name not in signature.parameters:
+            raise ConfigError(f"{key}.{name}: {cls.__name__} has no argument '{name}'{suggest(name, names)}; "
+                              f"valid: {', '.join(names)}")
+    try:
+        signature.bind(first_value, **kwargs)
+    except TypeError as err:
+        missing = [n for n, p in signature.parameters.items()
+                   if p.default is inspect.Parameter.empty and n not in kwargs and n != first
+                   and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        raise ConfigError(f"{key}: {cls.__name__} needs {', '.join(missing) or 'other arguments'} ({err})") from None
+
+
+def _split(node: Mapping[str, Any], key: str, extra: tuple[str, ...] = ()) -> tuple[Any, dict, dict]:
+    node = dict(node or {})
+    if "name" not in node:
+        raise ConfigError(f"{key}.name: missing")
+    name = node.pop("name")
+    own = {k: node.pop(k) for k in extra if k in node}
+    for k, v in node.items():
+        if isinstance(v, list):
+            node[k] = tuple(v)
+    return name, node, own
+
+
+def build_optimizer(node: Mapping[str, Any], params, key: str = "optimizer") -> torch.optim.Optimizer:
+    """``{name: Adam, lr: 1e-3, ...}`` -> ``torch.optim.Adam(params, lr=1e-3, ...)``."""
+    name, kwargs, _ = _split(node, key)
+    classes = optimizer_classes()
+    if name not in classes:
+        raise ConfigError(f"{key}.name: unknown optimizer '{name}'{suggest(str(name), classes)}; "
+                          f"valid names (torch.optim): {', '.join(sorted(classes))}")
+    params = list(params)
+    if not params:
+        raise ConfigError(f"{key}: no trainable parameters for the optimizer (check learner.trainable)")
+    _bind(classes[name], "params", params, kwargs, key)
+    try:
+        return classes[name](params, **kwargs)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"{key}: {name} rejected its arguments: {err}") from None
+
+
+def build_scheduler(node: Mapping[str, Any] | None, optimizer, key: str = "scheduler"):
+    """``{name: CosineAnnealingLR, T_max: 10, interval: epoch}`` -> (scheduler or None, interval)."""
+    if node is None or node.get("name") in (None, "none", "None"):
+        return None, "epoch"
+    name, kwargs, own = _split(node, key, extra=("interval",))
+    interval = own.get("interval", "epoch")
+    if interval not in ("epoch", "step"):
+        raise ConfigError(f"{key}.interval: '{interval}' is not one of epoch, step")
+    classes = scheduler_classes()
+    if name not in classes:
+        raise ConfigError(f"{key}.name: unknown scheduler '{name}'{suggest(str(name), classes)}; "
+                          f"valid names (torch.optim.lr_scheduler): {', '.join(sorted(classes))}")
+    _bind(classes[name], "optimizer", optimizer, kwargs, key)
+    try:
+        return classes[name](optimizer, **kwargs), interval
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"{key}: {name} rejected its arguments: {err}") from None

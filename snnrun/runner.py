@@ -1,0 +1,233 @@
+"""The experiment loop: train and evaluate epochs, log metrics, checkpoint, resume."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from . import checkpoint
+from .build import Experiment
+from .data import TensorBatches
+from .loggers import MetricLogger, truncate_after
+from .reproducibility import rng_state, seed_everything, set_rng_state, versions
+
+log = logging.getLogger("snnrun")
+
+
+class Runner:
+    """Runs an :class:`Experiment` into ``run_dir``.
+
+    Each epoch writes one metrics row per split, ``checkpoints/last.pt`` and,
+    when the monitored metric improves, ``checkpoints/best.pt``; the end writes
+    ``summary.json``. ``fit(resume=True)`` continues from ``last.pt``.
+    """
+
+    def __init__(self, exp: Experiment, run_dir: Path, config_yaml: str):
+        self.exp = exp
+        self.run_dir = Path(run_dir)
+        self.config_yaml = config_yaml
+        self.epoch = 0
+        self.step = 0
+        self.best: dict[str, Any] = {}
+        self.final: dict[str, Any] = {}
+        self.wall_offset = 0.0
+        self.generator = torch.Generator()
+        pops = [n for n, p in exp.network.populations.items() if not p.is_input]
+        self.populations = pops
+        self.columns = (["epoch", "step", "split", "train/loss", "train/accuracy", "test/loss", "test/accuracy", "lr"]
+                        + [f"{s}/rate/{p}" for s in ("train", "test") for p in pops]
+                        + ["samples_per_s", "wall_time"])
+
+    # --- state -------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        exp = self.exp
+        return {
+            "model": exp.network.state_dict(),
+            "optimizer": exp.optimizer.state_dict() if exp.optimizer else {},
+            "scheduler": exp.scheduler.state_dict() if exp.scheduler else {},
+            "learners": [lr.state_dict() for lr in exp.learners],
+            "rng": rng_state(),
+            "data_rng": self.generator.get_state(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "best": self.best,
+            "final": self.final,
+            "wall_time": self.wall_time(),
+            "config_yaml": self.config_yaml,
+            "versions": versions(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        exp = self.exp
+        exp.network.load_state_dict(state["model"])
+        if exp.optimizer and state.get("optimizer"):
+            exp.optimizer.load_state_dict(state["optimizer"])
+        if exp.scheduler and state.get("scheduler"):
+            exp.scheduler.load_state_dict(state["scheduler"])
+        for learner, learner_state in zip(exp.learners, state.get("learners", [])):
+            learner.load_state_dict(learner_state)
+        set_rng_state(state["rng"])
+        self.generator.set_state(state["data_rng"])
+        self.epoch, self.step = state["epoch"], state["step"]
+        self.best, self.final = dict(state["best"]), dict(state["final"])
+        self.wall_offset = float(state["wall_time"])
+
+    def wall_time(self) -> float:
+        return self.wall_offset + (time.perf_counter() - self._start if hasattr(self, "_start") else 0.0)
+
+    # --- loops -------------------------------------------------------------------
+    def _batches(self, train: bool) -> TensorBatches:
+        d, p = self.exp.data, self.exp.data_params
+        if train:
+            return TensorBatches(d.x_train, d.y_train, p.batch_size, shuffle=True, generator=self.generator)
+        return TensorBatches(d.x_test, d.y_test, p.test_batch_size or p.batch_size)
+
+    def _forward(self, x: torch.Tensor):
+        exp = self.exp
+        exp.network.reset()
+        spikes_in = exp.encoder(x)
+        record = {exp.network.output: ("v",)} if exp.decoder.needs_voltage else None
+        out = exp.network(spikes_in, record=record)
+        v = out.traces.get(exp.network.output, {}).get("v")
+        scores = exp.decoder(out.spikes[exp.network.output], v)
+        return scores, out
+
+    def _rates(self, out, totals: dict[str, float]) -> None:
+        for name in self.populations:
+            if self.exp.network.populations[name].neuron.spiking:
+                totals[name] = totals.get(name, 0.0) + out.spikes[name].detach().float().mean().item() * out.spikes[name].shape[1]
+
+    def run_epoch(self, train: bool) -> dict[str, float]:
+        exp, split = self.exp, "train" if train else "test"
+        limit = exp.trainer.limit_train_batches if train else exp.trainer.limit_test_batches
+        batches = self._batches(train)
+        total = min(len(batches), limit) if limit else len(batches)
+        exp.network.train(train)
+        loss_sum, correct, count, rates = 0.0, 0, 0, {}
+        learner = exp.learners[0]
+        bar = tqdm(total=total, desc=f"epoch {self.epoch + 1}/{exp.trainer.epochs} {split}", leave=False,
+                   disable=self._bar_disabled(), dynamic_ncols=True, file=sys.stderr)
+        start = time.perf_counter()
+        with torch.set_grad_enabled(train and learner.gradient):
+            for i, (x, y) in enumerate(batches):
+                if i >= total:
+                    break
+                x, y = x.to(exp.device, non_blocking=True), y.to(exp.device, non_blocking=True)
+                scores, out = self._forward(x)
+                loss = learner.loss(scores, y) if learner.gradient else torch.zeros((), device=exp.device)
+                if train and learner.gradient:
+                    exp.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if learner.params.max_grad_norm:
+                        torch.nn.utils.clip_grad_norm_(learner.parameters(), learner.params.max_grad_norm)
+                    exp.optimizer.step()
+                    if exp.scheduler is not None and exp.scheduler_interval == "step":
+                        exp.scheduler.step()
+                if train:
+                    self.step += 1
+                n = y.shape[0]
+                loss_sum += loss.item() * n
+                correct += (exp.decoder.predict(scores.detach()) == y).sum().item()
+                count += n
+                self._rates(out, rates)
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_sum / count:.3f}", acc=f"{correct / count:.3f}",
+                                rate=f"{self._hz(rates, count, self.populations[0]):.1f}Hz" if rates else "-")
+        bar.close()
+        elapsed = time.perf_counter() - start
+        metrics = {f"{split}/loss": loss_sum / max(count, 1), f"{split}/accuracy": correct / max(count, 1),
+                   "samples_per_s": count / elapsed if elapsed > 0 else float("nan")}
+        for name in rates:
+            metrics[f"{split}/rate/{name}"] = self._hz(rates, count, name)
+        return metrics
+
+    def _hz(self, rates: dict, count: int, name: str) -> float:
+        """Mean firing rate in Hz: spikes per neuron per step / dt (ms) · 1000."""
+        return rates.get(name, 0.0) / max(count, 1) * 1000.0 / self.exp.network.dt
+
+    def _bar_disabled(self):
+        progress = self.exp.trainer.progress
+        return None if progress is None else not progress
+
+    # --- fit -----------------------------------------------------------------------
+    def fit(self, resume: bool = False) -> dict:
+        exp = self.exp
+        ckpt_dir = self.run_dir / "checkpoints"
+        if resume:
+            state = checkpoint.load(ckpt_dir / "last.pt")
+            self.load_state_dict(state)
+            truncate_after(self.run_dir, self.epoch)
+            log.info("resuming %s from epoch %d", self.run_dir, self.epoch)
+        else:
+            seed_everything(exp.seed)
+            self.generator.manual_seed(exp.seed)
+        self._start = time.perf_counter()
+        metrics_log = MetricLogger(self.run_dir, exp.logger.sinks, self.columns)
+        status, ran = "completed", 0
+        try:
+            while self.epoch < exp.trainer.epochs:
+                if exp.trainer.stop_after is not None and ran >= exp.trainer.stop_after:
+                    status = "stopped"
+                    break
+                self._fit_epoch(metrics_log, ckpt_dir)
+                ran += 1
+        finally:
+            metrics_log.close()
+        summary = self.summary(status)
+        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        return summary
+
+    def _fit_epoch(self, metrics_log: MetricLogger, ckpt_dir: Path) -> None:
+        exp = self.exp
+        lr = exp.optimizer.param_groups[0]["lr"] if exp.optimizer else None
+        train = self.run_epoch(train=True)
+        self.epoch += 1
+        row = {"epoch": self.epoch, "step": self.step, "split": "train", "lr": lr, **train,
+               "wall_time": self.wall_time()}
+        metrics_log.log(row)
+        metrics = {k: v for k, v in train.items() if k.startswith("train/")}
+        if self.epoch % exp.trainer.eval_every == 0 or self.epoch == exp.trainer.epochs:
+            test = self.run_epoch(train=False)
+            metrics_log.log({"epoch": self.epoch, "step": self.step, "split": "test", "lr": lr, **test,
+                             "wall_time": self.wall_time()})
+            metrics.update({k: v for k, v in test.items() if k.startswith("test/")})
+        if exp.scheduler is not None and exp.scheduler_interval == "epoch":
+            if isinstance(exp.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                exp.scheduler.step(metrics.get(exp.trainer.monitor, metrics.get("train/loss")))
+            else:
+                exp.scheduler.step()
+        self.final = {**self.final, **metrics, "epoch": self.epoch}
+        improved = self._improved(metrics)
+        if improved:
+            self.best = {**metrics, "epoch": self.epoch}
+        state = self.state_dict()
+        checkpoint.save(state, ckpt_dir / "last.pt")
+        if improved:
+            checkpoint.save(state, ckpt_dir / "best.pt")
+        log.info("epoch %d: %s", self.epoch, ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()
+                                                       if isinstance(v, float)))
+
+    def _improved(self, metrics: dict) -> bool:
+        key = self.exp.trainer.monitor
+        value = metrics.get(key)
+        if value is None or not math.isfinite(value):
+            return not self.best
+        old = self.best.get(key)
+        if old is None:
+            return True
+        return value > old if self.exp.trainer.mode == "max" else value < old
+
+    def summary(self, status: str) -> dict:
+        exp = self.exp
+        return {"status": status, "epochs_completed": self.epoch, "epochs": exp.trainer.epochs,
+                "final": self.final, "best": self.best, "monitor": exp.trainer.monitor, "seed": exp.seed,
+                "device": str(exp.device), "wall_time_s": round(self.wall_time(), 3), "versions": versions(),
+                "run_dir": str(self.run_dir)}

@@ -1,0 +1,186 @@
+"""Spike functions: Heaviside forward, a smooth surrogate derivative backward.
+
+Each surrogate is a small picklable object built from config
+(``{name: atan, alpha: 2.0}``); calling it on ``x = v - v_th`` returns spikes
+(0/1 in the input's dtype) whose gradient is ``derivative(x)``. ``primitive(x)``
+is the smooth function whose derivative is used, so tests can check the two agree.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from .registry import Registry
+from .schema import param
+
+SURROGATES = Registry("surrogate")
+
+
+class _SpikeFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, surrogate: "Surrogate") -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.surrogate = surrogate
+        return (x >= 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        (x,) = ctx.saved_tensors
+        return grad_output * ctx.surrogate.derivative(x), None
+
+
+class Surrogate:
+    """Base class: ``__call__`` spikes with a surrogate gradient; subclasses give ``derivative``."""
+
+    def __init__(self, params=None):
+        self.params = params
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return _SpikeFunction.apply(x, self)
+
+    def derivative(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def primitive(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.params})"
+
+
+@SURROGATES.register("heaviside")
+class Heaviside(Surrogate):
+    """No gradient: the exact step. Used when no gradient learner is attached."""
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return (x >= 0).to(x.dtype)
+
+    def derivative(self, x):
+        return torch.zeros_like(x)
+
+    def primitive(self, x):
+        return (x >= 0).to(x.dtype)
+
+
+@SURROGATES.register("sigmoid")
+class Sigmoid(Surrogate):
+    """σ(αx); derivative α σ(αx)(1 − σ(αx)) (Wu et al. 2018, STBP)."""
+
+    @dataclass
+    class Params:
+        alpha: float = param(4.0, gt=0, help="slope of the sigmoid")
+
+    def primitive(self, x):
+        return torch.sigmoid(self.params.alpha * x)
+
+    def derivative(self, x):
+        s = torch.sigmoid(self.params.alpha * x)
+        return self.params.alpha * s * (1 - s)
+
+
+@SURROGATES.register("atan")
+class ATan(Surrogate):
+    """arctan(π/2 αx)/π + 1/2; derivative (α/2) / (1 + (π/2 αx)²) (Fang et al. 2021)."""
+
+    @dataclass
+    class Params:
+        alpha: float = param(2.0, gt=0, help="slope at the threshold")
+
+    def primitive(self, x):
+        return torch.atan(math.pi / 2 * self.params.alpha * x) / math.pi + 0.5
+
+    def derivative(self, x):
+        a = self.params.alpha
+        return (a / 2) / (1 + (math.pi / 2 * a * x) ** 2)
+
+
+@SURROGATES.register("fast_sigmoid", "superspike")
+class FastSigmoid(Surrogate):
+    """SuperSpike (Zenke & Ganguli 2018): x/(1+s|x|) scaled; derivative 1/(1 + s|x|)²."""
+
+    @dataclass
+    class Params:
+        slope: float = param(25.0, gt=0, help="steepness s")
+
+    def primitive(self, x):
+        s = self.params.slope
+        return 0.5 * s * x / (1 + s * x.abs()) + 0.5
+
+    def derivative(self, x):
+        return 0.5 * self.params.slope / (1 + self.params.slope * x.abs()) ** 2
+
+
+@SURROGATES.register("triangle")
+class Triangle(Surrogate):
+    """Piecewise-linear (Esser et al. 2016); derivative max(0, 1 − |x|/w) / w."""
+
+    @dataclass
+    class Params:
+        width: float = param(1.0, gt=0, help="half width w of the triangle")
+
+    def primitive(self, x):
+        w = self.params.width
+        y = x / w
+        inner = torch.where(y < 0, 0.5 * (1 + y) ** 2, 1 - 0.5 * (1 - y) ** 2)
+        return torch.where(y <= -1, torch.zeros_like(x), torch.where(y >= 1, torch.ones_like(x), inner))
+
+    def derivative(self, x):
+        w = self.params.width
+        return torch.clamp(1 - x.abs() / w, min=0) / w
+
+
+@SURROGATES.register("rectangle")
+class Rectangle(Surrogate):
+    """STCA's rectangular window (Gu et al. 2019): derivative 1/a for |x| < a/2, else 0."""
+
+    @dataclass
+    class Params:
+        width: float = param(1.0, gt=0, help="window width a")
+
+    def primitive(self, x):
+        a = self.params.width
+        return torch.clamp(x / a + 0.5, 0.0, 1.0)
+
+    def derivative(self, x):
+        a = self.params.width
+        return (x.abs() < a / 2).to(x.dtype) / a
+
+
+@SURROGATES.register("gaussian")
+class Gaussian(Surrogate):
+    """Gaussian derivative N(x; 0, σ²) (Bellec et al. 2018 use a similar bump)."""
+
+    @dataclass
+    class Params:
+        sigma: float = param(0.5, gt=0, help="standard deviation σ")
+
+    def primitive(self, x):
+        return 0.5 * (1 + torch.erf(x / (self.params.sigma * math.sqrt(2))))
+
+    def derivative(self, x):
+        s = self.params.sigma
+        return torch.exp(-0.5 * (x / s) ** 2) / (s * math.sqrt(2 * math.pi))
+
+
+@SURROGATES.register("erfc")
+class Erfc(Surrogate):
+    """erfc(−αx)/2; derivative (α/√π) exp(−α²x²) (SPAIC/spikingjelly ``erf``)."""
+
+    @dataclass
+    class Params:
+        alpha: float = param(2.0, gt=0, help="steepness α")
+
+    def primitive(self, x):
+        return 0.5 * torch.erfc(-self.params.alpha * x)
+
+    def derivative(self, x):
+        a = self.params.alpha
+        return a / math.sqrt(math.pi) * torch.exp(-(a * x) ** 2)
+
+
+def build_surrogate(node, key: str = "learner.surrogate") -> Surrogate:
+    """Build a surrogate from ``{name: ..., <width>: ...}``."""
+    return SURROGATES.build(node, key)

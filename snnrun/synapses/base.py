@@ -1,0 +1,73 @@
+"""Synapse base: a stateless spatial map from presynaptic spikes to postsynaptic current.
+
+A synapse is built as ``cls(params, in_shape=..., target_shape=..., dt=...)`` and
+exposes ``out_shape``. ``forward(x)`` maps ``[N, *in_shape]`` to
+``[N, *out_shape]`` where N is any batch of samples (the fast path passes
+``T·B`` at once). Temporal effects (delays) belong to the projection.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..registry import Registry
+from ..schema import param
+
+SYNAPSES = Registry("synapse")
+
+
+@dataclass
+class WeightParams:
+    """Weight initialisation and bounds shared by weighted synapses."""
+
+    init: str = param("kaiming", choices=("kaiming", "uniform", "normal", "constant"),
+                      help="initial weights: kaiming (PyTorch default), uniform in [low, high], normal(mean, std), constant")
+    low: float = param(0.0, help="lower end for init=uniform")
+    high: float = param(1.0, help="upper end for init=uniform")
+    mean: float = param(0.0, help="mean for init=normal")
+    std: float = param(0.1, ge=0, help="standard deviation for init=normal")
+    value: float = param(1.0, help="weight for init=constant")
+    gain: float = param(1.0, help="factor applied to the initial weights")
+    w_min: float | None = param(None, help="lower weight bound (clamped after init and updates)")
+    w_max: float | None = param(None, help="upper weight bound")
+
+
+def init_weight(weight: torch.Tensor, p: WeightParams, fan_in: int) -> None:
+    """Fill ``weight`` in place as configured by ``p``."""
+    with torch.no_grad():
+        if p.init == "kaiming":
+            bound = 1 / math.sqrt(max(fan_in, 1))
+            weight.uniform_(-bound, bound)
+        elif p.init == "uniform":
+            weight.uniform_(p.low, p.high)
+        elif p.init == "normal":
+            weight.normal_(p.mean, p.std)
+        else:
+            weight.fill_(p.value)
+        weight.mul_(p.gain)
+        if p.w_min is not None or p.w_max is not None:
+            weight.clamp_(p.w_min, p.w_max)
+
+
+class Synapse(nn.Module):
+    """Base class; subclasses set ``self.out_shape`` in ``__init__``."""
+
+    def __init__(self, params, in_shape, target_shape=None, dt: float = 1.0):
+        super().__init__()
+        self.params = params
+        self.in_shape = tuple(in_shape)
+        self.target_shape = tuple(target_shape) if target_shape is not None else None
+        self.dt = dt
+        self.out_shape = self.in_shape
+
+    def clamp_weights(self) -> None:
+        """Apply ``w_min``/``w_max`` after an update (no-op without bounds)."""
+        p = self.params
+        weight = getattr(self, "weight", None)
+        if weight is not None and (getattr(p, "w_min", None) is not None or getattr(p, "w_max", None) is not None):
+            with torch.no_grad():
+                weight.clamp_(p.w_min, p.w_max)
