@@ -21,7 +21,7 @@ from .schema import param, parse_params, suggest
 from .surrogate import Heaviside
 
 TOP_LEVEL_KEYS = ("data", "encoder", "network", "neuron", "decoder", "learner", "optimizer", "scheduler",
-                  "logger", "trainer", "seed", "device", "name", "tags", "hydra", "experiment_name")
+                  "logger", "trainer", "seed", "device", "name", "tags", "hydra", "task")
 
 
 @dataclass
@@ -72,10 +72,13 @@ def to_container(cfg: DictConfig | Mapping) -> dict:
 
 
 def check_top_level(cfg: Mapping) -> None:
+    from .tasks import task_config_keys
+
+    valid = TOP_LEVEL_KEYS + task_config_keys()
     for key in cfg:
-        if key not in TOP_LEVEL_KEYS:
-            raise ConfigError(f"{key}: unknown top-level key{suggest(key, TOP_LEVEL_KEYS)}; "
-                              f"valid keys: {', '.join(k for k in TOP_LEVEL_KEYS if k != 'hydra')}")
+        if key not in valid:
+            raise ConfigError(f"{key}: unknown top-level key{suggest(key, valid)}; "
+                              f"valid keys: {', '.join(k for k in valid if k != 'hydra')}")
     for key in ("data", "network", "learner", "trainer"):
         if cfg.get(key) is None:
             raise ConfigError(f"{key}: missing")

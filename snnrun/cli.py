@@ -34,20 +34,19 @@ def fail(err: SnnrunError) -> None:
     sys.exit(err.exit_code)
 
 
-def train(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict:
-    """Build the experiment described by ``cfg`` and run it into ``run_dir``."""
-    from .build import build_experiment
-    from .runner import Runner
+def run_task(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict:
+    """Run ``cfg.task`` (default ``train``) into ``run_dir`` and print its summary."""
+    from .tasks import get_task
 
-    exp = build_experiment(cfg)
-    saved = OmegaConf.to_yaml(cfg)
-    runner = Runner(exp, run_dir, saved)
-    summary = runner.fit(resume=resume)
+    summary = get_task(cfg.get("task", "train")).run(cfg, run_dir, resume)
     _print_summary(summary)
     return summary
 
 
 def _print_summary(summary: dict) -> None:
+    if "final" not in summary:
+        print(f"snnrun: {summary.get('status', 'done')}; run directory {summary.get('run_dir')}")
+        return
     final, best = summary["final"], summary["best"]
     parts = [f"{k} {v:.4f}" for k, v in final.items() if k.endswith(("accuracy", "loss")) and isinstance(v, float)]
     monitor = summary["monitor"]
@@ -67,15 +66,15 @@ def hydra_main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     try:
-        summary = train(cfg, run_dir)
+        summary = run_task(cfg, run_dir)
     except SnnrunError as err:
         if hydra_cfg.mode.name == "MULTIRUN" and not _full_error():
             (run_dir / "error.txt").write_text(f"{err}\n")
             print(f"snnrun: error in job {hydra_cfg.job.num}: {err}", file=sys.stderr)
             return None
         fail(err)
-    monitor = summary["monitor"]
-    return summary["best"].get(monitor, summary["final"].get(monitor))
+    monitor = summary.get("monitor")
+    return summary.get("best", {}).get(monitor, summary.get("final", {}).get(monitor))
 
 
 def resume(args: list[str]) -> None:
@@ -98,7 +97,7 @@ def resume(args: list[str]) -> None:
             fail(SnnrunError(f"bad override in {' '.join(args[1:])}: {str(err).splitlines()[0]}"))
     _setup_logging(run_dir)
     try:
-        train(cfg, run_dir, resume=True)
+        run_task(cfg, run_dir, resume=True)
     except SnnrunError as err:
         fail(err)
 

@@ -51,6 +51,7 @@ class Runner:
         exp = self.exp
         return {
             "model": exp.network.state_dict(),
+            "decoder": exp.decoder.state_dict(),
             "optimizer": exp.optimizer.state_dict() if exp.optimizer else {},
             "scheduler": exp.scheduler.state_dict() if exp.scheduler else {},
             "learners": [lr.state_dict() for lr in exp.learners],
@@ -68,6 +69,7 @@ class Runner:
     def load_state_dict(self, state: dict) -> None:
         exp = self.exp
         exp.network.load_state_dict(state["model"])
+        exp.decoder.load_state_dict(state.get("decoder", {}))
         if exp.optimizer and state.get("optimizer"):
             exp.optimizer.load_state_dict(state["optimizer"])
         if exp.scheduler and state.get("scheduler"):
@@ -132,6 +134,7 @@ class Runner:
                     if exp.scheduler is not None and exp.scheduler_interval == "step":
                         exp.scheduler.step()
                 if train:
+                    exp.decoder.observe(out.spikes[exp.network.output].detach(), y)
                     self.step += 1
                 n = y.shape[0]
                 loss_sum += loss.item() * n
@@ -142,6 +145,8 @@ class Runner:
                 bar.set_postfix(loss=f"{loss_sum / count:.3f}", acc=f"{correct / count:.3f}",
                                 rate=f"{self._hz(rates, count, self.populations[0]):.1f}Hz" if rates else "-")
         bar.close()
+        if train:
+            exp.decoder.end_epoch()
         elapsed = time.perf_counter() - start
         metrics = {f"{split}/loss": loss_sum / max(count, 1), f"{split}/accuracy": correct / max(count, 1),
                    "samples_per_s": count / elapsed if elapsed > 0 else float("nan")}

@@ -27,3 +27,9 @@ class Decoder(nn.Module):
 
     def predict(self, scores: torch.Tensor) -> torch.Tensor:
         return scores.argmax(dim=-1)
+
+    def observe(self, spikes: torch.Tensor, target: torch.Tensor) -> None:
+        """Called with each training batch's output activity; unsupervised decoders learn here."""
+
+    def end_epoch(self) -> None:
+        """Called after each training epoch (e.g. to re-assign labels)."""
