@@ -1,0 +1,44 @@
+"""Shared fixtures: compose configs through Hydra's compose API, tiny experiments."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+
+ROOT = Path(__file__).resolve().parents[1]
+MNIST = ROOT.parent / "shared" / "data" / "mnist_6k.npz"
+
+#: overrides that make any classification experiment run in about a second
+TINY = ["data=synthetic", "trainer.epochs=2", "network.duration=5", "network.populations.hidden.shape=16",
+        "trainer.progress=false", "device=cpu"]
+
+
+def compose_config(overrides=(), config_name: str = "config"):
+    """Compose the packaged config tree with ``overrides`` (Hydra compose API)."""
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module(config_module="snnrun.configs", version_base="1.3"):
+            return compose(config_name=config_name, overrides=list(overrides))
+    finally:
+        GlobalHydra.instance().clear()
+
+
+@pytest.fixture
+def tiny_cfg():
+    return lambda *extra: compose_config(TINY + list(extra))
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 120):
+    """Run ``python -m snnrun ARGS`` in a subprocess; returns the CompletedProcess."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    full_env.pop("HYDRA_FULL_ERROR", None)
+    if env and "HYDRA_FULL_ERROR" in env:
+        full_env["HYDRA_FULL_ERROR"] = env["HYDRA_FULL_ERROR"]
+    return subprocess.run([sys.executable, "-m", "snnrun", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
