@@ -17,6 +17,7 @@ from .errors import ConfigError
 from .learning import LEARNERS, Learner
 from .network import Network, build_network
 from .optim import build_optimizer, build_scheduler
+from .reproducibility import seed_everything
 from .schema import param, parse_params, suggest
 from .surrogate import Heaviside
 
@@ -100,6 +101,10 @@ def build_experiment(cfg: DictConfig | Mapping, device: str | None = None) -> Ex
         if "hydra" in cfg:
             del cfg["hydra"]
     check_top_level(cfg)
+    seed = cfg.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ConfigError(f"seed: expected an integer, got {seed!r}")
+    seed_everything(seed)  # before anything draws random numbers (splits, weight init)
     data, data_params = load_data(cfg)
     # Fill the data's shape and class count so `${data.num_classes}` interpolations resolve.
     if isinstance(cfg, DictConfig):
@@ -110,9 +115,6 @@ def build_experiment(cfg: DictConfig | Mapping, device: str | None = None) -> Ex
     config = to_container(cfg)
     trainer = parse_params(TrainerParams, config.get("trainer"), "trainer")
     logger = parse_params(LoggerParams, config.get("logger") or {}, "logger")
-    seed = config.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ConfigError(f"seed: expected an integer, got {seed!r}")
     torch_device = resolve_device(device or config.get("device", "auto"))
 
     net_node = config["network"]

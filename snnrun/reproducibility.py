@@ -49,5 +49,5 @@ def git_commit(path: Path | None = None) -> str | None:
 
 
 def versions() -> dict:
-    return {"python": platform.python_version(), "torch": torch.__version__, "snnrun": __version__,
+    return {"python": platform.python_version(), "torch": str(torch.__version__), "snnrun": __version__,
             "git_commit": git_commit()}

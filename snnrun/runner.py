@@ -17,7 +17,7 @@ from . import checkpoint
 from .build import Experiment
 from .data import TensorBatches
 from .loggers import MetricLogger, truncate_after
-from .reproducibility import rng_state, seed_everything, set_rng_state, versions
+from .reproducibility import rng_state, set_rng_state, versions
 
 log = logging.getLogger("snnrun")
 
@@ -165,6 +165,7 @@ class Runner:
     # --- fit -----------------------------------------------------------------------
     def fit(self, resume: bool = False) -> dict:
         exp = self.exp
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         ckpt_dir = self.run_dir / "checkpoints"
         if resume:
             state = checkpoint.load(ckpt_dir / "last.pt")
@@ -172,8 +173,7 @@ class Runner:
             truncate_after(self.run_dir, self.epoch)
             log.info("resuming %s from epoch %d", self.run_dir, self.epoch)
         else:
-            seed_everything(exp.seed)
-            self.generator.manual_seed(exp.seed)
+            self.generator.manual_seed(exp.seed)  # global RNGs were seeded when the experiment was built
         self._start = time.perf_counter()
         metrics_log = MetricLogger(self.run_dir, exp.logger.sinks, self.columns)
         status, ran = "completed", 0

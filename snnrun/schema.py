@@ -30,7 +30,9 @@ def param(default: Any = dataclasses.MISSING, *, unit: str = "", help: str = "",
 
 def suggest(name: str, valid: typing.Iterable[str]) -> str:
     """Return ``" (did you mean `x`?)"`` for a near miss, else an empty string."""
-    close = difflib.get_close_matches(str(name), list(valid), n=1, cutoff=0.6)
+    valid = list(valid)
+    same_letters = [v for v in valid if str(v).lower() == str(name).lower()]
+    close = same_letters or difflib.get_close_matches(str(name), valid, n=1, cutoff=0.6)
     return f" (did you mean `{close[0]}`?)" if close else ""
 
 

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MNIST = ROOT.parent / "shared" / "data" / "mnist_6k.npz"
 
 #: overrides that make any classification experiment run in about a second
-TINY = ["data=synthetic", "trainer.epochs=2", "network.duration=5", "network.populations.hidden.shape=16",
+TINY = ["data=synthetic", "trainer.epochs=2", "optimizer.lr=0.05", "network.duration=8", "network.populations.hidden.shape=16",
         "trainer.progress=false", "device=cpu"]
 
 
