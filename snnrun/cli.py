@@ -90,6 +90,8 @@ def resume(args: list[str]) -> None:
     if not (run_dir / "checkpoints" / "last.pt").is_file():
         fail(SnnrunError(f"nothing to resume in {run_dir}: checkpoints/last.pt is missing"))
     cfg = OmegaConf.load(saved)
+    if "trainer" in cfg and "stop_after" in cfg.trainer:
+        cfg.trainer.stop_after = None  # a per-invocation limit: resuming runs to the end unless asked again
     if len(args) > 1:
         try:
             cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(args[1:]))
