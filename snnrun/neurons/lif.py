@@ -87,6 +87,97 @@ class IF(LIF):
     leak = False
 
 
+@NEURONS.register("ifsoftreset")
+class IFSoftReset(IF):
+    """Integrate-and-fire with reset by subtraction: after a spike ``v ← v − (v_th − v_reset)``,
+    keeping the overshoot (SPAIC's ``ifsoftreset``; the ANN-to-SNN conversion neuron)."""
+
+    @dataclass
+    class Params(IF.Params):
+        reset: str = param("soft", choices=("hard", "soft"), help="soft: v <- v - (v_th - v_reset)")
+
+
+@NEURONS.register("plif")
+class PLIF(LIF):
+    r"""Parametric LIF (Fang et al. 2021): LIF whose membrane time constant is learned.
+
+    ``dt/τ_m = sigmoid(w)`` with a trainable ``w`` per population (or per neuron,
+    ``per_neuron: true``), initialised from ``tau_m`` (which must exceed dt). The
+    update is LIF's forward Euler step ``v += sigmoid(w) (−(v − v_rest) + R I)``;
+    the sigmoid keeps 0 < dt/τ_m < 1 so the decay stays stable while learning.
+    """
+
+    @dataclass
+    class Params(SpikingParams):
+        tau_m: float = param(2.0, unit="ms", gt=0, help="initial membrane time constant (> dt)")
+        per_neuron: bool = param(False, help="one learnable tau per neuron instead of one per population")
+        integration: str = param("euler", choices=("euler",), help="forward Euler (as in the paper)")
+
+    def __init__(self, params, shape=(1,), dt=1.0, spike_fn=None):
+        super().__init__(params, shape, dt, spike_fn)
+        if params.tau_m <= dt:
+            from ..errors import ConfigError
+            raise ConfigError(f"neuron.tau_m: plif needs tau_m > dt ({params.tau_m} <= {dt} ms)")
+        init = -math.log(params.tau_m / dt - 1.0)
+        self.w = torch.nn.Parameter(torch.full(tuple(shape) if params.per_neuron else (), init))
+
+    @property
+    def tau_m(self) -> torch.Tensor:
+        """The current membrane time constant(s) in ms."""
+        return self.dt / torch.sigmoid(self.w.detach())
+
+    def step(self, current, state):
+        p = self.params
+        v, refrac = state
+        v_new = v + torch.sigmoid(self.w) * (-(v - p.v_rest) + p.r * current)
+        if self.refrac_steps > 0:
+            v_new = torch.where(refrac > 0, torch.full_like(v, p.v_reset), v_new)
+        z, v_new, refrac = threshold_and_reset(v_new, refrac, p, self.spike_fn, self.refrac_steps)
+        return z, LIFState(v_new, refrac)
+
+
+class CLIFState(NamedTuple):
+    v: torch.Tensor
+    i_syn: torch.Tensor
+    refrac: torch.Tensor
+
+
+@NEURONS.register("clif")
+class CLIF(Neuron):
+    r"""Current-based LIF: an exponentially decaying synaptic current drives the membrane.
+
+    .. math:: 	au_{syn} rac{dI_s}{dt} = -I_s + \sum_k w_k \delta(t - t_k), \qquad
+              	au_m rac{dv}{dt} = -(v - v_{rest}) + R I_s
+
+    Units: ms, mV; the input at step t is the total synaptic jump (weights × spikes).
+    Discretisation at dt: ``I_s ← I_s e^{−dt/τ_syn} + input`` (exact for the delta
+    input), then ``v`` by forward Euler (or exact, ``integration: exact``, treating
+    I_s as constant over the step), then threshold → reset → refractory.
+    """
+
+    State = CLIFState
+
+    @dataclass
+    class Params(SpikingParams):
+        tau_m: float = param(20.0, unit="ms", gt=0, help="membrane time constant")
+        tau_syn: float = param(5.0, unit="ms", gt=0, help="synaptic current time constant")
+        integration: str = param("euler", choices=("euler", "exact"), help="membrane integration")
+
+    def __init__(self, params, shape=(1,), dt=1.0, spike_fn=None):
+        super().__init__(params, shape, dt, spike_fn)
+        self.refrac_steps = refractory_steps(params.refractory, dt)
+
+    def initial_state(self, batch_shape, device, dtype):
+        zeros = torch.zeros(tuple(batch_shape), device=device, dtype=dtype)
+        return CLIFState(zeros + self.params.v_rest, zeros, torch.zeros(tuple(batch_shape), device=device, dtype=torch.int32))
+
+    def step(self, current, state):
+        p = self.params
+        i_syn = state.i_syn * math.exp(-self.dt / p.tau_syn) + current
+        z, lif_state = lif_step(i_syn, LIFState(state.v, state.refrac), p, self.dt, self.spike_fn, self.refrac_steps)
+        return z, CLIFState(lif_state.v, i_syn, lif_state.refrac)
+
+
 class LeakyState(NamedTuple):
     v: torch.Tensor
 

@@ -1,0 +1,87 @@
+"""Hodgkin–Huxley (1952) squid-axon model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+
+from ..schema import param
+from .base import NEURONS, Neuron
+
+
+class HHState(NamedTuple):
+    v: torch.Tensor
+    m: torch.Tensor
+    h: torch.Tensor
+    n: torch.Tensor
+
+
+def _vtrap(x: torch.Tensor, y: float) -> torch.Tensor:
+    """x / (1 − exp(−x/y)), continuous at x = 0 (value y)."""
+    small = x.abs() < 1e-6
+    safe = torch.where(small, torch.ones_like(x), x)
+    return torch.where(small, torch.full_like(x, y), safe / (1 - torch.exp(-safe / y)))
+
+
+def rates(v: torch.Tensor):
+    """Opening/closing rates (1/ms) of n, m, h at membrane potential v (mV, rest −65 mV)."""
+    alpha_n = 0.01 * _vtrap(v + 55, 10.0)
+    beta_n = 0.125 * torch.exp(-(v + 65) / 80)
+    alpha_m = 0.1 * _vtrap(v + 40, 10.0)
+    beta_m = 4.0 * torch.exp(-(v + 65) / 18)
+    alpha_h = 0.07 * torch.exp(-(v + 65) / 20)
+    beta_h = 1.0 / (1 + torch.exp(-(v + 35) / 10))
+    return (alpha_n, beta_n), (alpha_m, beta_m), (alpha_h, beta_h)
+
+
+@NEURONS.register("hh")
+class HodgkinHuxley(Neuron):
+    r"""Hodgkin & Huxley (1952), in the modern convention (rest at −65 mV).
+
+    .. math:: C_m \frac{dV}{dt} = I - \bar g_{Na} m^3 h (V - E_{Na}) - \bar g_K n^4 (V - E_K) - g_L (V - E_L), \quad
+              \frac{dx}{dt} = \alpha_x(V)(1 - x) - \beta_x(V) x,\; x \in \{m, h, n\}
+
+    Units: V in mV, t in ms, I in µA/cm², C_m in µF/cm², conductances in mS/cm².
+    Discretisation at dt (≤ 0.025 ms recommended): gates by the exponential
+    (Rush–Larsen) step ``x ← x_∞ + (x − x_∞) e^{−dt/τ_x}`` using V of the previous
+    step, V by forward Euler with the updated gates. A spike is emitted at the step
+    where V crosses ``v_th`` (0 mV) upwards; there is no artificial reset.
+    Repetitive firing starts near I ≈ 6.2 µA/cm².
+    """
+
+    State = HHState
+
+    @dataclass
+    class Params:
+        c_m: float = param(1.0, unit="uF/cm^2", gt=0, help="membrane capacitance")
+        g_na: float = param(120.0, unit="mS/cm^2", ge=0, help="peak sodium conductance")
+        g_k: float = param(36.0, unit="mS/cm^2", ge=0, help="peak potassium conductance")
+        g_l: float = param(0.3, unit="mS/cm^2", ge=0, help="leak conductance")
+        e_na: float = param(50.0, unit="mV", help="sodium reversal")
+        e_k: float = param(-77.0, unit="mV", help="potassium reversal")
+        e_l: float = param(-54.387, unit="mV", help="leak reversal")
+        v_init: float = param(-65.0, unit="mV", help="initial potential (gates start at steady state)")
+        v_th: float = param(0.0, unit="mV", help="spike detection threshold (upward crossing)")
+        r: float = param(1.0, help="input gain (input in uA/cm^2)")
+
+    def initial_state(self, batch_shape, device, dtype):
+        v = torch.full(tuple(batch_shape), self.params.v_init, device=device, dtype=dtype)
+        (an, bn), (am, bm), (ah, bh) = rates(v)
+        return HHState(v, am / (am + bm), ah / (ah + bh), an / (an + bn))
+
+    def step(self, current, state):
+        p, dt = self.params, self.dt
+        v, m, h, n = state
+        gates = []
+        for x, (alpha, beta) in zip((n, m, h), rates(v)):
+            tau = 1.0 / (alpha + beta)
+            x_inf = alpha * tau
+            gates.append(x_inf + (x - x_inf) * torch.exp(-dt / tau))
+        n, m, h = gates
+        i_ion = p.g_na * m ** 3 * h * (v - p.e_na) + p.g_k * n ** 4 * (v - p.e_k) + p.g_l * (v - p.e_l)
+        v_new = v + dt * (p.r * current - i_ion) / p.c_m
+        below_before = (v < p.v_th).to(v.dtype)
+        z = self.spike_fn(v_new - p.v_th) * below_before
+        return z, HHState(v_new, m, h, n)

@@ -1,0 +1,197 @@
+"""Nonlinear integrate-and-fire models: QIF, Izhikevich (2003), AdEx (Brette & Gerstner 2005)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+
+from ..errors import ConfigError
+from ..schema import param
+from .base import NEURONS, Neuron, refractory_steps
+
+
+class QIFState(NamedTuple):
+    v: torch.Tensor
+    refrac: torch.Tensor
+
+
+@NEURONS.register("qif")
+class QIF(Neuron):
+    r"""Quadratic integrate-and-fire (Latham et al. 2000; Gerstner et al. 2014, §5.3).
+
+    .. math:: \tau_m \frac{dv}{dt} = a_0 (v - v_{rest})(v - v_c) + R I, \qquad
+              v \ge v_{peak} \Rightarrow \text{spike}, v \leftarrow v_{reset}
+
+    Units: mV, ms, ``a_0`` in 1/mV. Repetitive firing starts when
+    ``R I > a_0 (v_c − v_rest)² / 4`` (the rheobase of the saddle-node).
+    Discretisation: forward Euler at dt, threshold at ``v_peak`` (``v_th``),
+    hard reset, refractory count.
+    """
+
+    State = QIFState
+
+    @dataclass
+    class Params:
+        tau_m: float = param(10.0, unit="ms", gt=0, help="membrane time constant")
+        a0: float = param(0.04, unit="1/mV", gt=0, help="sharpness of the quadratic")
+        v_rest: float = param(-65.0, unit="mV", help="resting potential (stable fixed point)")
+        v_c: float = param(-50.0, unit="mV", help="critical potential (unstable fixed point), > v_rest")
+        v_th: float = param(-30.0, unit="mV", help="spike peak v_peak")
+        v_reset: float = param(-65.0, unit="mV", help="reset potential")
+        refractory: float = param(0.0, unit="ms", ge=0, help="absolute refractory period")
+        r: float = param(1.0, unit="MOhm", help="input resistance")
+
+    def __init__(self, params, shape=(1,), dt=1.0, spike_fn=None):
+        super().__init__(params, shape, dt, spike_fn)
+        if params.v_c <= params.v_rest:
+            raise ConfigError(f"neuron.v_c: {params.v_c} must be above v_rest ({params.v_rest})")
+        self.refrac_steps = refractory_steps(params.refractory, dt)
+
+    def initial_state(self, batch_shape, device, dtype):
+        return QIFState(torch.full(tuple(batch_shape), self.params.v_rest, device=device, dtype=dtype),
+                        torch.zeros(tuple(batch_shape), device=device, dtype=torch.int32))
+
+    def step(self, current, state):
+        p = self.params
+        v, refrac = state
+        v_new = v + self.dt / p.tau_m * (p.a0 * (v - p.v_rest) * (v - p.v_c) + p.r * current)
+        active = refrac == 0
+        v_new = torch.where(active, v_new, torch.full_like(v, p.v_reset))
+        z = self.spike_fn(v_new - p.v_th) * active.to(v.dtype)
+        v_new = torch.where(z.detach() > 0, torch.full_like(v, p.v_reset), v_new.clamp(max=p.v_th))
+        if self.refrac_steps > 0:
+            refrac = torch.where(z.detach() > 0, torch.full_like(refrac, self.refrac_steps), (refrac - 1).clamp(min=0))
+        return z, QIFState(v_new, refrac)
+
+
+class IzhState(NamedTuple):
+    v: torch.Tensor
+    u: torch.Tensor
+
+
+#: Izhikevich (2003), Fig. 2: (a, b, c, d) of the cortical firing classes.
+IZHIKEVICH_PRESETS = {
+    "RS": (0.02, 0.2, -65.0, 8.0),   # regular spiking
+    "IB": (0.02, 0.2, -55.0, 4.0),   # intrinsically bursting
+    "CH": (0.02, 0.2, -50.0, 2.0),   # chattering
+    "FS": (0.1, 0.2, -65.0, 2.0),    # fast spiking
+    "LTS": (0.02, 0.25, -65.0, 2.0),  # low-threshold spiking
+    "TC": (0.02, 0.25, -65.0, 0.05),  # thalamo-cortical
+    "RZ": (0.1, 0.26, -65.0, 2.0),   # resonator
+}
+
+
+@NEURONS.register("izh", "izhikevich")
+class Izhikevich(Neuron):
+    r"""Izhikevich (2003) simple model.
+
+    .. math:: \frac{dv}{dt} = 0.04 v^2 + 5 v + 140 - u + I, \qquad \frac{du}{dt} = a (b v - u), \qquad
+              v \ge 30 \Rightarrow v \leftarrow c,\; u \leftarrow u + d
+
+    Units: v in mV, t in ms, I in the paper's dimensionless units (scaled by ``r``).
+    ``preset`` picks (a, b, c, d) from the paper (RS, IB, CH, FS, LTS, TC, RZ) unless
+    ``preset: custom``. Discretisation: forward Euler at dt (the paper used dt = 1 ms
+    with two 0.5 ms half-steps for v; choose dt ≤ 0.5 ms), v and u both from the
+    previous state, then threshold at ``v_peak``, reset of v and jump of u.
+    """
+
+    State = IzhState
+
+    @dataclass
+    class Params:
+        preset: str = param("RS", choices=tuple(IZHIKEVICH_PRESETS) + ("custom",), help="published parameter set")
+        a: float = param(0.02, unit="1/ms", help="recovery time scale (preset: custom)")
+        b: float = param(0.2, help="recovery sensitivity to v (preset: custom)")
+        c: float = param(-65.0, unit="mV", help="reset potential (preset: custom)")
+        d: float = param(8.0, help="recovery jump after a spike (preset: custom)")
+        v_peak: float = param(30.0, unit="mV", help="spike cut-off")
+        v_init: float = param(-65.0, unit="mV", help="initial v (u starts at b·v_init)")
+        r: float = param(1.0, help="input gain")
+
+    def __init__(self, params, shape=(1,), dt=1.0, spike_fn=None):
+        super().__init__(params, shape, dt, spike_fn)
+        self.a, self.b, self.c, self.d = (IZHIKEVICH_PRESETS[params.preset] if params.preset != "custom"
+                                          else (params.a, params.b, params.c, params.d))
+
+    def initial_state(self, batch_shape, device, dtype):
+        v = torch.full(tuple(batch_shape), self.params.v_init, device=device, dtype=dtype)
+        return IzhState(v, self.b * v)
+
+    def step(self, current, state):
+        p, dt = self.params, self.dt
+        v, u = state
+        v_new = v + dt * (0.04 * v * v + 5 * v + 140 - u + p.r * current)
+        u_new = u + dt * self.a * (self.b * v - u)
+        z = self.spike_fn(v_new - p.v_peak)
+        spiked = z.detach() > 0
+        v_new = torch.where(spiked, torch.full_like(v, self.c), v_new)
+        u_new = u_new + self.d * z
+        return z, IzhState(v_new, u_new)
+
+
+class AdExState(NamedTuple):
+    v: torch.Tensor
+    w: torch.Tensor
+    refrac: torch.Tensor
+
+
+@NEURONS.register("adex", "aeif")
+class AdEx(Neuron):
+    r"""Adaptive exponential integrate-and-fire (Brette & Gerstner 2005).
+
+    .. math:: C \frac{dV}{dt} = -g_L (V - E_L) + g_L \Delta_T e^{(V - V_T)/\Delta_T} - w + I, \qquad
+              \tau_w \frac{dw}{dt} = a (V - E_L) - w, \qquad
+              V \ge V_{peak} \Rightarrow V \leftarrow V_r,\; w \leftarrow w + b
+
+    Units: V in mV, t in ms, C in nF, g_L and a in µS, w, b and I in nA
+    (µS·mV = nA, nA/nF = mV/ms). Defaults are the paper's (C 281 pF, g_L 30 nS,
+    E_L −70.6 mV, V_T −50.4 mV, Δ_T 2 mV, τ_w 144 ms, a 4 nS, b 0.0805 nA, V_r = E_L).
+    Discretisation: forward Euler at dt (≤ 0.1 ms recommended), V and w from the
+    previous state; the exponential is clipped at V_peak to keep Euler finite.
+    """
+
+    State = AdExState
+
+    @dataclass
+    class Params:
+        c_m: float = param(0.281, unit="nF", gt=0, help="membrane capacitance C")
+        g_l: float = param(0.030, unit="uS", gt=0, help="leak conductance g_L")
+        e_l: float = param(-70.6, unit="mV", help="leak reversal E_L")
+        v_t: float = param(-50.4, unit="mV", help="threshold slope point V_T")
+        delta_t: float = param(2.0, unit="mV", gt=0, help="slope factor Δ_T")
+        tau_w: float = param(144.0, unit="ms", gt=0, help="adaptation time constant")
+        a: float = param(0.004, unit="uS", help="subthreshold adaptation a")
+        b: float = param(0.0805, unit="nA", help="spike-triggered adaptation b")
+        v_reset: float = param(-70.6, unit="mV", help="reset V_r")
+        v_peak: float = param(20.0, unit="mV", help="spike detection / cut-off")
+        refractory: float = param(0.0, unit="ms", ge=0, help="absolute refractory period")
+        r: float = param(1.0, help="input gain (input in nA)")
+
+    def __init__(self, params, shape=(1,), dt=1.0, spike_fn=None):
+        super().__init__(params, shape, dt, spike_fn)
+        self.refrac_steps = refractory_steps(params.refractory, dt)
+
+    def initial_state(self, batch_shape, device, dtype):
+        shape = tuple(batch_shape)
+        return AdExState(torch.full(shape, self.params.e_l, device=device, dtype=dtype),
+                         torch.zeros(shape, device=device, dtype=dtype),
+                         torch.zeros(shape, device=device, dtype=torch.int32))
+
+    def step(self, current, state):
+        p, dt = self.params, self.dt
+        v, w, refrac = state
+        exp_term = p.g_l * p.delta_t * torch.exp((v.clamp(max=p.v_peak) - p.v_t) / p.delta_t)
+        dv = (-p.g_l * (v - p.e_l) + exp_term - w + p.r * current) / p.c_m
+        v_new = v + dt * dv
+        w_new = w + dt / p.tau_w * (p.a * (v - p.e_l) - w)
+        active = refrac == 0
+        v_new = torch.where(active, v_new, torch.full_like(v, p.v_reset))
+        z = self.spike_fn(v_new - p.v_peak) * active.to(v.dtype)
+        v_new = torch.where(z.detach() > 0, torch.full_like(v, p.v_reset), v_new)
+        w_new = w_new + p.b * z
+        if self.refrac_steps > 0:
+            refrac = torch.where(z.detach() > 0, torch.full_like(refrac, self.refrac_steps), (refrac - 1).clamp(min=0))
+        return z, AdExState(v_new, w_new, refrac)

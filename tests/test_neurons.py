@@ -1,0 +1,218 @@
+"""Neuron models against closed forms and the published behaviour of their parameter sets."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from snnrun.errors import ConfigError
+from snnrun.neurons import NEURONS
+from snnrun.surrogate import build_surrogate
+
+
+def make(node, shape=(1,), dt=0.1, spike_fn=None):
+    return NEURONS.build(node, "neuron", shape=shape, dt=dt, spike_fn=spike_fn)
+
+
+def simulate(neuron, current, steps, record=("v",)):
+    """Constant (or per-neuron) ``current`` for ``steps`` steps; returns spikes [T, N] and traces."""
+    current = torch.as_tensor(current, dtype=torch.float64).reshape(1, 1, -1).expand(steps, 1, -1)
+    neuron.double()
+    spikes, traces = neuron(current, record)
+    return spikes[:, 0], {k: v[:, 0] for k, v in traces.items()}
+
+
+def spike_times(spikes, dt):
+    return [t * dt for t in torch.nonzero(spikes.flatten()).flatten().tolist()]
+
+
+@pytest.mark.parametrize("integration", ["euler", "exact"])
+def test_lif_interspike_interval_matches_closed_form(integration):
+    dt, tau, ri, v_th = 0.05, 20.0, 1.5, 1.0
+    neuron = make({"name": "lif", "tau_m": tau, "integration": integration}, dt=dt)
+    spikes, _ = simulate(neuron, ri, int(200 / dt))
+    times = spike_times(spikes, dt)
+    expected = tau * math.log(ri / (ri - v_th))  # 21.97 ms
+    assert len(times) >= 5
+    for a, b in zip(times, times[1:]):
+        assert abs((b - a) - expected) <= dt + 1e-9
+
+
+def test_lif_exact_integration_is_exact():
+    dt, tau = 1.0, 10.0
+    neuron = make({"name": "lif", "tau_m": tau, "integration": "exact", "v_th": 100.0}, dt=dt)
+    _, traces = simulate(neuron, 2.0, 30)
+    t = torch.arange(1, 31, dtype=torch.float64) * dt
+    torch.testing.assert_close(traces["v"][:, 0], 2.0 * (1 - torch.exp(-t / tau)))
+
+
+def test_if_spike_count():
+    neuron = make({"name": "if", "tau_m": 1.0}, dt=1.0)
+    spikes, _ = simulate(neuron, 0.3, 100)  # 0.3, 0.6, 0.9, 1.2 -> a spike every 4 steps
+    assert spikes.sum().item() == 25
+    assert spike_times(spikes, 1.0)[:3] == [3.0, 7.0, 11.0]
+
+
+def test_ifsoftreset_keeps_the_overshoot():
+    neuron = make({"name": "ifsoftreset", "tau_m": 1.0}, dt=1.0)
+    spikes, traces = simulate(neuron, 0.7, 10)  # 0.7, 1.4->0.4, 1.1->0.1, 0.8, 1.5->0.5 ...
+    assert spikes[:5, 0].tolist() == [0, 1, 1, 0, 1]
+    assert traces["v"][1, 0].item() == pytest.approx(0.4)
+
+
+def test_refractory_counting():
+    neuron = make({"name": "lif", "tau_m": 5.0, "refractory": 3.0}, dt=1.0)
+    spikes, traces = simulate(neuron, 100.0, 40)  # fires whenever allowed: every 1 + 3 steps
+    assert spike_times(spikes, 1.0)[:4] == [0.0, 4.0, 8.0, 12.0]
+    assert spikes.sum().item() == 10
+    assert traces["v"][1:4, 0].tolist() == [0.0, 0.0, 0.0]  # held at v_reset while refractory
+
+
+def test_lif_rate_does_not_depend_on_dt():
+    rates = []
+    for dt in (0.1, 0.05, 0.025):
+        spikes, _ = simulate(make({"name": "lif", "tau_m": 20.0}, dt=dt), 1.5, int(500 / dt))
+        rates.append(spikes.sum().item() / 0.5)
+    assert max(rates) - min(rates) <= 0.05 * max(rates)
+
+
+def test_qif_rheobase():
+    p = {"name": "qif"}
+    rheobase = 0.04 * (-50.0 + 65.0) ** 2 / 4  # a0 (v_c - v_rest)^2 / 4 = 2.25 mV
+    below, _ = simulate(make(p), rheobase * 0.95, 20000)
+    above, _ = simulate(make(p), rheobase * 1.1, 20000)
+    assert below.sum().item() == 0 and above.sum().item() >= 3
+
+
+def test_izhikevich_regular_vs_fast_spiking():
+    dt, steps = 0.25, 4000  # 1 s at I = 10
+    rs, _ = simulate(make({"name": "izh", "preset": "RS"}, dt=dt), 10.0, steps)
+    fs, _ = simulate(make({"name": "izh", "preset": "FS"}, dt=dt), 10.0, steps)
+    rs_rate, fs_rate = rs.sum().item(), fs.sum().item()
+    assert 5 <= rs_rate <= 40  # regular spiking adapts to a low tonic rate (Izhikevich 2003, Fig. 2)
+    assert fs_rate >= 2.5 * rs_rate  # fast spiking: high frequency without adaptation
+    rs_isi = torch.diff(torch.tensor(spike_times(rs, dt)))
+    fs_isi = torch.diff(torch.tensor(spike_times(fs, dt)))
+    assert rs_isi[-1] > 1.5 * rs_isi[0]  # RS adapts
+    assert fs_isi[-1] / fs_isi[0] < rs_isi[-1] / rs_isi[0]  # FS adapts less than RS
+
+
+def test_adex_spike_frequency_adaptation():
+    dt = 0.05
+    spikes, traces = simulate(make({"name": "adex"}, dt=dt), 1.0, int(600 / dt), record=("v", "w"))
+    isi = torch.diff(torch.tensor(spike_times(spikes, dt)))
+    assert len(isi) >= 4
+    assert isi[-1] > 1.5 * isi[0]  # intervals lengthen as w builds up (Brette & Gerstner 2005, Fig. 2)
+    assert traces["w"][-1, 0] > 0.0805 * 3  # several spike-triggered jumps of b
+    quiet, _ = simulate(make({"name": "adex"}, dt=dt), 0.2, int(300 / dt))
+    assert quiet.sum().item() == 0  # below rheobase
+
+
+def test_hodgkin_huxley_rheobase_for_repetitive_firing():
+    dt, amplitudes = 0.025, [5.5, 6.0, 7.0]  # one neuron per amplitude
+    neuron = make({"name": "hh"}, shape=(3,), dt=dt)
+    spikes, _ = simulate(neuron, amplitudes, int(250 / dt))
+    late = spikes[int(120 / dt):].sum(0).tolist()  # after the onset transient
+    assert late[0] == 0 and late[1] == 0
+    assert late[2] >= 5  # tonic firing (~70 Hz) just above the rheobase (~6.2 uA/cm^2)
+
+
+def test_hodgkin_huxley_spike_shape():
+    dt = 0.01
+    spikes, traces = simulate(make({"name": "hh"}, dt=dt), 10.0, int(50 / dt))
+    v = traces["v"][:, 0]
+    assert spikes.sum().item() >= 2
+    assert 20 < v.max().item() < 50 and v.min().item() < -70  # overshoot and after-hyperpolarisation
+
+
+def _glif_step(level, v_before=-50.5, current=1.0, **extra):
+    neuron = make({"name": "glif", "level": level, **extra}, dt=1.0).double()
+    state = neuron.initial_state((1, 1), "cpu", torch.float64)
+    state = state._replace(v=torch.full((1, 1), v_before, dtype=torch.float64))
+    z, after = neuron.step(torch.full((1, 1), current, dtype=torch.float64), state)
+    p = neuron.params
+    v_int = v_before + 1.0 / p.c_m * (current - (v_before - p.e_l) / p.r_m)
+    return z.item(), after, v_int, p
+
+
+def test_glif_reset_rules():
+    z, after, _, p = _glif_step(1)
+    assert z == 1 and after.v.item() == p.v_reset and after.theta_s.item() == 0
+    z, after, v_int, p = _glif_step(2)
+    assert z == 1
+    assert after.v.item() == pytest.approx(p.e_l + p.f_v * (v_int - p.e_l) - p.delta_v)
+    assert after.theta_s.item() == pytest.approx(p.delta_theta_s)
+    z, after, _, p = _glif_step(3)
+    assert after.asc1.item() == pytest.approx(p.asc_amps[0]) and after.asc2.item() == pytest.approx(p.asc_amps[1])
+    assert after.v.item() == p.v_reset
+    z, after, _, _ = _glif_step(1, v_before=-60.0)
+    assert z == 0
+
+
+def test_glif_spike_threshold_rises_then_decays():
+    dt = 0.1
+    spikes, traces = simulate(make({"name": "glif", "level": 5}, dt=dt), 0.35, int(400 / dt),
+                              record=("v", "theta_s", "theta_v"))
+    isi = torch.diff(torch.tensor(spike_times(spikes, dt)))
+    assert len(isi) >= 3 and isi[-1] > isi[0]
+    assert traces["theta_s"].max() > 0 and traces["theta_v"].max() > 0
+
+
+def test_alif_threshold_adapts():
+    lif, _ = simulate(make({"name": "lif", "tau_m": 20.0, "reset": "soft"}, dt=1.0), 2.0, 1000)
+    alif, traces = simulate(make({"name": "alif", "tau_m": 20.0, "beta": 10.0}, dt=1.0), 2.0, 1000, record=("a",))
+    assert 0 < alif.sum() < 0.8 * lif.sum()
+    isi = torch.diff(torch.tensor(spike_times(alif, 1.0)))
+    assert isi[-1] > isi[0]
+    first = int(torch.nonzero(alif.flatten())[0])
+    rho = math.exp(-1.0 / 200.0)
+    assert traces["a"][first, 0].item() == pytest.approx(1 - rho)
+
+
+def test_diehl_cook_threshold_and_refractoriness():
+    neuron = make({"name": "diehlandcook"}, shape=(1,), dt=1.0).double()
+    neuron.train()
+    spikes, traces = simulate(neuron, 20.0, 30, record=("v", "theta"))  # a 20 mV jump every step
+    times = spike_times(spikes, 1.0)
+    assert times[:3] == [0.0, 6.0, 12.0]  # spike, then 5 ms refractory
+    assert traces["theta"][-1, 0].item() == pytest.approx(0.05 * len(times), rel=1e-5)
+    neuron.reset()
+    assert neuron.theta.item() == pytest.approx(0.05 * len(times), rel=1e-5)  # θ survives the sample reset
+    neuron.eval()
+    neuron.reset()
+    simulate(neuron, 20.0, 30)
+    assert neuron.theta.item() == pytest.approx(0.05 * len(times), rel=1e-5)  # frozen in evaluation
+
+
+def test_clif_synaptic_current_decays_exactly():
+    neuron = make({"name": "clif", "tau_syn": 5.0, "v_th": 100.0}, dt=1.0).double()
+    current = torch.zeros(20, 1, 1, dtype=torch.float64)
+    current[0] = 1.0
+    _, traces = neuron(current, ("i_syn", "v"))
+    t = torch.arange(20, dtype=torch.float64)
+    torch.testing.assert_close(traces["i_syn"][:, 0, 0], torch.exp(-t / 5.0))
+    assert traces["v"][1, 0, 0] > traces["v"][0, 0, 0] > 0
+
+
+def test_plif_learns_its_time_constant():
+    neuron = make({"name": "plif", "tau_m": 4.0}, shape=(5,), dt=1.0, spike_fn=build_surrogate({"name": "atan"}))
+    assert neuron.tau_m.item() == pytest.approx(4.0)
+    spikes, _ = neuron(torch.rand(10, 3, 5) * 3)
+    spikes.sum().backward()
+    assert neuron.w.grad is not None and neuron.w.grad.abs().item() > 0
+    with pytest.raises(ConfigError, match="neuron.tau_m: plif needs tau_m > dt"):
+        make({"name": "plif", "tau_m": 0.5}, dt=1.0)
+
+
+@pytest.mark.parametrize("name", NEURONS.names(aliases=False))
+def test_every_model_trains_with_surrogate_gradients(name):
+    dt = 0.1 if name in ("hh", "adex", "izh", "qif", "glif") else 1.0
+    neuron = make({"name": name}, shape=(4,), dt=dt, spike_fn=build_surrogate({"name": "atan"}))
+    drive = {"hh": 20.0, "adex": 2.0, "izh": 20.0, "qif": 30.0, "glif": 1.0, "diehlandcook": 30.0}.get(name, 3.0)
+    x = torch.full((50, 2, 4), drive, requires_grad=True)
+    out, _ = neuron(x)
+    assert out.shape == (50, 2, 4) and torch.isfinite(out).all()
+    out.sum().backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
