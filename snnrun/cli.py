@@ -45,6 +45,8 @@ def run_task(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict:
 
 def _print_summary(summary: dict) -> None:
     if "final" not in summary:
+        if summary.get("message"):
+            print(f"snnrun: {summary['message']}")
         print(f"snnrun: {summary.get('status', 'done')}; run directory {summary.get('run_dir')}")
         return
     final, best = summary["final"], summary["best"]

@@ -56,7 +56,7 @@ def _load_builtin_tasks() -> None:
 
 
 #: modules whose import registers a task; extend when adding a task module.
-BUILTIN_TASK_MODULES = ["snnrun.tasks"]
+BUILTIN_TASK_MODULES = ["snnrun.tasks", "snnrun.clamp"]
 
 
 @register_task("train")

@@ -1,0 +1,120 @@
+"""Current-clamp task: drive one population with a current and record every step.
+
+``snnrun experiment=current_clamp neuron=<name> clamp.current=<amplitude | [a, b, ...] | trace.npy>
+clamp.duration=<ms> network.dt=<ms>`` simulates ``len(amplitudes)`` neurons of the chosen model
+(one per amplitude, so a list gives an f–I curve in one run) and writes
+
+- ``monitors/<population>.npz``: ``v`` [T, N] and ``spikes`` [T, N] (index t = state after step t;
+  ``v`` in the model's own units) and ``time_ms`` [T], ``current`` [T, N];
+- ``spike_times.csv``: ``neuron, current, time_ms``;
+- ``fi_curve.csv``: ``neuron, current, spikes, rate_hz`` (rate over the time the current is on);
+- ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from .build import to_container
+from .errors import ConfigError, DataError
+from .network import NetworkParams
+from .neurons import NEURONS
+from .reproducibility import seed_everything, versions
+from .schema import param, parse_params
+from .tasks import register_task
+
+
+@dataclass
+class ClampParams:
+    current: Any = param(1.0, help="amplitude, list of amplitudes (one neuron each), or path to a .npy trace [T] or [T, N]")
+    waveform: str = param("constant", choices=("constant", "step", "ramp"),
+                          help="constant: on throughout; step: on from onset to offset; ramp: 0 -> amplitude from onset to offset")
+    onset: float = param(0.0, unit="ms", ge=0, help="when a step/ramp starts")
+    offset: float | None = param(None, unit="ms", help="when a step/ramp ends (null = end)")
+    duration: float = param(200.0, unit="ms", gt=0, help="simulated time")
+    population: str = param("cell", help="name used for the monitor file")
+
+
+def clamp_current(p: ClampParams, dt: float, key: str = "clamp") -> torch.Tensor:
+    """The injected current [T, N] in the model's input units."""
+    steps = int(round(p.duration / dt))
+    if steps < 1:
+        raise ConfigError(f"{key}.duration: {p.duration} ms is shorter than dt = {dt} ms")
+    if isinstance(p.current, str):
+        path = Path(p.current)
+        if not path.is_file():
+            raise DataError(f"{key}.current: trace file {path} not found")
+        try:
+            trace = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as err:
+            raise DataError(f"{key}.current: {path} is not a readable .npy array ({err})") from None
+        if trace.ndim == 1:
+            trace = trace[:, None]
+        if trace.ndim != 2 or trace.shape[0] < steps or not np.issubdtype(trace.dtype, np.number):
+            raise DataError(f"{key}.current: {path} must be a numeric [T] or [T, N] array with T >= {steps} "
+                            f"steps (duration / dt), got shape {list(trace.shape)} of {trace.dtype}")
+        return torch.as_tensor(trace[:steps], dtype=torch.float64)
+    amplitudes = p.current if isinstance(p.current, (list, tuple)) else [p.current]
+    if not amplitudes or not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in amplitudes):
+        raise ConfigError(f"{key}.current: expected a number, a list of numbers or a .npy path, got {p.current!r}")
+    amp = torch.tensor([float(a) for a in amplitudes], dtype=torch.float64)
+    t = torch.arange(steps, dtype=torch.float64) * dt
+    end = p.offset if p.offset is not None else p.duration
+    if p.waveform == "constant":
+        shape = torch.ones(steps, dtype=torch.float64)
+    elif p.waveform == "step":
+        shape = ((t >= p.onset) & (t < end)).double()
+    else:
+        shape = ((t - p.onset) / max(end - p.onset, dt)).clamp(0, 1) * (t < end).double()
+    return shape[:, None] * amp[None, :]
+
+
+@register_task("current_clamp", config_keys=("clamp",))
+def current_clamp(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict:
+    """Simulate the top-level ``neuron`` model under ``clamp`` and record it (see module docstring)."""
+    config = to_container(cfg)
+    seed_everything(int(config.get("seed", 0) or 0))
+    p = parse_params(ClampParams, config.get("clamp"), "clamp")
+    net = parse_params(NetworkParams, config.get("network") or {}, "network")
+    current = clamp_current(p, net.dt)
+    steps, count = current.shape
+    neuron = NEURONS.build(config.get("neuron"), "neuron", shape=(count,), dt=net.dt).double()
+    with torch.no_grad():
+        spikes, traces = neuron(current[:, None, :], record=("v",))
+    spikes, v = spikes[:, 0].numpy(), traces["v"][:, 0].numpy()
+    run_dir = Path(run_dir)
+    (run_dir / "monitors").mkdir(parents=True, exist_ok=True)
+    time_ms = (np.arange(steps) + 1) * net.dt
+    np.savez(run_dir / "monitors" / f"{p.population}.npz", v=v, spikes=spikes, time_ms=time_ms,
+             current=current.numpy())
+    labels = current.abs().max(0).values.tolist() if isinstance(p.current, str) else \
+        [float(a) for a in (p.current if isinstance(p.current, (list, tuple)) else [p.current])]
+    with open(run_dir / "spike_times.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["neuron", "current", "time_ms"])
+        for t, n in zip(*np.nonzero(spikes)):
+            writer.writerow([int(n), labels[n], float(time_ms[t])])
+    on_ms = float((current != 0).any(1).sum().item()) * net.dt if p.waveform != "constant" else p.duration
+    fi = []
+    with open(run_dir / "fi_curve.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["neuron", "current", "spikes", "rate_hz"])
+        for n in range(count):
+            total = int(spikes[:, n].sum())
+            rate = total / (on_ms / 1000.0) if on_ms > 0 else 0.0
+            fi.append({"current": labels[n], "spikes": total, "rate_hz": rate})
+            writer.writerow([n, labels[n], total, rate])
+    summary = {"status": "completed", "task": "current_clamp", "neuron": config["neuron"]["name"],
+               "dt_ms": net.dt, "duration_ms": p.duration, "steps": steps, "fi_curve": fi,
+               "versions": versions(), "run_dir": str(run_dir),
+               "message": "f-I: " + ", ".join(f"{r['current']:g} -> {r['rate_hz']:.1f} Hz" for r in fi)}
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary

@@ -1,0 +1,64 @@
+"""The current-clamp task: recorded arrays, f–I table, waveforms, trace files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+
+from conftest import compose_config, run_cli
+from snnrun.clamp import current_clamp
+from snnrun.errors import DataError
+
+
+def clamp(tmp_path, *overrides):
+    cfg = compose_config(["experiment=current_clamp", *overrides])
+    return current_clamp(cfg, tmp_path), tmp_path
+
+
+def test_lif_f_i_curve_matches_closed_form(tmp_path):
+    summary, run = clamp(tmp_path, "neuron=lif", "neuron.tau_m=20", "clamp.current=[0.5,1.5,3.0]",
+                         "clamp.duration=1000", "network.dt=0.05")
+    data = np.load(run / "monitors" / "cell.npz")
+    assert data["v"].shape == (20000, 3) and data["spikes"].shape == (20000, 3)
+    assert data["time_ms"][0] == pytest.approx(0.05) and data["time_ms"][-1] == pytest.approx(1000)
+    rows = list(csv.DictReader(open(run / "fi_curve.csv")))
+    assert [float(r["current"]) for r in rows] == [0.5, 1.5, 3.0]
+    assert int(rows[0]["spikes"]) == 0  # R I below threshold
+    for row in rows[1:]:
+        ri = float(row["current"])
+        period = 20 * math.log(ri / (ri - 1.0))
+        assert float(row["rate_hz"]) == pytest.approx(1000 / period, rel=0.03)
+    times = [float(r["time_ms"]) for r in csv.DictReader(open(run / "spike_times.csv")) if r["neuron"] == "1"]
+    assert len(times) == int(rows[1]["spikes"]) and times[0] == pytest.approx(20 * math.log(3), abs=0.05)
+    assert data["v"][:, 0].max() < 1.0 and summary["fi_curve"][2]["spikes"] == int(rows[2]["spikes"])
+
+
+def test_step_waveform_and_trace_file(tmp_path):
+    summary, run = clamp(tmp_path / "a", "neuron=if", "clamp.current=2.0", "clamp.waveform=step",
+                         "clamp.onset=10", "clamp.offset=20", "clamp.duration=40", "network.dt=1.0")
+    data = np.load(run / "monitors" / "cell.npz")
+    assert data["current"][:, 0].tolist() == [0.0] * 10 + [2.0] * 10 + [0.0] * 20
+    assert data["spikes"][:10].sum() == 0 and data["spikes"][20:].sum() == 0 and data["spikes"].sum() == 10
+    trace = np.zeros((40, 2))
+    trace[5:, 1] = 0.5
+    np.save(tmp_path / "trace.npy", trace)
+    summary, run = clamp(tmp_path / "b", "neuron=if", f"clamp.current={tmp_path / 'trace.npy'}",
+                         "clamp.duration=40", "network.dt=1.0")
+    data = np.load(run / "monitors" / "cell.npz")
+    assert data["spikes"][:, 0].sum() == 0 and data["spikes"][:, 1].sum() == 17  # one spike per 2 steps
+    np.save(tmp_path / "short.npy", np.zeros(3))
+    with pytest.raises(DataError, match=r"clamp.current: .*short.npy must be a numeric \[T\] or \[T, N\] array"):
+        clamp(tmp_path / "c", f"clamp.current={tmp_path / 'short.npy'}", "clamp.duration=40", "network.dt=1.0")
+
+
+def test_cli_runs_the_experiment(tmp_path):
+    proc = run_cli("experiment=current_clamp", "neuron=izh", "clamp.current=[0,10]", "clamp.duration=200",
+                   f"hydra.run.dir={tmp_path}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "f-I: 0 -> 0.0 Hz, 10 ->" in proc.stdout
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["neuron"] == "izh" and summary["fi_curve"][1]["spikes"] > 0
