@@ -12,11 +12,12 @@ def registries() -> dict:
     from .encoders import ENCODERS
     from .learning import LEARNERS
     from .neurons import NEURONS
+    from .rewards import REWARDS
     from .surrogate import SURROGATES
     from .synapses import SYNAPSES
 
     return {"neuron": NEURONS, "surrogate": SURROGATES, "synapse": SYNAPSES, "encoder": ENCODERS,
-            "decoder": DECODERS, "learner": LEARNERS, "data": DATASETS}
+            "decoder": DECODERS, "learner": LEARNERS, "data": DATASETS, "reward": REWARDS}
 
 
 def print_catalog(group: str | None = None) -> None:

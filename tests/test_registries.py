@@ -15,7 +15,7 @@ from snnrun.errors import ConfigError
 CONFIGS = Path(__file__).resolve().parents[1] / "snnrun" / "configs"
 #: registry kind -> config group directory
 GROUPS = {"neuron": "neuron", "encoder": "encoder", "decoder": "decoder", "learner": "learner",
-          "data": "data", "synapse": "synapse", "surrogate": None}
+          "data": "data", "synapse": "synapse", "reward": "reward", "surrogate": None}
 
 
 def _yaml_files():

@@ -23,7 +23,8 @@ class BPTT(Learner):
 
     @dataclass
     class Params:
-        loss: str = param("cross_entropy", help="loss on decoder scores: cross_entropy or mse_count")
+        loss: str = param("cross_entropy", help="loss on decoder scores: cross_entropy, mse_count, nll, first_spike_time")
+        loss_options: dict = param({}, help="keyword options of the loss (e.g. {on: 20, off: 2} for mse_count)")
         surrogate: dict = param({"name": "atan", "alpha": 2.0}, help="spike function's surrogate gradient")
         trainable: list = param([], help="projections/populations trained; empty = all")
         max_grad_norm: float | None = param(None, help="clip the gradient norm (null = no clipping)")
@@ -31,9 +32,17 @@ class BPTT(Learner):
     def __init__(self, params, network, key="learner"):
         super().__init__(params, network, key)
         self.loss_fn = get_loss(params.loss, f"{key}.loss")
+        import inspect
+
+        allowed = [n for n in inspect.signature(self.loss_fn).parameters][2:]
+        for name in params.loss_options:
+            if name not in allowed:
+                from ..errors import ConfigError
+                raise ConfigError(f"{key}.loss_options.{name}: {params.loss} has no option '{name}'; "
+                                  f"valid: {', '.join(allowed) or '(none)'}")
 
     def loss(self, scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self.loss_fn(scores, target)
+        return self.loss_fn(scores, target, **self.params.loss_options)
 
     def surrogate(self):
         return build_surrogate(self.params.surrogate, f"{self.key}.surrogate")

@@ -1,0 +1,119 @@
+"""Spike-time codes: latency, rank order, explicit spike times, temporal contrast."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import ShapeError
+from ..schema import param
+from .base import ENCODERS, Encoder
+
+
+def _one_hot_times(steps: torch.Tensor, fire: torch.Tensor, time_steps: int, dtype) -> torch.Tensor:
+    """Spikes [T, *shape] with a single spike at ``steps`` where ``fire`` is true."""
+    t = torch.arange(time_steps, device=steps.device).view(-1, *([1] * steps.dim()))
+    return ((t == steps.unsqueeze(0)) & fire.unsqueeze(0)).to(dtype)
+
+
+@ENCODERS.register("latency")
+class Latency(Encoder):
+    r"""One spike per input, earlier for stronger input (intensities in [0, 1]).
+
+    ``linear``: ``t = (1 − x)·(T − 1)·dt``; ``log`` (RC charging to a threshold,
+    Gerstner et al. 2014): ``t = τ ln(x / (x − x_th))``. Inputs ``x ≤ x_th`` do not spike;
+    times are rounded to the nearest step and clipped to the window.
+    """
+
+    @dataclass
+    class Params:
+        mode: str = param("linear", choices=("linear", "log"), help="time code")
+        tau: float = param(5.0, unit="ms", gt=0, help="RC time constant (mode: log)")
+        threshold: float = param(0.01, ge=0, lt=1, help="inputs at or below this do not spike")
+
+    def spike_steps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        p, T = self.params, self.time_steps
+        fire = x > p.threshold
+        if p.mode == "linear":
+            steps = torch.round((1 - x.clamp(0, 1)) * (T - 1))
+        else:
+            safe = torch.where(fire, x, torch.ones_like(x))
+            t_ms = p.tau * torch.log(safe / (safe - p.threshold).clamp(min=1e-12))
+            steps = torch.round(t_ms / self.dt)
+        return steps.clamp(0, T - 1).long(), fire
+
+    def forward(self, x):
+        steps, fire = self.spike_steps(x)
+        return _one_hot_times(steps, fire, self.time_steps, x.dtype)
+
+
+@ENCODERS.register("relative_latency")
+class RelativeLatency(Encoder):
+    """Rank-order code: within each sample the k-th strongest input fires at step
+    ``round(k/(n−1)·(T−1))``; zero inputs do not fire (Thorpe & Gautrais 1998)."""
+
+    def forward(self, x):
+        flat = x.reshape(x.shape[0], -1)
+        n = flat.shape[1]
+        order = torch.argsort(flat, dim=1, descending=True, stable=True)
+        rank = torch.empty_like(order)
+        rank.scatter_(1, order, torch.arange(n, device=x.device).expand_as(order))
+        steps = torch.round(rank.double() / max(n - 1, 1) * (self.time_steps - 1)).long()
+        spikes = _one_hot_times(steps, flat > 0, self.time_steps, x.dtype)
+        return spikes.reshape(self.time_steps, *x.shape)
+
+
+@ENCODERS.register("sstb")
+class SingleSpikeTime(Encoder):
+    """The input holds one spike time per neuron in ms; negative or NaN means no spike.
+    Output: a spike at step ``round(t / dt)`` (times beyond the window are dropped)."""
+
+    def forward(self, x):
+        fire = torch.isfinite(x) & (x >= 0)
+        steps = torch.round(torch.nan_to_num(x, nan=-1.0) / self.dt).long()
+        fire = fire & (steps < self.time_steps)
+        return _one_hot_times(steps.clamp(0, self.time_steps - 1), fire, self.time_steps, x.dtype)
+
+
+@ENCODERS.register("mstb")
+class MultiSpikeTime(Encoder):
+    """The input [B, *shape, K] holds up to K spike times (ms) per neuron, padded with
+    negative values or NaN. Output [T, B, *shape]: a spike at each ``round(t / dt)``."""
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape[:-1])
+
+    def forward(self, x):
+        fire = torch.isfinite(x) & (x >= 0)
+        steps = torch.round(torch.nan_to_num(x, nan=-1.0) / self.dt).long()
+        fire = fire & (steps < self.time_steps)
+        hot = _one_hot_times(steps.clamp(0, self.time_steps - 1), fire, self.time_steps, x.dtype)
+        return hot.amax(dim=-1)
+
+
+@ENCODERS.register("delta")
+class Delta(Encoder):
+    """Temporal contrast for sequences [B, T, *shape]: a spike where the input changed by more
+    than ``threshold`` since the previous frame (``off_spikes`` adds a channel for decreases).
+    The first frame is compared with zero. The sequence length must equal T."""
+
+    @dataclass
+    class Params:
+        threshold: float = param(0.1, ge=0, help="minimum change that emits a spike")
+        off_spikes: bool = param(False, help="separate ON (increase) and OFF (decrease) channels")
+
+    def output_shape(self, input_shape):
+        rest = tuple(input_shape[1:])
+        return (2, *rest) if self.params.off_spikes else rest
+
+    def forward(self, x):
+        if x.shape[1] != self.time_steps:
+            raise ShapeError(f"encoder: delta needs sequences of T = {self.time_steps} frames, got {x.shape[1]}")
+        seq = x.transpose(0, 1)
+        diff = seq - torch.cat([torch.zeros_like(seq[:1]), seq[:-1]])
+        on = (diff > self.params.threshold).to(x.dtype)
+        if not self.params.off_spikes:
+            return on
+        return torch.stack([on, (diff < -self.params.threshold).to(x.dtype)], dim=2)
