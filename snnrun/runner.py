@@ -42,8 +42,9 @@ class Runner:
         self.generator = torch.Generator()
         pops = [n for n, p in exp.network.populations.items() if not p.is_input]
         self.populations = pops
-        self.columns = (["epoch", "step", "split", "train/loss", "train/accuracy", "test/loss", "test/accuracy", "lr"]
-                        + [f"{s}/rate/{p}" for s in ("train", "test") for p in pops]
+        splits = ("train", "val", "test") if exp.data.x_val is not None else ("train", "test")
+        self.columns = (["epoch", "step", "split"] + [f"{s}/{m}" for s in splits for m in ("loss", "accuracy")] + ["lr"]
+                        + [f"{s}/rate/{p}" for s in splits for p in pops]
                         + ["samples_per_s", "wall_time"])
 
     # --- state -------------------------------------------------------------------
@@ -86,11 +87,12 @@ class Runner:
         return self.wall_offset + (time.perf_counter() - self._start if hasattr(self, "_start") else 0.0)
 
     # --- loops -------------------------------------------------------------------
-    def _batches(self, train: bool) -> TensorBatches:
+    def _batches(self, split: str) -> TensorBatches:
         d, p = self.exp.data, self.exp.data_params
-        if train:
+        if split == "train":
             return TensorBatches(d.x_train, d.y_train, p.batch_size, shuffle=True, generator=self.generator)
-        return TensorBatches(d.x_test, d.y_test, p.test_batch_size or p.batch_size)
+        x, y = (d.x_val, d.y_val) if split == "val" else (d.x_test, d.y_test)
+        return TensorBatches(x, y, p.test_batch_size or p.batch_size)
 
     def _forward(self, x: torch.Tensor):
         exp = self.exp
@@ -107,10 +109,11 @@ class Runner:
             if self.exp.network.populations[name].neuron.spiking:
                 totals[name] = totals.get(name, 0.0) + out.spikes[name].detach().float().mean().item() * out.spikes[name].shape[1]
 
-    def run_epoch(self, train: bool) -> dict[str, float]:
-        exp, split = self.exp, "train" if train else "test"
+    def run_epoch(self, train: bool, split: str | None = None) -> dict[str, float]:
+        exp = self.exp
+        split = split or ("train" if train else "test")
         limit = exp.trainer.limit_train_batches if train else exp.trainer.limit_test_batches
-        batches = self._batches(train)
+        batches = self._batches(split)
         total = min(len(batches), limit) if limit else len(batches)
         exp.network.train(train)
         loss_sum, correct, count, rates = 0.0, 0, 0, {}
@@ -199,6 +202,11 @@ class Runner:
                "wall_time": self.wall_time()}
         metrics_log.log(row)
         metrics = {k: v for k, v in train.items() if k.startswith("train/")}
+        if exp.data.x_val is not None:
+            val = self.run_epoch(train=False, split="val")
+            metrics_log.log({"epoch": self.epoch, "step": self.step, "split": "val", "lr": lr, **val,
+                             "wall_time": self.wall_time()})
+            metrics.update({k: v for k, v in val.items() if k.startswith("val/")})
         if self.epoch % exp.trainer.eval_every == 0 or self.epoch == exp.trainer.epochs:
             test = self.run_epoch(train=False)
             metrics_log.log({"epoch": self.epoch, "step": self.step, "split": "test", "lr": lr, **test,

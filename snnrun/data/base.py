@@ -22,6 +22,10 @@ class LoaderParams:
     subset: int | None = param(None, help="use only the first N training samples (null = all)")
     input_shape: list | None = param(None, help="per-sample input shape; null = read from the data")
     num_classes: int | None = param(None, help="number of classes; null = read from the data")
+    val_fraction: float = param(0.0, ge=0, lt=1, help="fraction of the training set held out for validation")
+    normalize: str = param("none", choices=("none", "minmax", "standard"),
+                           help="minmax: scale to [0, 1] by the training range; standard: zero mean, unit variance")
+    num_workers: int = param(0, ge=0, help="loader worker processes (file-backed datasets)")
 
 
 @dataclass
@@ -32,6 +36,8 @@ class DataSplits:
     y_train: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
+    x_val: torch.Tensor | None = None
+    y_val: torch.Tensor | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -58,6 +64,14 @@ class Dataset:
         p = self.params
         if p.subset is not None:
             data.x_train, data.y_train = data.x_train[: p.subset], data.y_train[: p.subset]
+        if p.val_fraction > 0:
+            n_val = max(1, int(round(p.val_fraction * len(data.x_train))))
+            order = torch.randperm(len(data.x_train), generator=torch.Generator().manual_seed(0))
+            val, train = order[:n_val], order[n_val:]
+            data.x_val, data.y_val = data.x_train[val], data.y_train[val]
+            data.x_train, data.y_train = data.x_train[train], data.y_train[train]
+        if p.normalize != "none":
+            data = normalized(data, p.normalize)
         if p.input_shape is not None and tuple(p.input_shape) != data.input_shape:
             raise ConfigError(f"{self.key}.input_shape: declared {list(p.input_shape)} but the data has "
                               f"{list(data.input_shape)}")
@@ -65,6 +79,21 @@ class Dataset:
             raise ConfigError(f"{self.key}.num_classes: declared {p.num_classes} but labels go up to "
                               f"{data.num_classes - 1}")
         return data
+
+
+def normalized(data: DataSplits, how: str) -> DataSplits:
+    """Scale every split with statistics of the training set only."""
+    x = data.x_train
+    if how == "minmax":
+        low, high = x.min(), x.max()
+        f = lambda t: (t - low) / (high - low).clamp(min=1e-12)  # noqa: E731
+    else:
+        mean, std = x.mean(0, keepdim=True), x.std(0, keepdim=True).clamp(min=1e-6)
+        f = lambda t: (t - mean) / std  # noqa: E731
+    data.x_train, data.x_test = f(data.x_train), f(data.x_test)
+    if data.x_val is not None:
+        data.x_val = f(data.x_val)
+    return data
 
 
 class TensorBatches:

@@ -1,0 +1,152 @@
+"""Datasets: npz, IDX (MNIST layout, torchvision layout, download with checksums), splits."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import MNIST, compose_config
+from snnrun.data import DATASETS
+from snnrun.data import idx as idx_module
+from snnrun.errors import DataError
+
+
+def build(node):
+    dataset = DATASETS.build(node, "data")
+    dataset.key = "data"
+    return dataset
+
+
+def write_idx(path, array, gz=False):
+    array = np.asarray(array, dtype=np.uint8)
+    header = struct.pack(">BBBB", 0, 0, 8, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    payload = header + array.tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    (gzip.open if gz else open)(path, "wb").write(payload)
+    return path
+
+
+def write_mnist(folder, gz=True, n_train=6, n_test=4):
+    rng = np.random.default_rng(0)
+    files = {}
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        suffix = ".gz" if gz else ""
+        files[f"{prefix}-images-idx3-ubyte.gz"] = write_idx(
+            folder / f"{prefix}-images-idx3-ubyte{suffix}", rng.integers(0, 256, (n, 28, 28)), gz)
+        files[f"{prefix}-labels-idx1-ubyte.gz"] = write_idx(
+            folder / f"{prefix}-labels-idx1-ubyte{suffix}", np.arange(n) % 10, gz)
+    return files
+
+
+def test_npz_reads_scales_and_splits(tmp_path):
+    path = tmp_path / "d.npz"
+    x_train = (np.arange(10, dtype=np.uint8)[:, None, None] * 28 + np.zeros((10, 4, 4), np.uint8)).astype(np.uint8)
+    np.savez(path, x_train=x_train, y_train=np.arange(10) % 3,
+             x_test=np.zeros((5, 4, 4), np.uint8), y_test=np.arange(5) % 3)
+    data = build({"name": "npz", "path": str(path), "val_fraction": 0.2, "add_channel": True}).splits()
+    assert data.x_train.shape == (8, 1, 4, 4) and data.x_val.shape == (2, 1, 4, 4)
+    assert 0.5 < data.x_train.max().item() <= 1.0 and data.num_classes == 3 and data.y_train.dtype == torch.int64
+    std = build({"name": "npz", "path": str(path), "normalize": "minmax", "scale": "none"}).splits()
+    assert std.x_test.max().item() == 0.0 and std.x_train.min().item() == 0.0 and std.x_train.max().item() == 1.0
+
+
+@pytest.mark.parametrize("arrays,message", [
+    (None, "data.path: file .* not found"),
+    ({"x_train": np.zeros((2, 3))}, "lacks y_train, x_test, y_test"),
+    ({"x_train": np.zeros((2, 3)), "y_train": np.zeros(2), "x_test": np.zeros((1, 3)), "y_test": np.zeros(1, int)},
+     "y_train has dtype float64; expected integer labels"),
+    ({"x_train": np.zeros((2, 3)), "y_train": np.zeros(3, int), "x_test": np.zeros((1, 3)), "y_test": np.zeros(1, int)},
+     r"x_train \[2, 3\] and y_train \[3\] do not match"),
+    ({"x_train": np.zeros((2, 3)), "y_train": np.zeros(2, int), "x_test": np.zeros((1, 4)), "y_test": np.zeros(1, int)},
+     r"train samples \[3\] and test samples \[4\] differ"),
+])
+def test_npz_errors_name_the_file(tmp_path, arrays, message):
+    path = tmp_path / "bad.npz"
+    if arrays is not None:
+        np.savez(path, **arrays)
+    with pytest.raises(DataError, match=message):
+        build({"name": "npz", "path": str(path)}).splits()
+
+
+def test_npz_truncated_file(tmp_path):
+    path = tmp_path / "cut.npz"
+    np.savez(path, x_train=np.zeros((100, 50)), y_train=np.zeros(100, int), x_test=np.zeros((5, 50)), y_test=np.zeros(5, int))
+    path.write_bytes(path.read_bytes()[:500])
+    with pytest.raises(DataError, match=r"cut.npz is not a readable .npz file"):
+        build({"name": "npz", "path": str(path)}).splits()
+    with pytest.raises(DataError, match=r"data.path: missing; pass data.path="):
+        build({"name": "npz"}).splits()
+
+
+@pytest.mark.parametrize("layout,gz", [(".", True), (".", False), ("MNIST/raw", True)])
+def test_mnist_from_a_root(tmp_path, layout, gz):
+    write_mnist(tmp_path / layout, gz=gz)
+    data = build({"name": "mnist", "root": str(tmp_path), "download": False}).splits()
+    assert data.x_train.shape == (6, 1, 28, 28) and data.x_test.shape == (4, 1, 28, 28)
+    assert data.y_train.tolist() == [0, 1, 2, 3, 4, 5] and 0 <= data.x_train.min() <= data.x_train.max() <= 1
+    flat = build({"name": "mnist", "root": str(tmp_path), "download": False, "flatten": True}).splits()
+    assert flat.x_test.shape == (4, 784)
+
+
+def test_idx_errors(tmp_path):
+    good = write_idx(tmp_path / "a.idx", np.zeros((3, 2, 2)))
+    good.write_bytes(good.read_bytes()[:-3])
+    with pytest.raises(DataError, match=r"a.idx: IDX header says \[3, 2, 2\] \(12 bytes\) but the file holds 9"):
+        idx_module.read_idx(good)
+    (tmp_path / "b.idx").write_bytes(b"\x01\x02\x03\x04")
+    with pytest.raises(DataError, match="bad magic number"):
+        idx_module.read_idx(tmp_path / "b.idx")
+
+
+def test_mnist_download_verifies_checksums(tmp_path, monkeypatch):
+    mirror = tmp_path / "mirror"
+    files = write_mnist(mirror)
+    sums = {name: idx_module.md5(path) for name, path in files.items()}
+    monkeypatch.setitem(idx_module.CHECKSUMS, "mnist", sums)
+    cache = tmp_path / "cache"
+    data = build({"name": "mnist", "root": str(cache), "mirrors": [mirror.as_uri()]}).splits()
+    assert data.x_train.shape[0] == 6 and (cache / "train-images-idx3-ubyte.gz").is_file()
+    bad = dict(sums, **{"t10k-labels-idx1-ubyte.gz": "0" * 32})
+    monkeypatch.setitem(idx_module.CHECKSUMS, "mnist", bad)
+    with pytest.raises(DataError) as err:
+        build({"name": "mnist", "root": str(tmp_path / "cache2"), "mirrors": [mirror.as_uri()]}).splits()
+    assert "checksum mismatch" in str(err.value) and not (tmp_path / "cache2" / "t10k-labels-idx1-ubyte.gz").exists()
+
+
+def test_offline_without_files_says_where_to_put_them(tmp_path):
+    with pytest.raises(DataError) as err:
+        build({"name": "fashion_mnist", "root": str(tmp_path), "mirrors": [(tmp_path / "nowhere").as_uri()]}).splits()
+    text = str(err.value)
+    assert text.startswith("data.root: train-images-idx3-ubyte.gz not found in")
+    assert "download failed" in text and "FashionMNIST/raw" in text
+
+
+def test_digits_and_synthetic_are_seeded():
+    a = build({"name": "digits"}).splits()
+    assert a.x_train.shape == (1437, 64) and a.x_test.shape == (360, 64) and a.num_classes == 10
+    s1 = build({"name": "synthetic", "seed": 3}).splits()
+    s2 = build({"name": "synthetic", "seed": 3}).splits()
+    assert torch.equal(s1.x_train, s2.x_train)
+
+
+def test_validation_split_is_logged(tmp_path):
+    from snnrun.build import build_experiment
+    from snnrun.runner import Runner
+
+    cfg = compose_config(["data=synthetic", "data.val_fraction=0.25", "trainer.epochs=1", "network.duration=4",
+                          "trainer.progress=false", "device=cpu"])
+    exp = build_experiment(cfg)
+    assert len(exp.data.x_train) == 192 and len(exp.data.x_val) == 64
+    Runner(exp, tmp_path, "").fit()
+    lines = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert "val/accuracy" in lines[0] and [line.split(",")[2] for line in lines[1:]] == ["train", "val", "test"]
+
+
+@pytest.mark.skipif(not MNIST.is_file(), reason="needs ../shared/data/mnist_6k.npz (absent on a fresh clone)")
+def test_shared_mnist_subset_loads():
+    data = build({"name": "npz", "path": str(MNIST)}).splits()
+    assert data.x_train.shape == (5000, 28, 28) and data.x_test.shape == (1000, 28, 28) and data.num_classes == 10
