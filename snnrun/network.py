@@ -75,10 +75,17 @@ class Projection(nn.Module):
         self.stages = nn.ModuleList(stages)
         self.recurrent = False  # set by the network when the edge closes a cycle
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, steps: int = 1) -> torch.Tensor:
+        """``x`` holds ``steps`` time steps of a batch, flattened: ``[steps·B, *source_shape]``."""
         for stage in self.stages:
-            x = stage(x)
+            x = stage(x, steps) if getattr(stage, "temporal", False) else stage(x)
         return x
+
+    def apply_constraints(self) -> None:
+        """Re-apply weight bounds and sign (Dale's law) constraints after an update."""
+        for stage in self.stages:
+            if hasattr(stage, "clamp_weights"):
+                stage.clamp_weights()
 
     def reset(self) -> None:
         for stage in self.stages:
@@ -115,6 +122,10 @@ class Network(nn.Module):
                               f"{', '.join(back_edges)} close a cycle; use 'step' or 'auto'")
         self.mode = mode
 
+    def apply_constraints(self) -> None:
+        for proj in self.projections.values():
+            proj.apply_constraints()
+
     def reset(self) -> None:
         """Clear all neuron and synapse state (call between samples)."""
         for module in list(self.populations.values()) + list(self.projections.values()):
@@ -147,7 +158,7 @@ class Network(nn.Module):
         total = None
         for proj in self.incoming[name]:
             pre = spikes[proj.source]
-            y = proj(pre.reshape(steps * batch, *pre.shape[2:]))
+            y = proj(pre.reshape(steps * batch, *pre.shape[2:]), steps)
             total = y if total is None else total + y
         return total.reshape(steps, batch, *pop.shape)
 
@@ -276,12 +287,14 @@ def build_network(node: Mapping[str, Any], default_neuron: Mapping[str, Any] | N
         projections_cfg[name] = p
     populations: dict[str, Population] = {}
     shapes: dict[str, tuple[int, ...]] = {}
+    single_input = sum(1 for n in params.populations if n not in targets) == 1
     for name, pop_node in params.populations.items():
         pkey = f"{key}.populations.{name}"
         pp = parse_params(PopulationParams, pop_node or {}, pkey)
         if name not in targets:
             shape = _shape(pp.shape, f"{pkey}.shape") if pp.shape is not None else tuple(input_shape or ())
-            if input_shape is not None and pp.shape is not None and math.prod(shape) != math.prod(input_shape):
+            if single_input and input_shape is not None and pp.shape is not None \
+                    and math.prod(shape) != math.prod(input_shape):
                 raise ShapeError(f"{pkey}.shape: input population has shape {list(shape)} but the encoder "
                                  f"produces {list(input_shape)}")
             populations[name] = Population(name, shape, None)
@@ -298,9 +311,10 @@ def build_network(node: Mapping[str, Any], default_neuron: Mapping[str, Any] | N
     if output not in populations:
         raise ConfigError(f"{key}.output: no population '{output}'; populations: {', '.join(populations)}")
     projections = {}
+    steps = time_steps(params, key)
     for name, p in projections_cfg.items():
-        projections[name] = _build_projection(name, p, shapes, params.dt, f"{key}.projections.{name}")
-    return Network(populations, projections, output, params.dt, time_steps(params, key), params.mode)
+        projections[name] = _build_projection(name, p, shapes, params.dt, f"{key}.projections.{name}", steps)
+    return Network(populations, projections, output, params.dt, steps, params.mode)
 
 
 def _neuron_node(node, default, key):
@@ -316,14 +330,21 @@ def _neuron_node(node, default, key):
     return node
 
 
-def _build_projection(name, p: ProjectionParams, shapes, dt, key) -> Projection:
+def _build_projection(name, p: ProjectionParams, shapes, dt, key, steps: int = 1) -> Projection:
     specs = p.synapse if isinstance(p.synapse, (list, tuple)) else [p.synapse]
     shape = shapes[p.source]
     stages = []
     for i, spec in enumerate(specs):
         skey = f"{key}.synapse" + (f"[{i}]" if isinstance(p.synapse, (list, tuple)) else "")
         last = i == len(specs) - 1
-        stage = SYNAPSES.build(spec, skey, in_shape=shape, target_shape=shapes[p.target] if last else None, dt=dt)
+        try:
+            stage = SYNAPSES.build(spec, skey, in_shape=shape, target_shape=shapes[p.target] if last else None,
+                                   dt=dt, time_steps=steps)
+        except ShapeError as err:
+            raise ShapeError(f"{skey}: projection '{name}' ({p.source} -> {p.target}): {err}") from None
+        except ConfigError as err:
+            text = str(err)
+            raise ConfigError(text if text.startswith(skey) else f"{skey}.{text}") from None
         shape = stage.out_shape
         stages.append(stage)
     if tuple(shape) != tuple(shapes[p.target]):

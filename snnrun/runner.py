@@ -134,6 +134,7 @@ class Runner:
                     if learner.params.max_grad_norm:
                         torch.nn.utils.clip_grad_norm_(learner.parameters(), learner.params.max_grad_norm)
                     exp.optimizer.step()
+                    exp.network.apply_constraints()
                     if exp.scheduler is not None and exp.scheduler_interval == "step":
                         exp.scheduler.step()
                 if train:

@@ -34,6 +34,8 @@ class WeightParams:
     gain: float = param(1.0, help="factor applied to the initial weights")
     w_min: float | None = param(None, help="lower weight bound (clamped after init and updates)")
     w_max: float | None = param(None, help="upper weight bound")
+    sign: str | None = param(None, choices=(None, "excitatory", "inhibitory"),
+                             help="Dale's law: keep every weight >= 0 (excitatory) or <= 0 (inhibitory)")
 
 
 def init_weight(weight: torch.Tensor, p: WeightParams, fan_in: int) -> None:
@@ -49,25 +51,49 @@ def init_weight(weight: torch.Tensor, p: WeightParams, fan_in: int) -> None:
         else:
             weight.fill_(p.value)
         weight.mul_(p.gain)
-        if p.w_min is not None or p.w_max is not None:
+        if p.sign == "excitatory":
+            weight.abs_()
+        elif p.sign == "inhibitory":
+            weight.abs_().neg_()
+        constrain(weight, p)
+
+
+def constrain(weight: torch.Tensor, p) -> None:
+    """Apply bounds and sign constraints in place (after init and after every update)."""
+    with torch.no_grad():
+        if getattr(p, "w_min", None) is not None or getattr(p, "w_max", None) is not None:
             weight.clamp_(p.w_min, p.w_max)
+        sign = getattr(p, "sign", None)
+        if sign == "excitatory":
+            weight.clamp_(min=0)
+        elif sign == "inhibitory":
+            weight.clamp_(max=0)
 
 
 class Synapse(nn.Module):
-    """Base class; subclasses set ``self.out_shape`` in ``__init__``."""
+    """Base class; subclasses set ``self.out_shape`` in ``__init__``.
 
-    def __init__(self, params, in_shape, target_shape=None, dt: float = 1.0):
+    ``temporal = True`` marks stages that need the time structure: their ``forward``
+    takes ``(x, steps)`` where ``x`` is ``[steps·B, ...]`` (all T steps at once on the
+    layer-by-layer path, one step on the step-by-step path).
+    """
+
+    temporal = False
+
+    def __init__(self, params, in_shape, target_shape=None, dt: float = 1.0, time_steps: int = 1):
         super().__init__()
         self.params = params
         self.in_shape = tuple(in_shape)
         self.target_shape = tuple(target_shape) if target_shape is not None else None
         self.dt = dt
+        self.time_steps = time_steps
         self.out_shape = self.in_shape
 
     def clamp_weights(self) -> None:
-        """Apply ``w_min``/``w_max`` after an update (no-op without bounds)."""
-        p = self.params
+        """Apply ``w_min``/``w_max`` and the sign constraint after an update (no-op without them)."""
         weight = getattr(self, "weight", None)
-        if weight is not None and (getattr(p, "w_min", None) is not None or getattr(p, "w_max", None) is not None):
-            with torch.no_grad():
-                weight.clamp_(p.w_min, p.w_max)
+        if isinstance(weight, torch.Tensor):
+            constrain(weight, self.params)
+
+    def reset(self) -> None:
+        """Clear per-sample state (delay buffers, dropout masks)."""

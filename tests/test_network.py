@@ -1,0 +1,108 @@
+"""The network graph: build-time validation, layer vs step paths, cycles, shapes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from snnrun.errors import ConfigError, ShapeError
+from snnrun.network import build_network
+from snnrun.surrogate import build_surrogate
+
+LIF = {"name": "lif", "tau_m": 5.0}
+
+
+def net(populations, projections, input_shape=(6,), mode="auto", output=None, duration=8.0, spike_fn=None):
+    node = {"dt": 1.0, "duration": duration, "populations": populations, "projections": projections, "mode": mode}
+    if output:
+        node["output"] = output
+    return build_network(node, LIF, input_shape, spike_fn)
+
+
+def skip_graph(mode):
+    pops = {"inp": {"shape": None}, "a": {"shape": 8}, "b": {"shape": 8}, "out": {"shape": 3}}
+    projs = {"inp_a": {"from": "inp", "to": "a", "synapse": {"name": "dense", "init": "uniform", "low": 0.0, "high": 2.0}},
+             "a_b": {"from": "a", "to": "b", "synapse": [{"name": "delay", "delay": 2.0}, {"name": "dense", "init": "uniform", "low": 0.0, "high": 2.0}]},
+             "inp_b": {"from": "inp", "to": "b", "synapse": {"name": "dense", "init": "uniform", "low": 0.0, "high": 2.0}},  # skip connection
+             "b_out": {"from": "b", "to": "out", "synapse": {"name": "dense", "init": "uniform", "low": 0.0, "high": 2.0}}}
+    return net(pops, projs, mode=mode, spike_fn=build_surrogate({"name": "atan"}))
+
+
+def test_layer_and_step_paths_give_the_same_spikes_and_gradients():
+    torch.manual_seed(0)
+    layer = skip_graph("layer")
+    step = skip_graph("step")
+    step.load_state_dict(layer.state_dict())
+    x = (torch.rand(8, 4, 6) < 0.5).float()
+    a, b = layer(x), step(x)
+    for name in ("a", "b", "out"):
+        assert torch.equal(a.spikes[name], b.spikes[name]), name
+    assert a.spikes["out"].sum() > 0
+    a.spikes["out"].sum().backward()
+    b.spikes["out"].sum().backward()
+    for (name, p), (_, q) in zip(layer.named_parameters(), step.named_parameters()):
+        torch.testing.assert_close(p.grad, q.grad, msg=name)
+
+
+def test_cycle_carries_previous_step_spikes():
+    pops = {"inp": {"shape": None}, "h": {"shape": 2}}
+    projs = {"in_h": {"from": "inp", "to": "h", "synapse": {"name": "one_to_one", "weight": 10.0}},
+             "h_h": {"from": "h", "to": "h", "synapse": {"name": "dense", "init": "constant", "value": 0.0}}}
+    n = net(pops, projs, input_shape=(2,), duration=5.0)
+    assert not n.feedforward and n.projections["h_h"].recurrent
+    with torch.no_grad():
+        n.projections["h_h"].stages[0].weight.copy_(torch.tensor([[0.0, 0.0], [10.0, 0.0]]))  # h0 -> h1
+    x = torch.zeros(5, 1, 2)
+    x[0, 0, 0] = 1.0
+    out = n(x).spikes["h"][:, 0]
+    assert out[:, 0].tolist() == [1, 0, 0, 0, 0]
+    assert out[:, 1].tolist() == [0, 1, 0, 0, 0]  # one step later
+    with pytest.raises(ConfigError, match="network.mode: 'layer' needs a feedforward graph"):
+        net(pops, projs, input_shape=(2,), mode="layer")
+
+
+def test_multi_dimensional_populations_and_two_inputs():
+    pops = {"img": {"shape": None}, "aux": {"shape": [3]},
+            "c": {"shape": [4, 4, 4]}, "out": {"shape": 2}}
+    projs = {"img_c": {"from": "img", "to": "c", "synapse": {"name": "conv2d", "channels": 4, "padding": 1}},
+             "c_out": {"from": "c", "to": "out", "synapse": [{"name": "flatten"}, {"name": "dense"}]},
+             "aux_out": {"from": "aux", "to": "out", "synapse": {"name": "dense"}}}
+    n = net(pops, projs, input_shape=(1, 4, 4), output="out")
+    assert n.inputs == ["img", "aux"]
+    out = n({"img": torch.rand(8, 2, 1, 4, 4), "aux": torch.rand(8, 2, 3)})
+    assert out.spikes["c"].shape == (8, 2, 4, 4, 4) and out.spikes["out"].shape == (8, 2, 2)
+
+
+@pytest.mark.parametrize("projs,error,message", [
+    ({"x": {"from": "inp", "to": "nowhere"}}, ConfigError, "network.projections.x.to: no population 'nowhere'"),
+    ({"x": {"from": "inp", "to": "h", "synapse": {"name": "conv2d"}}}, ShapeError,
+     r"network.projections.x.synapse: projection 'x' \(inp -> h\): conv2d needs a \[channels, height, width\]"),
+    ({"x": {"from": "inp", "to": "h", "synapse": [{"name": "flatten"}]}}, ShapeError,
+     r"projection 'x' \(inp -> h\) produces shape \[6\] but population 'h' has shape \[5\]"),
+    ({"x": {"from": "inp", "to": "h", "synapse": [{"name": "delay", "delay": 0.5}, {"name": "dense"}]}}, ConfigError,
+     r"network.projections.x.synapse\[0\].delay: 0.5 ms is not a whole number"),
+    ({"x": {"from": "inp", "to": "h", "weight": 3}}, ConfigError, "network.projections.x.weight: unknown key"),
+])
+def test_build_errors_name_the_projection(projs, error, message):
+    with pytest.raises(error, match=message):
+        net({"inp": {"shape": None}, "h": {"shape": 5}}, projs)
+
+
+def test_conv_shape_mismatch_is_caught_at_build():
+    pops = {"inp": {"shape": None}, "c": {"shape": [4, 6, 6]}}
+    projs = {"conv": {"from": "inp", "to": "c", "synapse": {"name": "conv2d", "channels": 4}}}
+    with pytest.raises(ShapeError, match=r"produces shape \[4, 6, 6\]|produces shape \[4, 4, 4\]"):
+        net(pops, projs, input_shape=(1, 6, 6))
+
+
+def test_excitatory_inhibitory_populations():
+    pops = {"inp": {"shape": None},
+            "exc": {"shape": 10, "neuron": {"name": "diehlandcook"}},
+            "inh": {"shape": 10, "neuron": {"name": "lif", "tau_m": 10.0, "v_rest": -60.0, "v_reset": -45.0, "v_th": -40.0}}}
+    projs = {"inp_exc": {"from": "inp", "to": "exc", "synapse": {"name": "dense", "init": "uniform", "high": 0.3, "w_min": 0.0, "w_max": 1.0}},
+             "exc_inh": {"from": "exc", "to": "inh", "synapse": {"name": "one_to_one", "weight": 22.5}},
+             "inh_exc": {"from": "inh", "to": "exc", "synapse": {"name": "lateral_inhibition", "weight": -120.0}}}
+    n = net(pops, projs, input_shape=(6,), output="exc", duration=50.0)
+    assert not n.feedforward and n.projections["inh_exc"].recurrent
+    out = n((torch.rand(50, 1, 6) < 0.5).float() * 60)
+    assert out.spikes["exc"].sum() > 0
