@@ -150,3 +150,20 @@ def test_validation_split_is_logged(tmp_path):
 def test_shared_mnist_subset_loads():
     data = build({"name": "npz", "path": str(MNIST)}).splits()
     assert data.x_train.shape == (5000, 28, 28) and data.x_test.shape == (1000, 28, 28) and data.num_classes == 10
+
+
+def test_temporal_patterns_need_memory_and_pass_through_the_spikes_encoder():
+    from snnrun.encoders import ENCODERS
+    from snnrun.errors import ShapeError
+
+    data = build({"name": "temporal_patterns", "steps": 30, "cue_steps": 5, "train_size": 64, "test_size": 8}).splits()
+    assert data.x_train.shape == (64, 30, 20) and set(data.x_train.unique().tolist()) <= {0.0, 1.0}
+    cue, rest = data.x_train[:, :5].mean().item(), data.x_train[:, 5:].mean().item()
+    assert cue > 0.2 and rest < 0.02  # the pattern lives in the cue; later steps are background noise
+    same = data.x_train[data.y_train == data.y_train[0], :5].mean(0)
+    assert (same > 0.8).sum() > 5  # a fixed pattern per class
+    enc = ENCODERS.build({"name": "spikes"}, "encoder", dt=1.0, time_steps=30)
+    assert enc.output_shape((30, 20)) == (20,)
+    assert torch.equal(enc(data.x_train[:2])[:, 1], data.x_train[1])
+    with pytest.raises(ShapeError, match="encoder: spikes got sequences of 30 steps but the network runs T = 20"):
+        ENCODERS.build({"name": "spikes"}, "encoder", dt=1.0, time_steps=20)(data.x_train[:2])

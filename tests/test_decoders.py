@@ -28,6 +28,7 @@ def test_count_rate_and_voltage_decoders():
     s = spikes_from([[[0, 1], [2], []]])
     v = torch.arange(18, dtype=torch.float32).reshape(6, 1, 3)
     assert dec({"name": "spike_counts"})(s).tolist() == [[2, 1, 0]]
+    assert dec({"name": "spike_counts", "window": 4.0})(s).tolist() == [[0, 1, 0]]  # steps 2..5 only
     assert dec({"name": "spike_rate"}, dt=0.5)(s)[0].tolist() == pytest.approx([2 / 3e-3, 1 / 3e-3, 0])
     assert dec({"name": "final_step_voltage"})(s, v).tolist() == [[15, 16, 17]]
     assert dec({"name": "voltage_sum"}, dt=2.0)(s, v).tolist() == [[2 * sum(range(0, 18, 3)), 2 * sum(range(1, 18, 3)), 2 * sum(range(2, 18, 3))]]

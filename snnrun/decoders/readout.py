@@ -13,9 +13,16 @@ from .base import DECODERS, Decoder
 
 @DECODERS.register("spike_counts")
 class SpikeCounts(Decoder):
-    """Scores are spike counts over the presentation: ``n_c = Σ_t s_c[t]``."""
+    """Scores are spike counts over the presentation, ``n_c = Σ_t s_c[t]``, or over its last
+    ``window`` ms only (for tasks where the answer is due at the end)."""
+
+    @dataclass
+    class Params:
+        window: float | None = param(None, unit="ms", help="count only the last window ms (null = all)")
 
     def forward(self, spikes, v=None):
+        if self.params.window is not None:
+            spikes = spikes[-max(1, int(round(self.params.window / self.dt))):]
         return spikes.reshape(spikes.shape[0], spikes.shape[1], -1).sum(0)
 
 

@@ -40,3 +40,19 @@ class Direct(Encoder):
 
     def forward(self, x):
         return (self.params.gain * x).unsqueeze(0).expand(self.time_steps, *x.shape).contiguous()
+
+
+@ENCODERS.register("spikes")
+class Spikes(Encoder):
+    """Pre-encoded spike trains (or currents) ``[B, T, *shape]`` from the data, passed through
+    time-major as ``[T, B, *shape]``; T must equal ``network.duration / dt``."""
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape[1:])
+
+    def forward(self, x):
+        if x.shape[1] != self.time_steps:
+            from ..errors import ShapeError
+            raise ShapeError(f"encoder: spikes got sequences of {x.shape[1]} steps but the network runs "
+                             f"T = {self.time_steps} (network.duration / network.dt)")
+        return x.transpose(0, 1)
