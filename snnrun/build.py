@@ -21,7 +21,7 @@ from .reproducibility import seed_everything
 from .schema import param, parse_params, suggest
 from .surrogate import Heaviside
 
-TOP_LEVEL_KEYS = ("data", "encoder", "network", "neuron", "decoder", "learner", "optimizer", "scheduler",
+TOP_LEVEL_KEYS = ("data", "encoder", "network", "neuron", "decoder", "learner", "learners", "optimizer", "scheduler",
                   "logger", "trainer", "seed", "device", "name", "tags", "hydra", "task")
 
 
@@ -112,6 +112,8 @@ def build_experiment(cfg: DictConfig | Mapping, device: str | None = None) -> Ex
             cfg.data.input_shape = list(data.input_shape)
         if cfg.data.get("num_classes") is None:
             cfg.data.num_classes = max(data.num_classes, data_params.num_classes or 0)
+        elif data.num_classes > cfg.data.num_classes:
+            raise ConfigError(f"data.num_classes: declared {cfg.data.num_classes} but labels go up to {data.num_classes - 1}")
     config = to_container(cfg)
     trainer = parse_params(TrainerParams, config.get("trainer"), "trainer")
     logger = parse_params(LoggerParams, config.get("logger") or {}, "logger")
@@ -123,14 +125,16 @@ def build_experiment(cfg: DictConfig | Mapping, device: str | None = None) -> Ex
     steps = time_steps(net_params)
     encoder = ENCODERS.build(config.get("encoder") or {"name": "direct"}, "encoder", dt=net_params.dt, time_steps=steps)
 
-    learner_cls, learner_params = LEARNERS.parse(config["learner"], "learner")
+    from .learning.local import build_learners, parse_learners
+    specs = parse_learners(config)  # `learner` plus the optional `learners` mapping
     spike_fn = Heaviside()
-    if learner_cls.gradient:
-        from .surrogate import build_surrogate
-        spike_fn = build_surrogate(learner_params.surrogate, "learner.surrogate")
+    for spec in specs:
+        if spec.cls.gradient:
+            from .surrogate import build_surrogate
+            spike_fn = build_surrogate(spec.params.surrogate, f"{spec.key}.surrogate")
 
     network = build_network(net_node, config.get("neuron"), encoder.output_shape(data.input_shape), spike_fn)
-    learner = learner_cls(learner_params, network=network, key="learner")
+    learners = build_learners(specs, network)
     num_classes = config["data"].get("num_classes") or data.num_classes
     decoder = DECODERS.build(config.get("decoder") or {"name": "spike_counts"}, "decoder",
                              dt=net_params.dt, num_classes=num_classes)
@@ -139,10 +143,10 @@ def build_experiment(cfg: DictConfig | Mapping, device: str | None = None) -> Ex
     decoder.to(torch_device)
 
     optimizer, scheduler, interval = None, None, "epoch"
-    gradient_params = [p for lr in [learner] if lr.gradient for p in lr.parameters()]
-    if learner.gradient:
+    gradient_params = [p for lr in learners if lr.gradient for p in lr.parameters()]
+    if any(lr.gradient for lr in learners):
         optimizer = build_optimizer(config.get("optimizer") or {"name": "Adam"}, gradient_params)
         scheduler, interval = build_scheduler(config.get("scheduler"), optimizer)
     return Experiment(config=config, data=data, data_params=data_params, encoder=encoder, network=network,
-                      decoder=decoder, learners=[learner], optimizer=optimizer, scheduler=scheduler,
+                      decoder=decoder, learners=learners, optimizer=optimizer, scheduler=scheduler,
                       scheduler_interval=interval, trainer=trainer, logger=logger, device=torch_device, seed=seed)

@@ -121,6 +121,7 @@ class Network(nn.Module):
             raise ConfigError(f"network.mode: 'layer' needs a feedforward graph, but projection(s) "
                               f"{', '.join(back_edges)} close a cycle; use 'step' or 'auto'")
         self.mode = mode
+        self.step_hook = None  # callable(step, now, previous) after each step; set by local learners
 
     def apply_constraints(self) -> None:
         for proj in self.projections.values():
@@ -149,7 +150,7 @@ class Network(nn.Module):
         """Simulate: ``inputs`` [T, B, *shape] (or a dict per input population)."""
         inputs = self._as_inputs(inputs)
         record = dict(record or {})
-        if self.mode == "step" or (self.mode == "auto" and not self.feedforward):
+        if self.mode == "step" or (self.mode == "auto" and not self.feedforward) or self.step_hook is not None:
             return self._run_steps(inputs, record)
         return self._run_layers(inputs, record)
 
@@ -203,6 +204,8 @@ class Network(nn.Module):
                     for var in rec.get(name, {}):
                         rec[name][var].append(getattr(pop.neuron.state, var))
                 out[name].append(now[name])
+            if self.step_hook is not None:
+                self.step_hook(t, now, previous)
             previous = now
         spikes = {n: torch.stack(v) for n, v in out.items()}
         traces = {n: {v: torch.stack(x) for v, x in vs.items()} for n, vs in rec.items()}

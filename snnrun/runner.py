@@ -16,6 +16,7 @@ from tqdm import tqdm
 from . import checkpoint
 from .build import Experiment
 from .data import TensorBatches
+from .learning import local
 from .loggers import MetricLogger, truncate_after
 from .reproducibility import rng_state, set_rng_state, versions
 
@@ -87,8 +88,13 @@ class Runner:
         return self.wall_offset + (time.perf_counter() - self._start if hasattr(self, "_start") else 0.0)
 
     # --- loops -------------------------------------------------------------------
-    def _batches(self, split: str) -> TensorBatches:
+    def _batches(self, split: str):
         d, p = self.exp.data, self.exp.data_params
+        if hasattr(d, "train_set"):  # file-backed datasets: a torch DataLoader with workers
+            dataset = d.train_set if split == "train" else d.test_set
+            return torch.utils.data.DataLoader(dataset, batch_size=p.batch_size if split == "train" else
+                                               (p.test_batch_size or p.batch_size), shuffle=split == "train",
+                                               generator=self.generator, num_workers=p.num_workers)
         if split == "train":
             return TensorBatches(d.x_train, d.y_train, p.batch_size, shuffle=True, generator=self.generator)
         x, y = (d.x_val, d.y_val) if split == "val" else (d.x_test, d.y_test)
@@ -117,7 +123,7 @@ class Runner:
         total = min(len(batches), limit) if limit else len(batches)
         exp.network.train(train)
         loss_sum, correct, count, rates = 0.0, 0, 0, {}
-        learner = exp.learners[0]
+        learner = local.gradient_learner(exp.learners, self.epoch + 1, train)
         bar = tqdm(total=total, desc=f"epoch {self.epoch + 1}/{exp.trainer.epochs} {split}", leave=False,
                    disable=self._bar_disabled(), dynamic_ncols=True, file=sys.stderr)
         start = time.perf_counter()
@@ -126,7 +132,9 @@ class Runner:
                 if i >= total:
                     break
                 x, y = x.to(exp.device, non_blocking=True), y.to(exp.device, non_blocking=True)
+                active = local.begin_batch(exp, self.epoch + 1, train, x.shape[0])
                 scores, out = self._forward(x)
+                local.end_batch(exp, active, scores, y)
                 loss = learner.loss(scores, y) if learner.gradient else torch.zeros((), device=exp.device)
                 if train and learner.gradient:
                     exp.optimizer.zero_grad(set_to_none=True)

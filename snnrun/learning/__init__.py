@@ -2,5 +2,6 @@
 
 from .base import LEARNERS, Learner
 from . import bptt  # noqa: F401
+from . import stdp  # noqa: F401
 
 __all__ = ["LEARNERS", "Learner"]
