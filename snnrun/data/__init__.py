@@ -1,6 +1,6 @@
 """Datasets, chosen with ``data=<name>``."""
 
 from .base import DATASETS, DataSplits, Dataset, LoaderParams, TensorBatches
-from . import builtin, idx, temporal  # noqa: F401
+from . import builtin, events, idx, temporal  # noqa: F401
 
 __all__ = ["DATASETS", "DataSplits", "Dataset", "LoaderParams", "TensorBatches"]
