@@ -246,7 +246,7 @@ def test_stdp_then_supervised_readout_in_one_config(tiny_cfg, tmp_path):
     cfg = tiny_cfg("trainer.epochs=2", "+learner.epochs=[2,2]", "learner.trainable=[hidden_out]",
                    "+learners.features.name=stdp", "+learners.features.trainable=[inp_hidden]",
                    "+learners.features.epochs=[1,1]", "+learners.features.a_plus=0.01",
-                   "+learners.features.a_minus=0.01", "data.train_size=64", "data.test_size=32")
+                   "+learners.features.a_minus=0.01", "data.train_size=64", "data.test_size=32", "network.duration=4")
     exp = build_experiment(cfg)
     assert [type(lr).__name__ for lr in exp.learners] == ["BPTT", "STDP"]
     runner = Runner(exp, tmp_path, OmegaConf.to_yaml(cfg))
