@@ -22,7 +22,7 @@ from .schema import param, parse_params, suggest
 from .surrogate import Heaviside
 
 TOP_LEVEL_KEYS = ("data", "encoder", "network", "neuron", "decoder", "learner", "learners", "optimizer", "scheduler",
-                  "logger", "trainer", "seed", "device", "name", "tags", "hydra", "task")
+                  "logger", "trainer", "seed", "device", "name", "tags", "hydra", "task", "monitors", "plots")
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 ``snnrun [overrides]`` runs an experiment through Hydra (``-m`` sweeps, ``--cfg``,
 ``--info``, ``--help`` as in any Hydra app). Sub-commands are dispatched before
-Hydra sees the arguments: ``snnrun resume RUN_DIR``, ``snnrun list [GROUP]``.
+Hydra sees the arguments: ``snnrun resume RUN_DIR``, ``snnrun list [GROUP]``, ``snnrun plot RUN_DIR``.
 Torch is imported lazily so ``--help`` and shell completion stay fast.
 """
 
@@ -127,7 +127,17 @@ def list_components(args: list[str]) -> None:
         fail(err)
 
 
-COMMANDS = {"resume": resume, "list": list_components}
+def plot(args: list[str]) -> None:
+    """``snnrun plot RUN_DIR``: draw a run's (or a sweep's) figures from its files (snnrun/plots.py)."""
+    from .plots import main as plot_main
+
+    try:
+        plot_main(args)
+    except SnnrunError as err:
+        fail(err)
+
+
+COMMANDS = {"resume": resume, "list": list_components, "plot": plot}
 
 
 def main(argv: list[str] | None = None) -> None:

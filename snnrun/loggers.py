@@ -1,7 +1,18 @@
-"""Metric sinks: CSV and JSONL (always), TensorBoard (optional extra).
+"""Metric sinks: CSV and JSONL (always); TensorBoard, MLflow and W&B (optional extras).
 
 Every sink receives one row per epoch and split (``log(row)``), flushed as
-written, so a killed run keeps every finished epoch.
+written, so a killed run keeps every finished epoch. Sinks that can show
+tensors also receive, once per epoch, histograms (weights, per-neuron firing
+rates in Hz) and images (spike rasters, neurons x steps) via
+``log_tensors(step, histograms, images)``; CSV and JSONL ignore them.
+
+- ``csv``: ``<run dir>/metrics.csv`` (fixed columns, blank where a split has no value)
+- ``jsonl``: ``<run dir>/metrics.jsonl`` (one JSON object per row; NaN/inf as null)
+- ``tensorboard``: event files in ``<run dir>/tb`` (scalars, histograms, images)
+- ``mlflow``: a local file store ``<run dir>/mlruns`` (metrics per epoch, the config as params
+  and as ``config.json`` artifact), or ``$MLFLOW_TRACKING_URI`` when set; browse with
+  ``MLFLOW_ALLOW_FILE_STORE=true mlflow ui --backend-store-uri <run dir>/mlruns``
+- ``wandb``: Weights & Biases in offline mode under ``<run dir>/wandb`` (``wandb sync`` uploads later)
 """
 
 from __future__ import annotations
@@ -9,11 +20,26 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+import time
 from pathlib import Path
 from typing import Any, Iterable
 
 from .errors import ConfigError
 from .schema import suggest
+
+
+def _numeric(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, str]:
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: json.dumps(node) if isinstance(node, (list, tuple)) else str(node)}
 
 
 class CSVSink:
@@ -50,7 +76,9 @@ class JSONLSink:
 
 
 class TensorBoardSink:
-    def __init__(self, run_dir: Path, columns: list[str]):
+    """Scalars per epoch (step = epoch), weight and firing-rate histograms, raster images."""
+
+    def __init__(self, run_dir: Path, columns: list[str], config: dict | None = None):
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
@@ -60,31 +88,113 @@ class TensorBoardSink:
     def log(self, row: dict[str, Any]) -> None:
         step = row.get("epoch", 0)
         for key, value in row.items():
-            if "/" in key and isinstance(value, (int, float)) and value is not None:
+            if "/" in key and _numeric(value):
                 self.writer.add_scalar(key, value, step)
+        self.writer.flush()
+
+    def log_tensors(self, step: int, histograms: dict, images: dict) -> None:
+        for name, values in histograms.items():
+            if getattr(values, "size", 0):
+                self.writer.add_histogram(name, values, step)
+        for name, image in images.items():
+            self.writer.add_image(name, image, step, dataformats="HW")
         self.writer.flush()
 
     def close(self) -> None:
         self.writer.close()
 
 
-SINKS = {"csv": CSVSink, "jsonl": JSONLSink, "tensorboard": TensorBoardSink}
+class MLflowSink:
+    """MLflow tracking into a local file store ``<run dir>/mlruns`` (no server; ``$MLFLOW_TRACKING_URI``
+    overrides it). A resumed run continues the same MLflow run (id kept in ``mlruns/snnrun_run_id``)."""
+
+    def __init__(self, run_dir: Path, columns: list[str], config: dict | None = None):
+        try:
+            from mlflow.tracking import MlflowClient
+        except ImportError:
+            raise ConfigError("logger.sinks: 'mlflow' needs the optional extra: pip install 'snnrun[mlflow]'") from None
+        store = (Path(run_dir) / "mlruns").resolve()
+        store.mkdir(parents=True, exist_ok=True)
+        uri = os.environ.get("MLFLOW_TRACKING_URI")
+        if not uri:
+            # MLflow >= 3 keeps the file store in maintenance mode behind this switch; it needs no
+            # server or database migration (an sqlite store takes ~8 s to create per run).
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+            uri = store.as_uri()
+        self.client = MlflowClient(tracking_uri=uri)
+        id_file = store / "snnrun_run_id"
+        if id_file.exists():
+            self.run_id = id_file.read_text().strip()
+            self.client.update_run(self.run_id, status="RUNNING")
+        else:
+            name = str((config or {}).get("name") or "snnrun")
+            found = self.client.get_experiment_by_name(name)
+            experiment_id = found.experiment_id if found else self.client.create_experiment(name)
+            self.run_id = self.client.create_run(experiment_id, run_name=Path(run_dir).name).info.run_id
+            id_file.write_text(self.run_id)
+            if config:
+                from mlflow.entities import Param
+                params = [Param(k, v[:6000]) for k, v in _flatten(config).items() if k]
+                for i in range(0, len(params), 100):
+                    self.client.log_batch(self.run_id, params=params[i:i + 100])
+                self.client.log_text(self.run_id, json.dumps(config, indent=2), "config.json")
+
+    def log(self, row: dict[str, Any]) -> None:
+        from mlflow.entities import Metric
+
+        step, now = int(row.get("epoch", 0) or 0), int(time.time() * 1000)
+        metrics = [Metric(k, float(v), now, step) for k, v in row.items()
+                   if _numeric(v) and k not in ("epoch", "step")]
+        for i in range(0, len(metrics), 1000):
+            self.client.log_batch(self.run_id, metrics=metrics[i:i + 1000])
+
+    def close(self) -> None:
+        self.client.set_terminated(self.run_id)
+
+
+class WandbSink:
+    """Weights & Biases in offline mode (files under ``<run dir>/wandb``; upload later with ``wandb sync``)."""
+
+    def __init__(self, run_dir: Path, columns: list[str], config: dict | None = None):
+        try:
+            import wandb
+        except ImportError:
+            raise ConfigError("logger.sinks: 'wandb' needs the package: pip install wandb") from None
+        self.run = wandb.init(mode="offline", dir=str(run_dir), config=config or {}, name=Path(run_dir).name,
+                              project=str((config or {}).get("name") or "snnrun"))
+
+    def log(self, row: dict[str, Any]) -> None:
+        self.run.log({k: v for k, v in row.items() if _numeric(v) and k != "epoch"}, step=int(row.get("epoch", 0) or 0))
+
+    def close(self) -> None:
+        self.run.finish()
+
+
+SINKS = {"csv": CSVSink, "jsonl": JSONLSink, "tensorboard": TensorBoardSink, "mlflow": MLflowSink, "wandb": WandbSink}
 
 
 class MetricLogger:
     """Fans each row out to the configured sinks."""
 
-    def __init__(self, run_dir: Path, sinks: Iterable[str], columns: list[str], key: str = "logger.sinks"):
+    def __init__(self, run_dir: Path, sinks: Iterable[str], columns: list[str], key: str = "logger.sinks",
+                 config: dict | None = None):
         self.sinks = []
         for name in sinks:
             if name not in SINKS:
                 raise ConfigError(f"{key}: unknown sink '{name}'{suggest(name, SINKS)}; valid: {', '.join(SINKS)}")
         for name in sinks:
-            self.sinks.append(SINKS[name](run_dir, columns))
+            cls = SINKS[name]
+            self.sinks.append(cls(run_dir, columns, config) if cls not in (CSVSink, JSONLSink) else cls(run_dir, columns))
 
     def log(self, row: dict[str, Any]) -> None:
         for sink in self.sinks:
             sink.log(row)
+
+    def log_tensors(self, step: int, histograms: dict, images: dict) -> None:
+        """Histograms (name -> array) and images (name -> [H, W] uint8) for the sinks that show them."""
+        for sink in self.sinks:
+            if hasattr(sink, "log_tensors"):
+                sink.log_tensors(step, histograms, images)
 
     def close(self) -> None:
         for sink in self.sinks:

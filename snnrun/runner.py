@@ -12,12 +12,14 @@ from typing import Any
 
 import torch
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from . import checkpoint
 from .build import Experiment
 from .data import TensorBatches
 from .learning import local
 from .loggers import MetricLogger, truncate_after
+from .monitors import Instruments
 from .reproducibility import rng_state, set_rng_state, versions
 
 log = logging.getLogger("snnrun")
@@ -47,6 +49,8 @@ class Runner:
         self.columns = (["epoch", "step", "split"] + [f"{s}/{m}" for s in splits for m in ("loss", "accuracy")] + ["lr"]
                         + [f"{s}/rate/{p}" for s in splits for p in pops]
                         + ["samples_per_s", "wall_time"])
+        self.instruments = Instruments(exp, self.run_dir)  # spike metrics, monitors, plots (snnrun/monitors.py)
+        self.columns[-2:-2] = self.instruments.columns(splits)
 
     # --- state -------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -127,6 +131,7 @@ class Runner:
         bar = tqdm(total=total, desc=f"epoch {self.epoch + 1}/{exp.trainer.epochs} {split}", leave=False,
                    disable=self._bar_disabled(), dynamic_ncols=True, file=sys.stderr)
         start = time.perf_counter()
+        self.instruments.begin(split, train)
         with torch.set_grad_enabled(train and learner.gradient):
             for i, (x, y) in enumerate(batches):
                 if i >= total:
@@ -134,7 +139,7 @@ class Runner:
                 x, y = x.to(exp.device, non_blocking=True), y.to(exp.device, non_blocking=True)
                 active = local.begin_batch(exp, self.epoch + 1, train, x.shape[0])
                 scores, out = self._forward(x)
-                local.end_batch(exp, active, scores, y)
+                self.instruments.learner_batch(local.end_batch(exp, active, scores, y))
                 loss = learner.loss(scores, y) if learner.gradient else torch.zeros((), device=exp.device)
                 if train and learner.gradient:
                     exp.optimizer.zero_grad(set_to_none=True)
@@ -153,6 +158,7 @@ class Runner:
                 correct += (exp.decoder.predict(scores.detach()) == y).sum().item()
                 count += n
                 self._rates(out, rates)
+                self.instruments.observe(split, out, scores, y)
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_sum / count:.3f}", acc=f"{correct / count:.3f}",
                                 rate=f"{self._hz(rates, count, self.populations[0]):.1f}Hz" if rates else "-")
@@ -164,6 +170,7 @@ class Runner:
                    "samples_per_s": count / elapsed if elapsed > 0 else float("nan")}
         for name in rates:
             metrics[f"{split}/rate/{name}"] = self._hz(rates, count, name)
+        metrics.update(self.instruments.end(split, train))
         return metrics
 
     def _hz(self, rates: dict, count: int, name: str) -> float:
@@ -187,19 +194,22 @@ class Runner:
         else:
             self.generator.manual_seed(exp.seed)  # global RNGs were seeded when the experiment was built
         self._start = time.perf_counter()
-        metrics_log = MetricLogger(self.run_dir, exp.logger.sinks, self.columns)
+        metrics_log = MetricLogger(self.run_dir, exp.logger.sinks, self.columns, config=exp.config)
         status, ran = "completed", 0
         try:
-            while self.epoch < exp.trainer.epochs:
-                if exp.trainer.stop_after is not None and ran >= exp.trainer.stop_after:
-                    status = "stopped"
-                    break
-                self._fit_epoch(metrics_log, ckpt_dir)
-                ran += 1
+            self.instruments.start(self.epoch)
+            with logging_redirect_tqdm():  # log lines never tear the progress bars
+                while self.epoch < exp.trainer.epochs:
+                    if exp.trainer.stop_after is not None and ran >= exp.trainer.stop_after:
+                        status = "stopped"
+                        break
+                    self._fit_epoch(metrics_log, ckpt_dir)
+                    ran += 1
         finally:
             metrics_log.close()
         summary = self.summary(status)
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        self.instruments.finish(status)
         return summary
 
     def _fit_epoch(self, metrics_log: MetricLogger, ckpt_dir: Path) -> None:
@@ -234,6 +244,7 @@ class Runner:
         checkpoint.save(state, ckpt_dir / "last.pt")
         if improved:
             checkpoint.save(state, ckpt_dir / "best.pt")
+        self.instruments.after_epoch(self.epoch, metrics_log)
         log.info("epoch %d: %s", self.epoch, ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()
                                                        if isinstance(v, float)))
 

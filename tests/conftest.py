@@ -16,7 +16,7 @@ MNIST = ROOT.parent / "shared" / "data" / "mnist_6k.npz"
 
 #: overrides that make any classification experiment run in about a second
 TINY = ["data=synthetic", "trainer.epochs=2", "optimizer.lr=0.05", "network.duration=8", "network.populations.hidden.shape=16",
-        "trainer.progress=false", "device=cpu"]
+        "trainer.progress=false", "device=cpu", "plots=off"]
 
 
 def compose_config(overrides=(), config_name: str = "config"):
