@@ -217,7 +217,7 @@ def _field_grid(fields: np.ndarray, proj: str, out: Path, params: PlotsParams) -
         f = fields[i]
         span = f.max() - f.min()
         grid[r * (h + 1):r * (h + 1) + h, c * (w + 1):c * (w + 1) + w] = (f - f.min()) / span if span > 0 else 0.5
-    fig = _figure(min(12, 1 + cols * 0.9), min(12, 1 + rows * 0.9))
+    fig = _figure(min(14, 2 + cols * 1.2), min(14, 2 + rows * 1.2))
     ax = fig.subplots()
     ax.imshow(grid, cmap="hot", interpolation="nearest")
     ax.set_axis_off()
@@ -230,7 +230,7 @@ def confusion_matrix(run_dir: Path, out: Path, params: PlotsParams) -> list[Path
     m = np.array([[int(v) for v in r[1:]] for r in rows])
     if m.size == 0:
         return []
-    fig = _figure(1.5 + 0.5 * m.shape[1], 1.2 + 0.5 * m.shape[0])
+    fig = _figure(max(5.0, 1.5 + 0.5 * m.shape[1]), max(4.5, 1.2 + 0.5 * m.shape[0]))
     ax = fig.subplots()
     im = ax.imshow(m, cmap="viridis")
     fig.colorbar(im, ax=ax, label="samples")

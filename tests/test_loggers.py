@@ -1,0 +1,103 @@
+"""Metric sinks: CSV/JSONL always; TensorBoard and MLflow when installed."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+
+from snnrun.build import build_experiment
+from snnrun.errors import ConfigError
+from snnrun.loggers import MetricLogger
+from snnrun.runner import Runner
+
+COLUMNS = ["epoch", "step", "split", "train/loss", "train/synops/total", "test/accuracy"]
+ROWS = [{"epoch": 1, "step": 4, "split": "train", "train/loss": 1.5, "train/synops/total": 100.0},
+        {"epoch": 1, "step": 4, "split": "test", "test/accuracy": float("nan")},
+        {"epoch": 2, "step": 8, "split": "train", "train/loss": 0.75, "train/synops/total": 120.0, "extra/x": 3.0}]
+
+
+def _log(tmp_path, sinks, tensors=True):
+    log = MetricLogger(tmp_path, sinks, COLUMNS, config={"name": "unit", "seed": 3, "network": {"dt": 1.0}})
+    for row in ROWS:
+        log.log(row)
+        if tensors and row["split"] == "train":
+            log.log_tensors(row["epoch"], {"weights/a": np.linspace(-1, 1, 50), "rates_hz/h": np.arange(10.0)},
+                            {"raster/h": (np.eye(8, 12) * 255).astype(np.uint8)})
+    log.close()
+
+
+def test_csv_and_jsonl_rows(tmp_path):
+    _log(tmp_path, ["csv", "jsonl"])
+    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    assert list(rows[0]) == COLUMNS  # fixed columns; keys outside them are left to JSONL
+    assert [r["train/loss"] for r in rows] == ["1.5", "", "0.75"]
+    assert rows[1]["test/accuracy"] == "nan"
+    lines = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    assert lines[1]["test/accuracy"] is None  # NaN is not JSON
+    assert lines[2]["extra/x"] == 3.0 and len(lines) == 3
+
+
+def test_unknown_sink_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"^logger.sinks: unknown sink 'tensorbord' \(did you mean `tensorboard`"):
+        MetricLogger(tmp_path, ["csv", "tensorbord"], COLUMNS)
+
+
+def test_tensorboard_scalars_histograms_and_images(tmp_path):
+    pytest.importorskip("tensorboard", reason="the TensorBoard sink needs: pip install 'snnrun[tensorboard]'")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _log(tmp_path, ["tensorboard"])
+    acc = EventAccumulator(str(tmp_path / "tb"), size_guidance={"histograms": 0, "images": 0, "scalars": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    loss = acc.Scalars("train/loss")
+    assert [(e.step, e.value) for e in loss] == [(1, 1.5), (2, 0.75)]
+    assert "test/accuracy" not in tags["scalars"]  # NaN is skipped
+    assert {"weights/a", "rates_hz/h"} <= set(tags["histograms"])
+    hist = acc.Histograms("rates_hz/h")[0].histogram_value
+    assert hist.num == 10 and hist.sum == pytest.approx(45.0)
+    image = acc.Images("raster/h")[-1]
+    assert (image.width, image.height) == (12, 8)
+
+
+def test_mlflow_local_store_and_resume(tmp_path, monkeypatch):
+    pytest.importorskip("mlflow", reason="the MLflow sink needs: pip install 'snnrun[mlflow]'")
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    _log(tmp_path, ["mlflow"], tensors=False)
+    store = tmp_path / "mlruns"
+    run_id = (store / "snnrun_run_id").read_text()
+    client = MlflowClient(tracking_uri=store.resolve().as_uri())
+    history = client.get_metric_history(run_id, "train/loss")
+    assert sorted((m.step, m.value) for m in history) == [(1, 1.5), (2, 0.75)]
+    run = client.get_run(run_id)
+    assert run.data.params["seed"] == "3" and run.data.params["network.dt"] == "1.0"
+    assert run.info.status == "FINISHED"
+    assert "test/accuracy" not in run.data.metrics  # NaN is skipped
+    # a resumed run appends to the same MLflow run
+    log = MetricLogger(tmp_path, ["mlflow"], COLUMNS, config={"name": "unit"})
+    log.log({"epoch": 3, "step": 12, "split": "train", "train/loss": 0.5})
+    log.close()
+    assert (store / "snnrun_run_id").read_text() == run_id
+    assert sorted(m.step for m in client.get_metric_history(run_id, "train/loss")) == [1, 2, 3]
+
+
+def test_runner_sends_tensors_to_tensorboard(tiny_cfg, tmp_path):
+    pytest.importorskip("tensorboard", reason="the TensorBoard sink needs: pip install 'snnrun[tensorboard]'")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    Runner(build_experiment(tiny_cfg("logger=tensorboard")), tmp_path, "").fit()
+    acc = EventAccumulator(str(tmp_path / "tb"), size_guidance={"histograms": 0, "images": 0, "scalars": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    assert {"test/accuracy", "train/synops/total", "test/silent/hidden", "dw/inp_hidden"} <= set(tags["scalars"])
+    assert {"weights/inp_hidden", "rates_hz/hidden"} <= set(tags["histograms"])
+    assert {"raster/hidden", "raster/out"} <= set(tags["images"])
+    assert [e.step for e in acc.Scalars("test/accuracy")] == [1, 2]
+    rates = acc.Histograms("rates_hz/hidden")[-1].histogram_value
+    assert rates.num == 16 and math.isfinite(rates.sum)
