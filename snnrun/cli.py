@@ -39,6 +39,9 @@ def run_task(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict:
     from .tasks import get_task
 
     summary = get_task(cfg.get("task", "train")).run(cfg, run_dir, resume)
+    if cfg.get("task", "train") != "train":  # the train task draws its own figures (Runner)
+        from .plots import plot_after_task
+        plot_after_task(cfg.get("plots"), run_dir)
     _print_summary(summary)
     return summary
 

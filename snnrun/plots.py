@@ -452,3 +452,23 @@ def main(args: list[str]) -> list[Path]:
     for path in written:
         print(path)
     return written
+
+
+def plot_after_task(node: Any, run_dir: Path) -> list[Path]:
+    """Draw the figures of a non-training task's run directory (f–I curve, clamp monitors, STDP
+    window) when ``plots.enabled`` and matplotlib is installed; never fails the finished task."""
+    import logging
+
+    from .schema import parse_params
+
+    log = logging.getLogger("snnrun")
+    params = parse_params(PlotsParams, dict(node or {}), "plots")
+    if not params.enabled or not matplotlib_available():
+        return []
+    try:
+        written = plot_run(Path(run_dir), params)
+    except Exception:  # noqa: BLE001 - a plotting failure must not lose a finished run
+        log.warning("plots: failed; the run itself is complete (snnrun plot %s retries)", run_dir, exc_info=True)
+        return []
+    log.info("plots: wrote %d figures to %s", len(written), Path(run_dir) / "plots")
+    return written

@@ -110,3 +110,16 @@ def test_plot_command_errors_are_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["plot", str(tmp_path / "missing")])
     assert "is not a directory" in capsys.readouterr().err
+
+
+def test_current_clamp_run_draws_its_f_i_curve(tmp_path):
+    from conftest import compose_config
+
+    from snnrun.cli import run_task
+
+    cfg = compose_config(["experiment=current_clamp", "clamp.duration=50", "clamp.current=[0.5,1.5,2.0,3.0]",
+                          "plots.dpi=60"])
+    run_task(cfg, tmp_path)
+    assert_figure(tmp_path / "plots" / "fi_curve.png")
+    assert_figure(tmp_path / "plots" / "probe_cell.png")
+    assert not (tmp_path / "plots" / "raster.png").exists()  # no sample file in a clamp run
