@@ -1,0 +1,1 @@
+"""Compiled fast paths (optional: each falls back to the pure-PyTorch reference)."""

@@ -1,0 +1,70 @@
+"""Diehl & Cook: the compiled per-sample kernel reproduces the generic torch simulation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from snnrun.build import build_experiment
+from snnrun.errors import ConfigError
+from snnrun.kernels import diehl_cook as kernel
+from snnrun.learning.diehl_cook import DiehlCookNetwork
+
+from conftest import compose_config
+
+
+def small_config(**network):
+    cfg = OmegaConf.to_container(compose_config(["experiment=diehl_cook", "network.duration=60",
+                                                  "network.populations.exc.shape=6",
+                                                  "network.populations.inh.shape=6", "learner.w_norm=3.0"]))
+    cfg["data"] = {"name": "synthetic", "features": 16, "classes": 3, "train_size": 8, "test_size": 4, "batch_size": 1}
+    cfg.pop("hydra", None)
+    cfg["device"] = "cpu"
+    return cfg
+
+
+def spike_trains(n, steps=60, inputs=16, rate=0.15, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.rand(steps, inputs, generator=g) < rate for _ in range(n)]
+
+
+@pytest.mark.parametrize("one_spike", [False, True])
+def test_kernel_matches_generic_simulation(one_spike):
+    if not kernel.available():
+        pytest.skip("the C++ extension does not compile here (no compiler or torch headers)")
+    models = {}
+    for backend in ("torch", "cpp"):
+        exp = build_experiment(small_config())
+        models[backend] = DiehlCookNetwork(exp, backend, one_spike)
+    ref, fast = models["torch"], models["cpp"]
+    torch.testing.assert_close(ref.weight.detach(), fast.weight_t.t(), rtol=0, atol=0)
+    initial = ref.weight.detach().clone()
+    total = 0
+    for i, spikes in enumerate(spike_trains(10)):
+        learn = i < 7
+        a, b = ref.sample(spikes, learn), fast.sample(spikes, learn)
+        assert torch.equal(a, b), f"sample {i}: spike counts differ: {a.tolist()} vs {b.tolist()}"
+        total += int(a.sum())
+        if one_spike:
+            assert int(a.sum()) <= 60
+    fast.sync()
+    assert total > 10  # the network was active, so weights and thresholds moved
+    torch.testing.assert_close(ref.weight.detach(), fast.weight.detach(), rtol=0, atol=1e-12)
+    torch.testing.assert_close(ref.theta, fast.theta, rtol=0, atol=1e-12)
+    assert float(ref.theta.sum()) > 0
+    assert not torch.equal(ref.weight.detach(), initial)
+
+
+def test_cpp_backend_rejects_other_rules():
+    cfg = small_config()
+    cfg["learner"]["mode"] = "all_to_all"
+    with pytest.raises(ConfigError, match=r"^diehl_cook.backend: the cpp kernel implements postpre"):
+        DiehlCookNetwork(build_experiment(cfg), "cpp")
+
+
+def test_wrong_topology_is_a_config_error():
+    cfg = small_config()
+    cfg["network"]["projections"]["inh_exc"]["synapse"] = {"name": "dense"}
+    with pytest.raises(ConfigError, match=r"^network: diehl_cook needs"):
+        DiehlCookNetwork(build_experiment(cfg), "torch")
