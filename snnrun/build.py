@@ -39,7 +39,7 @@ class TrainerParams:
 
 @dataclass
 class LoggerParams:
-    sinks: list = param(["csv", "jsonl"], help="metric sinks: csv, jsonl, tensorboard")
+    sinks: list = param(["csv", "jsonl"], help="metric sinks: csv, jsonl, tensorboard, mlflow, wandb")
 
 
 @dataclass

@@ -11,7 +11,7 @@ figure                         source
 ``raster.png``                 ``monitors/sample.npz``: input and every population, sample 0
 ``membrane.png``               ``monitors/sample.npz``: ``v`` of a few neurons per population (+ ``v_th``)
 ``firing_rates.png``           ``monitors/sample.npz``: histogram of per-neuron rates (Hz)
-``weights_<proj>.png``         ``monitors/sample.npz``: the weight matrix ``[post, pre]``
+``weights_<proj>.png``         ``monitors/sample.npz`` (else ``checkpoints/last.pt``): the weight matrix ``[post, pre]``
 ``receptive_fields_<proj>.png`` rows of a weight matrix whose source is an image, as an image grid
 ``confusion_matrix.png``       ``confusion_matrix.csv`` (last test epoch)
 ``fi_curve.png``               ``fi_curve.csv`` (current-clamp runs)
@@ -378,6 +378,43 @@ def sweep(multirun: Path, out: Path, params: PlotsParams, metric: str | None = N
     return [_save(fig, out / f"sweep_{key.replace('/', '_')}.png", params)]
 
 
+class _Arrays(dict):
+    """A dict that looks like an opened ``.npz`` (``.files`` and item access)."""
+
+    @property
+    def files(self) -> list[str]:
+        return list(self)
+
+
+def checkpoint_weights(run_dir: Path) -> _Arrays:
+    """``weight/<proj>`` (+ ``source_is_input/<proj>``) from ``checkpoints/last.pt`` (loaded with
+    ``weights_only=True``) and ``.hydra/config.yaml``, in the layout of ``monitors/sample.npz``."""
+    import re
+
+    import torch
+
+    state = torch.load(run_dir / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
+    model = state.get("model", {}) if isinstance(state, dict) else {}
+    projections, inputs = {}, set()
+    saved = run_dir / ".hydra" / "config.yaml"
+    if saved.exists():
+        import yaml
+
+        network = (yaml.safe_load(saved.read_text()) or {}).get("network") or {}
+        projections = network.get("projections") or {}
+        targets = {p.get("to") for p in projections.values() if isinstance(p, dict)}
+        inputs = {n for n in (network.get("populations") or {}) if n not in targets}
+    arrays = _Arrays()
+    for key, value in model.items():
+        match = re.fullmatch(r"projections\.(\w+)\.stages\.\d+\.weight", key)
+        if match and isinstance(value, torch.Tensor) and value.dim() >= 2 and f"weight/{match[1]}" not in arrays:
+            name = match[1]
+            arrays[f"weight/{name}"] = value.float().numpy()
+            source = (projections.get(name) or {}).get("from")
+            arrays[f"source_is_input/{name}"] = np.bool_(source in inputs if source else True)
+    return arrays
+
+
 # --- entry points ------------------------------------------------------------------------------
 def plot_run(run_dir: Path, params: PlotsParams | None = None) -> list[Path]:
     """Draw every figure whose source file exists in ``run_dir``; returns the PNG paths."""
@@ -398,6 +435,8 @@ def plot_run(run_dir: Path, params: PlotsParams | None = None) -> list[Path]:
         with np.load(sample_path, allow_pickle=False) as sample:
             for fn in (raster, membrane, firing_rates, weights):
                 written += fn(sample, out, params)
+    elif (run_dir / "checkpoints" / "last.pt").exists():  # runs of other tasks (e.g. diehl_cook): weights only
+        written += weights(checkpoint_weights(run_dir), out, params)
     for path in sorted((run_dir / "monitors").glob("*.npz")) if (run_dir / "monitors").is_dir() else []:
         if path.name != "sample.npz":
             written += probe(path, out, params)

@@ -123,3 +123,19 @@ def test_current_clamp_run_draws_its_f_i_curve(tmp_path):
     assert_figure(tmp_path / "plots" / "fi_curve.png")
     assert_figure(tmp_path / "plots" / "probe_cell.png")
     assert not (tmp_path / "plots" / "raster.png").exists()  # no sample file in a clamp run
+
+
+def test_weights_from_the_checkpoint_of_a_run_without_sample_file(tmp_path):
+    import torch
+
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "config.yaml").write_text(
+        "network:\n  populations: {inp: {shape: null}, exc: {shape: 9}, inh: {shape: 9}}\n"
+        "  projections:\n    inp_exc: {from: inp, to: exc}\n    exc_inh: {from: exc, to: inh}\n")
+    torch.save({"model": {"projections.inp_exc.stages.0.weight": torch.rand(9, 784),
+                          "projections.exc_inh.stages.0.weight": torch.rand(9, 9)}}, tmp_path / "checkpoints" / "last.pt")
+    written = {p.name for p in plot_run(tmp_path, PlotsParams(dpi=60))}
+    assert written == {"weights_inp_exc.png", "receptive_fields_inp_exc.png", "weights_exc_inh.png"}
+    img = imread(tmp_path / "plots" / "receptive_fields_inp_exc.png")
+    assert img.shape[0] >= 200 and img.shape[1] >= 200
