@@ -435,7 +435,11 @@ def write_sample(exp, path: Path, size: int) -> Path:
     ``pred``, ``time_ms`` [T], ``dt``, ``input_shape`` (data sample shape), ``image`` (raw samples).
     """
     net = exp.network
-    x, y = exp.data.x_test[:size], exp.data.y_test[:size]
+    if hasattr(exp.data, "test_set"):  # file-backed datasets (events): read the first samples
+        items = [exp.data.test_set[i] for i in range(min(size, len(exp.data.test_set)))]
+        x, y = torch.stack([a for a, _ in items]), torch.tensor([b for _, b in items])
+    else:
+        x, y = exp.data.x_test[:size], exp.data.y_test[:size]
     record = {}
     for name, pop in net.populations.items():
         if not pop.is_input:
