@@ -35,8 +35,8 @@ from .tasks import register_task
 @dataclass
 class ClampParams:
     current: Any = param(1.0, help="amplitude, list of amplitudes (one neuron each), or path to a .npy trace [T] or [T, N]")
-    waveform: str = param("constant", choices=("constant", "step", "ramp"),
-                          help="constant: on throughout; step: on from onset to offset; ramp: 0 -> amplitude from onset to offset")
+    shape: str = param("constant", choices=("constant", "step", "ramp"),
+                       help="waveform; constant: on throughout; step: on from onset to offset; ramp: 0 -> amplitude from onset to offset")
     onset: float = param(0.0, unit="ms", ge=0, help="when a step/ramp starts")
     offset: float | None = param(None, unit="ms", help="when a step/ramp ends (null = end)")
     duration: float = param(200.0, unit="ms", gt=0, help="simulated time")
@@ -68,13 +68,23 @@ def clamp_current(p: ClampParams, dt: float, key: str = "clamp") -> torch.Tensor
     amp = torch.tensor([float(a) for a in amplitudes], dtype=torch.float64)
     t = torch.arange(steps, dtype=torch.float64) * dt
     end = p.offset if p.offset is not None else p.duration
-    if p.waveform == "constant":
-        shape = torch.ones(steps, dtype=torch.float64)
-    elif p.waveform == "step":
-        shape = ((t >= p.onset) & (t < end)).double()
+    if p.shape != "constant" and end <= p.onset:
+        raise ConfigError(f"{key}.offset: {p.offset} ms must be after clamp.onset ({p.onset} ms) for a {p.shape}")
+    if p.shape == "constant":
+        envelope = torch.ones(steps, dtype=torch.float64)
+    elif p.shape == "step":
+        envelope = ((t >= p.onset) & (t < end)).double()
     else:
-        shape = ((t - p.onset) / max(end - p.onset, dt)).clamp(0, 1) * (t < end).double()
-    return shape[:, None] * amp[None, :]
+        envelope = ((t - p.onset) / max(end - p.onset, dt)).clamp(0, 1) * (t < end).double()
+    return envelope[:, None] * amp[None, :]
+
+
+def stimulus_ms(p: ClampParams) -> float:
+    """How long the current is on (ms): the whole run, or ``offset − onset`` for a step or ramp."""
+    if p.shape == "constant" or isinstance(p.current, str):
+        return p.duration
+    end = min(p.offset if p.offset is not None else p.duration, p.duration)
+    return max(end - min(p.onset, p.duration), 0.0)
 
 
 @register_task("current_clamp", config_keys=("clamp",))
@@ -102,7 +112,7 @@ def current_clamp(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict:
         writer.writerow(["neuron", "current", "time_ms"])
         for t, n in zip(*np.nonzero(spikes)):
             writer.writerow([int(n), labels[n], float(time_ms[t])])
-    on_ms = float((current != 0).any(1).sum().item()) * net.dt if p.waveform != "constant" else p.duration
+    on_ms = stimulus_ms(p)
     fi = []
     with open(run_dir / "fi_curve.csv", "w", newline="") as f:
         writer = csv.writer(f)

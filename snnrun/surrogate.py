@@ -67,7 +67,7 @@ class Heaviside(Surrogate):
 
 @SURROGATES.register("sigmoid")
 class Sigmoid(Surrogate):
-    """σ(αx); derivative α σ(αx)(1 − σ(αx)) (Wu et al. 2018, STBP)."""
+    """Sigmoid (Wu et al. 2018, STBP; spikingjelly's default): primitive σ(αx), derivative α σ(αx)(1 − σ(αx)), peak α/4."""
 
     @dataclass
     class Params:
@@ -83,7 +83,7 @@ class Sigmoid(Surrogate):
 
 @SURROGATES.register("atan")
 class ATan(Surrogate):
-    """arctan(π/2 αx)/π + 1/2; derivative (α/2) / (1 + (π/2 αx)²) (Fang et al. 2021)."""
+    """Arctangent (Fang et al. 2021): primitive arctan(π/2 αx)/π + 1/2, derivative (α/2) / (1 + (π/2 αx)²), peak α/2."""
 
     @dataclass
     class Params:
@@ -99,23 +99,28 @@ class ATan(Surrogate):
 
 @SURROGATES.register("fast_sigmoid", "superspike")
 class FastSigmoid(Surrogate):
-    """SuperSpike (Zenke & Ganguli 2018): x/(1+s|x|) scaled; derivative 1/(1 + s|x|)²."""
+    """SuperSpike (Zenke & Ganguli 2018): derivative of the fast sigmoid x/(1 + s|x|), i.e. 1/(1 + s|x|)².
+
+    Peak 1 at the threshold, as in the paper and snntorch's ``fast_sigmoid``; ``slope`` is the
+    paper's β (in 1/mV when x is in mV)."""
 
     @dataclass
     class Params:
         slope: float = param(25.0, gt=0, help="steepness s")
 
     def primitive(self, x):
-        s = self.params.slope
-        return 0.5 * s * x / (1 + s * x.abs()) + 0.5
+        return x / (1 + self.params.slope * x.abs())
 
     def derivative(self, x):
-        return 0.5 * self.params.slope / (1 + self.params.slope * x.abs()) ** 2
+        return 1.0 / (1 + self.params.slope * x.abs()) ** 2
 
 
 @SURROGATES.register("triangle")
 class Triangle(Surrogate):
-    """Piecewise-linear (Esser et al. 2016); derivative max(0, 1 − |x|/w) / w."""
+    """Triangle (Esser et al. 2016; Bellec et al. 2018 with w = v_th): derivative max(0, 1 − |x|/w) / w.
+
+    Normalised to unit area; Bellec et al. multiply by a dampening factor γ = 0.3 (scale the
+    learning rate instead)."""
 
     @dataclass
     class Params:
@@ -134,7 +139,7 @@ class Triangle(Surrogate):
 
 @SURROGATES.register("rectangle")
 class Rectangle(Surrogate):
-    """STCA's rectangular window (Gu et al. 2019): derivative 1/a for |x| < a/2, else 0."""
+    """Rectangular window (STCA, Gu et al. 2019; STBP's first curve): derivative 1/a for |x| < a/2, else 0."""
 
     @dataclass
     class Params:
@@ -151,7 +156,7 @@ class Rectangle(Surrogate):
 
 @SURROGATES.register("gaussian")
 class Gaussian(Surrogate):
-    """Gaussian derivative N(x; 0, σ²) (Bellec et al. 2018 use a similar bump)."""
+    """Gaussian window (Wu et al. 2018, STBP's fourth curve): derivative N(x; 0, σ²), unit area."""
 
     @dataclass
     class Params:
@@ -167,7 +172,7 @@ class Gaussian(Surrogate):
 
 @SURROGATES.register("erfc")
 class Erfc(Surrogate):
-    """erfc(−αx)/2; derivative (α/√π) exp(−α²x²) (SPAIC/spikingjelly ``erf``)."""
+    """Gaussian error function (spikingjelly ``Erf``): primitive erfc(−αx)/2, derivative (α/√π) exp(−α²x²)."""
 
     @dataclass
     class Params:

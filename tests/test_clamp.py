@@ -38,7 +38,7 @@ def test_lif_f_i_curve_matches_closed_form(tmp_path):
 
 
 def test_step_waveform_and_trace_file(tmp_path):
-    summary, run = clamp(tmp_path / "a", "neuron=if", "clamp.current=2.0", "clamp.waveform=step",
+    summary, run = clamp(tmp_path / "a", "neuron=if", "clamp.current=2.0", "clamp.shape=step",
                          "clamp.onset=10", "clamp.offset=20", "clamp.duration=40", "network.dt=1.0")
     data = np.load(run / "monitors" / "cell.npz")
     assert data["current"][:, 0].tolist() == [0.0] * 10 + [2.0] * 10 + [0.0] * 20

@@ -142,7 +142,7 @@ def test_glif_reset_rules():
     assert z == 1 and after.v.item() == p.v_reset and after.theta_s.item() == 0
     z, after, v_int, p = _glif_step(2)
     assert z == 1
-    assert after.v.item() == pytest.approx(p.e_l + p.f_v * (v_int - p.e_l) - p.delta_v)
+    assert after.v.item() == pytest.approx(p.e_l + p.f_v * (v_int - p.e_l) + p.delta_v)
     assert after.theta_s.item() == pytest.approx(p.delta_theta_s)
     z, after, _, p = _glif_step(3)
     assert after.asc1.item() == pytest.approx(p.asc_amps[0]) and after.asc2.item() == pytest.approx(p.asc_amps[1])

@@ -29,8 +29,10 @@ class ALIF(Neuron):
     A spike ``z = H(v − A)`` raises the threshold A by ``β(1 − ρ)``, which then
     relaxes with ``τ_a``. Units: ms, mV. Discretisation at dt: v by forward Euler
     (or exact), threshold against A(t) built from the adaptation of the previous
-    steps, reset (soft by default, as in the paper: ``v ← v − v_th``), then
-    ``a`` is updated with this step's spike, then refractory count.
+    steps, reset, then ``a`` is updated with this step's spike, then refractory count.
+    The soft reset (default) subtracts the threshold the neuron crossed,
+    ``v ← v − (A(t) − v_reset)``, as the LSNN reference code does (``I_reset = z·A``);
+    ``reset: hard`` sets ``v ← v_reset``.
     """
 
     State = ALIFState
@@ -40,7 +42,8 @@ class ALIF(Neuron):
         tau_m: float = param(20.0, unit="ms", gt=0, help="membrane time constant")
         tau_a: float = param(200.0, unit="ms", gt=0, help="threshold adaptation time constant")
         beta: float = param(1.8, ge=0, unit="mV", help="adaptation strength β")
-        reset: str = param("soft", choices=("hard", "soft"), help="soft: v <- v - (v_th - v_reset)")
+        reset: str = param("soft", choices=("hard", "soft"),
+                           help="soft: v <- v - (v_th + beta a - v_reset) (the adaptive threshold); hard: v <- v_reset")
         integration: str = param("euler", choices=("euler", "exact"), help="membrane integration")
 
     def __init__(self, params, shape=(1,), dt=1.0, spike_fn=None):
@@ -67,7 +70,7 @@ class ALIF(Neuron):
         if self.refrac_steps > 0:
             z = z * (refrac == 0).to(z.dtype)
         zr = z.detach() if p.detach_reset else z
-        v = v * (1 - zr) + p.v_reset * zr if p.reset == "hard" else v - (p.v_th - p.v_reset) * zr
+        v = v * (1 - zr) + p.v_reset * zr if p.reset == "hard" else v - (threshold - p.v_reset) * zr
         a = self.rho * a + (1 - self.rho) * z
         if self.refrac_steps > 0:
             refrac = torch.where(z.detach() > 0, torch.full_like(refrac, self.refrac_steps), (refrac - 1).clamp(min=0))

@@ -30,11 +30,14 @@ class GLIF(Neuron):
               \frac{d\theta_v}{dt} = a_v (V - E_L) - b_v \theta_v
 
     Spike when ``V > θ_∞ + θ_s + θ_v``. Levels add mechanisms:
-    1 LIF (``V ← V_reset``); 2 LIF-R: reset rules ``V ← E_L + f_v (V − E_L) − δV`` and
+    1 LIF (``V ← V_reset``); 2 LIF-R: reset rules ``V ← E_L + f_v (V − E_L) + δV`` and
     ``θ_s ← θ_s + δθ_s``; 3 LIF-ASC: after-spike currents ``I_j ← r_j I_j + A_j``;
     4 LIF-R-ASC (2 + 3); 5 LIF-R-ASC-A (4 + the voltage-dependent threshold θ_v).
     Units: mV, ms, nA, nF, MΩ (MΩ·nA = mV). Discretisation: forward Euler at dt of
     every variable from the previous state, threshold, reset rules, refractory count.
+    The reset rules follow the Allen Institute's reference implementation (AllenSDK,
+    NEST ``glif_psc``): δV is added (fitted values are usually negative); θ_v is not
+    reset; during the refractory period V is held while θ_s and the ASCs keep decaying.
     """
 
     State = GLIFState
@@ -48,7 +51,7 @@ class GLIF(Neuron):
         theta_inf: float = param(-50.0, unit="mV", help="baseline threshold θ_∞")
         v_reset: float = param(-70.0, unit="mV", help="reset potential (levels 1, 3)")
         f_v: float = param(0.5, ge=0, le=1, help="voltage reset fraction (levels 2, 4, 5)")
-        delta_v: float = param(2.0, unit="mV", help="voltage reset offset δV (levels 2, 4, 5)")
+        delta_v: float = param(-2.0, unit="mV", help="voltage added at reset δV (levels 2, 4, 5)")
         delta_theta_s: float = param(2.0, unit="mV", help="spike-induced threshold jump (levels 2, 4, 5)")
         b_s: float = param(0.05, unit="1/ms", ge=0, help="spike-induced threshold decay rate")
         asc_amps: list = param([-0.05, -0.01], unit="nA", help="after-spike current jumps A_1, A_2 (levels 3-5)")
@@ -88,7 +91,7 @@ class GLIF(Neuron):
         z = self.spike_fn(v_new - (p.theta_inf + theta_s + theta_v)) * active.to(v.dtype)
         spiked = z.detach() > 0
         if self.reset_rules:
-            v_after = p.e_l + p.f_v * (v_new - p.e_l) - p.delta_v
+            v_after = p.e_l + p.f_v * (v_new - p.e_l) + p.delta_v
             theta_s = theta_s + p.delta_theta_s * z
         else:
             v_after = torch.full_like(v, p.v_reset)

@@ -146,8 +146,8 @@ class CLIFState(NamedTuple):
 class CLIF(Neuron):
     r"""Current-based LIF: an exponentially decaying synaptic current drives the membrane.
 
-    .. math:: 	au_{syn} rac{dI_s}{dt} = -I_s + \sum_k w_k \delta(t - t_k), \qquad
-              	au_m rac{dv}{dt} = -(v - v_{rest}) + R I_s
+    .. math:: \tau_{syn} \frac{dI_s}{dt} = -I_s + \sum_k w_k \delta(t - t_k), \qquad
+              \tau_m \frac{dv}{dt} = -(v - v_{rest}) + R I_s
 
     Units: ms, mV; the input at step t is the total synaptic jump (weights × spikes).
     Discretisation at dt: ``I_s ← I_s e^{−dt/τ_syn} + input`` (exact for the delta
