@@ -68,3 +68,16 @@ def test_wrong_topology_is_a_config_error():
     cfg["network"]["projections"]["inh_exc"]["synapse"] = {"name": "dense"}
     with pytest.raises(ConfigError, match=r"^network: diehl_cook needs"):
         DiehlCookNetwork(build_experiment(cfg), "torch")
+
+
+def test_protocol_runs_and_writes_run_dir(tmp_path):
+    from snnrun.learning.diehl_cook import DiehlCookParams, run_diehl_cook
+
+    cfg = small_config()
+    cfg["encoder"]["max_rate"] = 500.0
+    summary = run_diehl_cook(build_experiment(cfg), DiehlCookParams(backend="torch", log_every=4), tmp_path)
+    assert summary["train_samples"] == 8 and summary["test_samples"] == 4 and summary["backend"] == "torch"
+    assert 0.0 <= summary["test/accuracy_all"] <= 1.0 and summary["train_samples_per_s"] > 0
+    rows = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("samples,train_samples_per_s") and len(rows) == 3
+    assert (tmp_path / "checkpoints" / "last.pt").is_file()
