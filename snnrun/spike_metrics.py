@@ -105,7 +105,7 @@ class SynOpsCounter:
     """Counts synaptic operations with forward hooks on the synaptic stages of every projection."""
 
     def __init__(self, network: nn.Module):
-        self.counts: dict[str, float] = {}
+        self.ops: dict[str, torch.Tensor] = {}
         self.active = True
         self.handles = []
         self.fan_out: dict[str, torch.Tensor] = {}
@@ -119,16 +119,36 @@ class SynOpsCounter:
         self.projections = sorted({k.rsplit(".", 1)[0] for k in self.fan_out}, key=list(network.projections).index)
 
     def _hook(self, projection: str, key: str):
+        fo = self.fan_out[key]
+        uniform = float(fo[0]) if fo.numel() and bool((fo == fo[0]).all()) else None
+
         def hook(module, args, output):
             if not self.active:
                 return
             x = args[0].detach()
-            events = (x.reshape(x.shape[0], -1) != 0).sum(0).float()
-            fo = self.fan_out[key]
-            if fo.device != events.device:
-                fo = self.fan_out[key] = fo.to(events.device)
-            self.counts[projection] = self.counts.get(projection, 0.0) + float((events * fo).sum())
+            x2d = x.reshape(x.shape[0], -1)
+            if uniform is not None:  # dense, one_to_one, lateral inhibition: events x the common fan-out
+                ops = torch.count_nonzero(x2d).double() * uniform
+            else:  # conv2d, sparse, recurrent: Σ_n Σ_i [x_ni != 0] fan_out_i as one mat-vec
+                f = self.fan_out[key]
+                if f.device != x.device:
+                    f = self.fan_out[key] = f.to(x.device)
+                ops = ((x2d != 0).to(f.dtype) @ f).sum().double()
+            old = self.ops.get(key)
+            self.ops[key] = ops if old is None else old + ops
         return hook
+
+    @property
+    def counts(self) -> dict[str, float]:
+        """SynOps per projection since the last ``clear()`` (synchronises once, here)."""
+        out: dict[str, float] = {}
+        for key, ops in self.ops.items():
+            name = key.rsplit(".", 1)[0]
+            out[name] = out.get(name, 0.0) + float(ops)
+        return out
+
+    def clear(self) -> None:
+        self.ops = {}
 
     def remove(self) -> None:
         for handle in self.handles:
@@ -174,7 +194,7 @@ class SpikeMetrics:
         self._counts, self._steps, self._samples = {}, 0, 0
         self._learner: dict[str, tuple[float, int]] = {}
         if self.synops is not None:
-            self.synops.counts = {}
+            self.synops.clear()
         if train and self.params.enabled:
             self._start_weights = {n: projection_weight(self.network.projections[n]).clone() for n in self.weighted}
 
@@ -196,9 +216,9 @@ class SpikeMetrics:
             prob = counts / (self._steps * self._samples)
             out[f"{split}/silent/{name}"] = float((counts == 0).float().mean())
             out[f"{split}/saturated/{name}"] = float((prob >= self.params.saturation).float().mean())
-        total = 0.0
+        total, counts = 0.0, self.synops.counts
         for name in self.synops.projections:
-            per_sample = self.synops.counts.get(name, 0.0) / self._samples
+            per_sample = counts.get(name, 0.0) / self._samples
             out[f"{split}/synops/{name}"] = per_sample
             total += per_sample
         out[f"{split}/synops/total"] = total

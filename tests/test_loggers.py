@@ -101,3 +101,31 @@ def test_runner_sends_tensors_to_tensorboard(tiny_cfg, tmp_path):
     assert [e.step for e in acc.Scalars("test/accuracy")] == [1, 2]
     rates = acc.Histograms("rates_hz/hidden")[-1].histogram_value
     assert rates.num == 16 and math.isfinite(rates.sum)
+
+
+def test_console_log_lines_go_through_tqdm_during_fit(tiny_cfg, tmp_path, monkeypatch):
+    import logging
+    import sys
+
+    from tqdm.contrib.logging import _TqdmLoggingHandler
+
+    console = logging.StreamHandler(sys.stderr)
+    root = logging.getLogger()
+    root.addHandler(console)
+    seen = []
+    fit_epoch = Runner._fit_epoch
+
+    def spy(self, *args):
+        seen.append([type(h) for h in root.handlers])
+        return fit_epoch(self, *args)
+
+    monkeypatch.setattr(Runner, "_fit_epoch", spy)
+    try:
+        Runner(build_experiment(tiny_cfg("trainer.progress=true")), tmp_path, "").fit()
+        restored = console in root.handlers
+    finally:
+        root.removeHandler(console)
+    assert len(seen) == 2
+    for types in seen:  # while bars may be open, the console handler is swapped for one using tqdm.write
+        assert _TqdmLoggingHandler in types and logging.StreamHandler not in types
+    assert restored  # and put back after the fit
