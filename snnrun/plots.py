@@ -43,6 +43,8 @@ class PlotsParams:
     dpi: int = param(100, ge=20, help="resolution of the PNG files")
     max_neurons: int = param(200, ge=1, help="neurons shown per raster panel")
     max_fields: int = param(100, ge=1, help="receptive fields shown per projection")
+    field_scale: str = param("shared", choices=("shared", "own"),
+                             help="receptive fields on one colour scale, or each scaled to its own range")
 
 
 def matplotlib_available() -> bool:
@@ -212,16 +214,19 @@ def _field_grid(fields: np.ndarray, proj: str, out: Path, params: PlotsParams) -
     rows = int(math.ceil(n / cols))
     h, w = fields.shape[1:]
     grid = np.full((rows * (h + 1) - 1, cols * (w + 1) - 1), np.nan)
+    shared = params.field_scale == "shared"
+    low, high = float(fields.min()), float(fields.max())
     for i in range(n):
         r, c = divmod(i, cols)
         f = fields[i]
-        span = f.max() - f.min()
-        grid[r * (h + 1):r * (h + 1) + h, c * (w + 1):c * (w + 1) + w] = (f - f.min()) / span if span > 0 else 0.5
+        lo, hi = (low, high) if shared else (float(f.min()), float(f.max()))
+        grid[r * (h + 1):r * (h + 1) + h, c * (w + 1):c * (w + 1) + w] = (f - lo) / (hi - lo) if hi > lo else 0.5
     fig = _figure(min(14, 2 + cols * 1.2), min(14, 2 + rows * 1.2))
     ax = fig.subplots()
     ax.imshow(grid, cmap="hot", interpolation="nearest")
     ax.set_axis_off()
-    ax.set_title(f"{proj}: receptive fields of {n} neurons (each scaled to its own range)")
+    scale = f"one scale, {low:.3g} to {high:.3g}" if shared else "each scaled to its own range"
+    ax.set_title(f"{proj}: receptive fields of {n} neurons ({scale})")
     return _save(fig, out / f"receptive_fields_{proj}.png", params)
 
 
@@ -477,6 +482,8 @@ def main(args: list[str]) -> list[Path]:
         for key in ("dpi", "max_neurons", "max_fields"):
             if isinstance(node.get(key), int):
                 setattr(params, key, node[key])
+        if node.get("field_scale") in ("shared", "own"):
+            params.field_scale = node["field_scale"]
     if "dpi" in options:
         if not options["dpi"].isdigit() or int(options["dpi"]) < 20:
             raise SnnrunError(f"plot: --dpi expects an integer >= 20, got {options['dpi']!r}")
