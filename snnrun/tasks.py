@@ -56,7 +56,7 @@ def _load_builtin_tasks() -> None:
 
 
 #: modules whose import registers a task; extend when adding a task module.
-BUILTIN_TASK_MODULES = ["snnrun.tasks", "snnrun.clamp", "snnrun.learning.window", "snnrun.learning.diehl_cook"]
+BUILTIN_TASK_MODULES = ["snnrun.tasks", "snnrun.clamp", "snnrun.learning.window", "snnrun.learning.diehl_cook", "snnrun.learning.xor"]
 
 
 @register_task("train")
