@@ -78,12 +78,26 @@ class ProbeParams:
     dtype: str = param("float32", choices=("float16", "float32", "float64"), help="storage type of analog variables")
 
 
-def _split(data, split: str):
-    if split == "train":
-        return data.x_train, data.y_train
-    if split == "val":
-        return data.x_val, data.y_val
-    return data.x_test, data.y_test
+def _split_size(data, split: str) -> int | None:
+    """Samples in ``split`` (None when the data has no such split)."""
+    if hasattr(data, "train_set"):  # file-backed datasets (events): torch Datasets, no val split
+        dataset = {"train": data.train_set, "test": data.test_set}.get(split)
+        return None if dataset is None else len(dataset)
+    x = {"train": data.x_train, "val": data.x_val, "test": data.x_test}[split]
+    return None if x is None else int(x.shape[0])
+
+
+def _samples(data, split: str, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and labels of ``indices`` in ``split`` (in-memory tensors or a file-backed Dataset)."""
+    if hasattr(data, "train_set"):
+        dataset = data.train_set if split == "train" else data.test_set
+        items = [dataset[i] for i in indices]
+        return (torch.stack([torch.as_tensor(x) for x, _ in items]),
+                torch.as_tensor([int(y) for _, y in items], dtype=torch.long))
+    x, y = {"train": (data.x_train, data.y_train), "val": (data.x_val, data.y_val),
+            "test": (data.x_test, data.y_test)}[split]
+    idx = torch.as_tensor(indices, dtype=torch.long)
+    return x[idx], y[idx]
 
 
 def write_npz(path: Path, streamed: list[tuple[str, Path, tuple, np.dtype]], small: dict[str, Any]) -> None:
@@ -129,11 +143,10 @@ class Probe:
                 raise ConfigError(f"{key}.vars: '{var}' is not recorded for {self.kind} '{p.target}'"
                                   f"{suggest(str(var), valid)}; valid: {', '.join(valid)}")
         self.state_vars = tuple(v for v in p.vars if v not in ("spikes", "current", "weight"))
-        x, y = _split(exp.data, p.split)
-        if x is None:
+        n = _split_size(exp.data, p.split)
+        if n is None:
             raise ConfigError(f"{key}.split: the data has no '{p.split}' split; valid: train, test"
                               f"{', val' if exp.data.x_val is not None else ''}")
-        n = x.shape[0]
         if p.samples == "all":
             self.indices = list(range(n))
         elif isinstance(p.samples, int) and not isinstance(p.samples, bool) and p.samples >= 1:
@@ -191,7 +204,6 @@ class Probe:
         exp, p = self.exp, self.p
         self.parts.mkdir(parents=True, exist_ok=True)
         meta = self._meta()
-        x_all, y_all = _split(exp.data, p.split)
         batch = exp.data_params.test_batch_size or exp.data_params.batch_size
         files = {var: open(self.parts / f"{var}.bin", "ab") for var in p.vars}
         written = 0
@@ -202,8 +214,8 @@ class Probe:
                 written += w.nbytes
             sim_vars = [v for v in p.vars if v != "weight"]
             for i in range(0, len(self.indices) if sim_vars else 0, batch):
-                idx = torch.as_tensor(self.indices[i:i + batch])
-                arrays = simulate(exp, x_all[idx], self._record_request(), currents=self._currents())
+                x, _ = _samples(exp.data, p.split, self.indices[i:i + batch])
+                arrays = simulate(exp, x, self._record_request(), currents=self._currents())
                 for var in sim_vars:
                     a = self._select(arrays, var)[self.start:self.stop]
                     a = a.transpose(0, 1).contiguous().cpu().numpy()  # [B, T_w, *shape]
@@ -236,11 +248,12 @@ class Probe:
         records = len(meta["epochs"])
         streamed = [(var, self.parts / f"{var}.bin", (records, *shape), dtype)
                     for var, (shape, dtype) in self.record_shapes().items()]
-        x_all, y_all = _split(self.exp.data, self.p.split)
+        if not hasattr(self, "labels"):
+            self.labels = _samples(self.exp.data, self.p.split, self.indices)[1].cpu().numpy()
         dt = self.exp.network.dt
         small = {"epoch": np.asarray(meta["epochs"], dtype=np.int64),
                  "sample_index": np.asarray(self.indices, dtype=np.int64),
-                 "label": y_all[torch.as_tensor(self.indices, dtype=torch.long)].cpu().numpy(),
+                 "label": self.labels,
                  "time_ms": (np.arange(self.start, self.stop) + 1) * dt, "dt": np.float64(dt)}
         path = self.parts.parent.parent / f"{self.name}.npz"
         write_npz(path, streamed, small)
@@ -435,11 +448,7 @@ def write_sample(exp, path: Path, size: int) -> Path:
     ``pred``, ``time_ms`` [T], ``dt``, ``input_shape`` (data sample shape), ``image`` (raw samples).
     """
     net = exp.network
-    if hasattr(exp.data, "test_set"):  # file-backed datasets (events): read the first samples
-        items = [exp.data.test_set[i] for i in range(min(size, len(exp.data.test_set)))]
-        x, y = torch.stack([a for a, _ in items]), torch.tensor([b for _, b in items])
-    else:
-        x, y = exp.data.x_test[:size], exp.data.y_test[:size]
+    x, y = _samples(exp.data, "test", list(range(min(size, _split_size(exp.data, "test")))))  # tensors or files
     record = {}
     for name, pop in net.populations.items():
         if not pop.is_input:
