@@ -58,7 +58,7 @@ log = logging.getLogger("snnrun")
 
 @dataclass
 class MonitorsParams:
-    enabled: bool = param(True, help="record the probes and the end-of-run sample")
+    enabled: bool = param(True, help="record the probes, the end-of-run sample and the spike metrics")
     sample: bool = param(True, help="write monitors/sample.npz (one test batch, every population) at the end")
     sample_size: int = param(8, ge=1, help="samples in monitors/sample.npz")
     max_mb: float = param(256.0, gt=0, unit="MB", help="cap on the size of all monitor files of a run")
