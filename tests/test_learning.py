@@ -267,3 +267,28 @@ def test_two_gradient_learners_rejected(tiny_cfg):
     cfg = tiny_cfg("+learners.other.name=bptt")
     with pytest.raises(ConfigError, match=r"^learners.other: only one gradient learner"):
         build_experiment(cfg)
+
+
+def test_stdp_learner_on_conv2d_projection_matches_shared_weight_rule():
+    node = {"dt": 1.0, "duration": 6.0,
+            "populations": {"inp": {"shape": [1, 6, 6]}, "fm": {"shape": [2, 4, 4]}},
+            "projections": {"c": {"from": "inp", "to": "fm", "synapse": {"name": "conv2d", "channels": 2, "kernel_size": 3,
+                                                                           "init": "constant", "value": 0.3}}}}
+    net = build_network(node, {"name": "lif", "v_th": 0.5, "r": 20.0}, (1, 6, 6))
+    cls, p = LEARNERS.parse({"name": "stdp", "a_plus": 0.01, "a_minus": 0.01}, "learner")
+    learner = cls(p, network=net, key="learner")
+    w0 = net.projections["c"].stages[0].weight.detach().clone()
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(6, 1, 1, 6, 6, generator=g) < 0.5).float()
+    learner.begin_sample(1)
+    net.step_hook = learner.on_step
+    out = net(x)
+    net.step_hook = None
+    # replay with the pure rule on the recorded spikes
+    c = learner.constants(learner.targets["c"])
+    w, xp, xq = w0, torch.zeros(1, 1, 6, 6), torch.zeros(1, 2, 4, 4)
+    for t in range(6):
+        w, xp, xq, _ = rules.stdp_step(w, x[t], out.spikes["fm"][t], xp, xq, c, rules.conv2d_outer(3, 1, 0))
+    assert out.spikes["fm"].sum() > 0
+    assert torch.allclose(net.projections["c"].stages[0].weight.detach(), w, atol=1e-6)
+    assert not torch.equal(w, w0)
