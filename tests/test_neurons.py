@@ -73,17 +73,17 @@ def test_refractory_counting():
 def test_lif_rate_does_not_depend_on_dt():
     rates = []
     for dt in (0.1, 0.05, 0.025):
-        spikes, _ = simulate(make({"name": "lif", "tau_m": 20.0}, dt=dt), 1.5, int(500 / dt))
-        rates.append(spikes.sum().item() / 0.5)
+        spikes, _ = simulate(make({"name": "lif", "tau_m": 20.0}, dt=dt), 1.5, int(300 / dt))
+        rates.append(spikes.sum().item() / 0.3)
     assert max(rates) - min(rates) <= 0.05 * max(rates)
 
 
 def test_qif_rheobase():
     p = {"name": "qif"}
     rheobase = 0.04 * (-50.0 + 65.0) ** 2 / 4  # a0 (v_c - v_rest)^2 / 4 = 2.25 mV
-    below, _ = simulate(make(p), rheobase * 0.95, 20000)
-    above, _ = simulate(make(p), rheobase * 1.1, 20000)
-    assert below.sum().item() == 0 and above.sum().item() >= 3
+    spikes, _ = simulate(make(p, shape=(2,)), [rheobase * 0.95, rheobase * 1.1], 20000)  # 2 s at dt 0.1
+    below, above = spikes.sum(0).tolist()
+    assert below == 0 and above >= 3
 
 
 def test_izhikevich_regular_vs_fast_spiking():
@@ -100,7 +100,7 @@ def test_izhikevich_regular_vs_fast_spiking():
 
 
 def test_adex_spike_frequency_adaptation():
-    dt = 0.05
+    dt = 0.1
     spikes, traces = simulate(make({"name": "adex"}, dt=dt), 1.0, int(600 / dt), record=("v", "w"))
     isi = torch.diff(torch.tensor(spike_times(spikes, dt)))
     assert len(isi) >= 4
@@ -113,15 +113,15 @@ def test_adex_spike_frequency_adaptation():
 def test_hodgkin_huxley_rheobase_for_repetitive_firing():
     dt, amplitudes = 0.025, [5.5, 6.0, 7.0]  # one neuron per amplitude
     neuron = make({"name": "hh"}, shape=(3,), dt=dt)
-    spikes, _ = simulate(neuron, amplitudes, int(250 / dt))
+    spikes, _ = simulate(neuron, amplitudes, int(220 / dt))
     late = spikes[int(120 / dt):].sum(0).tolist()  # after the onset transient
     assert late[0] == 0 and late[1] == 0
     assert late[2] >= 5  # tonic firing (~70 Hz) just above the rheobase (~6.2 uA/cm^2)
 
 
 def test_hodgkin_huxley_spike_shape():
-    dt = 0.01
-    spikes, traces = simulate(make({"name": "hh"}, dt=dt), 10.0, int(50 / dt))
+    dt = 0.02
+    spikes, traces = simulate(make({"name": "hh"}, dt=dt), 10.0, int(40 / dt))
     v = traces["v"][:, 0]
     assert spikes.sum().item() >= 2
     assert 20 < v.max().item() < 50 and v.min().item() < -70  # overshoot and after-hyperpolarisation
