@@ -62,3 +62,9 @@ def test_cli_runs_the_experiment(tmp_path):
     assert "f-I: 0 -> 0.0 Hz, 10 ->" in proc.stdout
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["neuron"] == "izh" and summary["fi_curve"][1]["spikes"] > 0
+
+
+def test_step_offset_before_onset_is_a_config_error(tmp_path):
+    from snnrun.errors import ConfigError
+    with pytest.raises(ConfigError, match=r"clamp.offset: 5.0 ms must be after clamp.onset \(10.0 ms\)"):
+        clamp(tmp_path, "clamp.shape=step", "clamp.onset=10", "clamp.offset=5", "network.dt=1.0")

@@ -216,3 +216,15 @@ def test_every_model_trains_with_surrogate_gradients(name):
     assert out.shape == (50, 2, 4) and torch.isfinite(out).all()
     out.sum().backward()
     assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def test_alif_soft_reset_subtracts_the_adaptive_threshold():
+    neuron = make({"name": "alif", "tau_m": 10.0, "beta": 2.0, "v_th": 1.0}, dt=1.0).double()
+    state = neuron.initial_state((1, 1), "cpu", torch.float64)
+    state = state._replace(v=torch.full((1, 1), 1.5, dtype=torch.float64), a=torch.full((1, 1), 0.1, dtype=torch.float64))
+    z, after = neuron.step(torch.full((1, 1), 3.0, dtype=torch.float64), state)
+    v_int = 1.5 + 0.1 * (-1.5 + 3.0)  # 1.65 > A = 1 + 2 * 0.1 = 1.2
+    rho = math.exp(-1.0 / 200.0)
+    assert z.item() == 1
+    assert after.v.item() == pytest.approx(v_int - 1.2)
+    assert after.a.item() == pytest.approx(rho * 0.1 + (1 - rho))
