@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from snnrun.decoders import DECODERS
-from snnrun.errors import ConfigError, ShapeError
-from snnrun.losses import get_loss
+from snnrun.errors import ShapeError
 
 
 def dec(node, classes=3, dt=1.0):
@@ -72,14 +71,3 @@ def test_label_assignment_learns_each_neurons_class():
     torch.testing.assert_close(w.proportions[3], torch.tensor([1 / 3, 2 / 3]))
     assert w(torch.tensor([[[0.0, 0.0, 0.0, 3.0]]]))[0].tolist() == pytest.approx([1.0, 2.0])
 
-
-def test_losses():
-    scores, target = torch.tensor([[2.0, 0.0, 0.0]]), torch.tensor([0])
-    assert get_loss("mse_count")(scores, target, on=2.0, off=0.0).item() == 0.0
-    assert get_loss("mse_count")(scores, target, on=5.0, off=1.0).item() == pytest.approx((9 + 1 + 1) / 3)
-    assert get_loss("nll")(torch.log(torch.tensor([[0.5, 0.25, 0.25]])), target).item() == pytest.approx(0.6931, abs=1e-4)
-    early = get_loss("first_spike_time")(torch.tensor([[-1.0, -10.0, -10.0]]), target)
-    late = get_loss("first_spike_time")(torch.tensor([[-10.0, -1.0, -10.0]]), target)
-    assert early < late
-    with pytest.raises(ConfigError, match="learner.loss: unknown loss 'mse'; valid names: cross_entropy, mse_count"):
-        get_loss("mse")
