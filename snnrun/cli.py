@@ -70,14 +70,23 @@ def hydra_main(cfg: DictConfig) -> float | None:
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
+    from .sweep import prepare_job, write_job_error
+    prepare_job(cfg, hydra_cfg)
     try:
         summary = run_task(cfg, run_dir)
     except SnnrunError as err:
         if hydra_cfg.mode.name == "MULTIRUN" and not _full_error():
-            (run_dir / "error.txt").write_text(f"{err}\n")
+            write_job_error(run_dir, err, with_traceback=False)
             print(f"snnrun: error in job {hydra_cfg.job.num}: {err}", file=sys.stderr)
             return None
         fail(err)
+    except Exception as err:  # noqa: BLE001 - a bug in one sweep job: keep its traceback, run the others
+        if hydra_cfg.mode.name != "MULTIRUN" or _full_error():
+            raise
+        write_job_error(run_dir, err, with_traceback=True)
+        print(f"snnrun: job {hydra_cfg.job.num} failed ({type(err).__name__}: {err}); "
+              f"traceback in {run_dir / 'traceback.txt'}", file=sys.stderr)
+        return None
     monitor = summary.get("monitor")
     return summary.get("best", {}).get(monitor, summary.get("final", {}).get(monitor))
 
@@ -140,7 +149,20 @@ def plot(args: list[str]) -> None:
         fail(err)
 
 
-COMMANDS = {"resume": resume, "list": list_components, "plot": plot}
+def _module_command(module: str):
+    """A sub-command whose ``main(args)`` lives in ``snnrun.<module>`` (reproduce, compare, validate)."""
+    def command(args: list[str]) -> None:
+        import importlib
+
+        try:
+            importlib.import_module(f"snnrun.{module}").main(args)
+        except SnnrunError as err:
+            fail(err)
+    return command
+
+
+COMMANDS = {"resume": resume, "list": list_components, "plot": plot, "reproduce": _module_command("reproduce"),
+            "compare": _module_command("compare"), "validate": _module_command("validate")}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,44 @@
+"""`snnrun reproduce`: a saved tiny run re-runs to exactly the same final metrics on CPU."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from snnrun.errors import SnnrunError
+from snnrun.reproduce import metric_rows, reproduce, version_warnings
+
+from tests.conftest import TINY, run_cli
+
+
+def test_reproduce_tiny_run_exactly_and_detects_a_difference(tmp_path):
+    run = tmp_path / "run"
+    first = run_cli(*[o for o in TINY if not o.startswith("trainer.epochs")], "trainer.epochs=1",
+                    f"hydra.run.dir={run}", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    out = run_cli("reproduce", str(run), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    again = tmp_path / "run-reproduced"
+    saved = json.loads((run / "summary.json").read_text())["final"]
+    new = json.loads((again / "summary.json").read_text())["final"]
+    assert new["test/accuracy"] == saved["test/accuracy"] and new["train/loss"] == saved["train/loss"]
+    assert "test/accuracy" in out.stdout and "DIFFERS" not in out.stdout and "reproduced (tolerance 0)" in out.stdout
+
+
+def test_differences_and_version_changes_are_reported():
+    rows, ok = metric_rows({"test/accuracy": 0.5, "train/loss": 1.0, "wall_time": 3.0},
+                           {"test/accuracy": 0.5, "train/loss": 1.0 + 1e-9, "wall_time": 9.0}, tol=0.0)
+    assert not ok and ("train/loss", 1.0, 1.0 + 1e-9, "DIFFERS") in rows
+    assert ("wall_time", 3.0, 9.0, "(timing)") in rows
+    assert metric_rows({"train/loss": 1.0}, {"train/loss": 1.0 + 1e-9}, tol=1e-6)[1]
+    warnings = version_warnings({"torch": "0.0.1", "python": "3.11.0", "snnrun": "0.1.0", "git_commit": "abc"},
+                                {"torch": "2.13.0", "python": "3.11.0", "snnrun": "0.1.0", "git_commit": "abc"})
+    assert warnings == ["torch differs: saved 0.0.1, now 2.13.0"]
+
+
+def test_reproduce_refuses_an_unfinished_run(tmp_path):
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "config.yaml").write_text("seed: 0\n")
+    with pytest.raises(SnnrunError, match="has no summary.json"):
+        reproduce(tmp_path)

@@ -1,0 +1,29 @@
+"""`snnrun -m`: every job runs, failures leave their error, the sweep summary is written."""
+
+from __future__ import annotations
+
+import csv
+
+from tests.conftest import TINY, run_cli
+
+
+def test_sweep_summary_with_failed_jobs_and_seed_statistics(tmp_path):
+    sweep = tmp_path / "sweep"
+    base = [o for o in TINY if not o.startswith(("trainer.epochs", "network.duration"))]
+    out = run_cli("-m", *base, "trainer.epochs=1", "network.duration=4", "neuron.tau_m=10,-5", "seed=0,1",
+                  f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    rows = list(csv.DictReader(open(sweep / "sweep_summary.csv")))
+    assert [r["job"] for r in rows] == ["0", "1", "2", "3"]
+    assert [(r["neuron.tau_m"], r["seed"], r["status"]) for r in rows] == [
+        ("10", "0", "completed"), ("10", "1", "completed"), ("-5", "0", "failed"), ("-5", "1", "failed")]
+    for r in rows[:2]:
+        assert 0.0 <= float(r["test/accuracy"]) <= 1.0 and float(r["wall_s"]) > 0
+    assert (sweep / "2" / "error.txt").read_text().startswith("neuron.tau_m")
+    assert "neuron.tau_m" in rows[2]["error"]
+    groups = list(csv.DictReader(open(sweep / "sweep_summary_seeds.csv")))
+    assert [(g["neuron.tau_m"], g["seeds"], g["failed"]) for g in groups] == [("10", "2", "0"), ("-5", "2", "2")]
+    accs = [float(r["test/accuracy"]) for r in rows[:2]]
+    assert abs(float(groups[0]["test/accuracy mean"]) - sum(accs) / 2) < 1e-9
+    assert abs(float(groups[0]["test/accuracy std"]) - abs(accs[0] - accs[1]) / 2 ** 0.5) < 1e-9
+    assert "mean ± std over seeds" in out.stdout and "2 failed" in out.stdout
