@@ -27,3 +27,23 @@ def test_sweep_summary_with_failed_jobs_and_seed_statistics(tmp_path):
     assert abs(float(groups[0]["test/accuracy mean"]) - sum(accs) / 2) < 1e-9
     assert abs(float(groups[0]["test/accuracy std"]) - abs(accs[0] - accs[1]) / 2 ** 0.5) < 1e-9
     assert "mean ± std over seeds" in out.stdout and "2 failed" in out.stdout
+
+
+def test_auto_progress_bars_off_under_parallel_launchers():
+    from omegaconf import OmegaConf
+
+    from snnrun.sweep import BASIC_LAUNCHER, prepare_job
+
+    def hydra_cfg(target: str):
+        from hydra.types import RunMode
+        return OmegaConf.create({"launcher": {"_target_": target}, "mode": RunMode.MULTIRUN})
+
+    for target, expected in ((BASIC_LAUNCHER, None),
+                             ("hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher", False)):
+        cfg = OmegaConf.create({"trainer": {"progress": None}})
+        OmegaConf.set_struct(cfg, True)
+        prepare_job(cfg, hydra_cfg(target))
+        assert cfg.trainer.progress is expected
+    cfg = OmegaConf.create({"trainer": {"progress": True}})
+    prepare_job(cfg, hydra_cfg("x.Launcher"))
+    assert cfg.trainer.progress is True  # an explicit choice is kept
