@@ -87,8 +87,8 @@ def hydra_main(cfg: DictConfig) -> float | None:
         print(f"snnrun: job {hydra_cfg.job.num} failed ({type(err).__name__}: {err}); "
               f"traceback in {run_dir / 'traceback.txt'}", file=sys.stderr)
         return None
-    monitor = summary.get("monitor")
-    return summary.get("best", {}).get(monitor, summary.get("final", {}).get(monitor))
+    from .sweep import objective
+    return objective(summary)
 
 
 def resume(args: list[str]) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import statistics
 import traceback
 from pathlib import Path
@@ -40,6 +41,23 @@ def prepare_job(cfg: DictConfig, hydra_cfg: Any) -> None:
     if target != BASIC_LAUNCHER and trainer is not None and trainer.get("progress") is None:
         with open_dict(cfg):
             cfg.trainer.progress = False
+
+
+def objective(summary: dict) -> float | list[float] | None:
+    """What the Hydra task returns (the value a sweeper such as Optuna optimises).
+
+    The best value of the monitored metric (its final value if there is no best); when the
+    environment variable ``SNNRUN_OBJECTIVES`` lists metric names (comma-separated, set per job by
+    ``hydra.job.env_set`` in ``hparams_search/optuna_rate.yaml``), a list with one value per name:
+    the monitored metric's best value, the others' final values (NaN when missing).
+    """
+    monitor = summary.get("monitor")
+    best, final = summary.get("best", {}), summary.get("final", {})
+    names = [n.strip() for n in os.environ.get("SNNRUN_OBJECTIVES", "").split(",") if n.strip()]
+    if not names:
+        return best.get(monitor, final.get(monitor))
+    values = [best.get(n, final.get(n)) if n == monitor else final.get(n) for n in names]
+    return [float("nan") if v is None else float(v) for v in values]
 
 
 def write_job_error(run_dir: Path, err: BaseException, with_traceback: bool) -> None:

@@ -47,3 +47,34 @@ def test_auto_progress_bars_off_under_parallel_launchers():
     cfg = OmegaConf.create({"trainer": {"progress": True}})
     prepare_job(cfg, hydra_cfg("x.Launcher"))
     assert cfg.trainer.progress is True  # an explicit choice is kept
+
+
+def test_task_returns_monitored_metric_or_the_listed_objectives(monkeypatch):
+    from snnrun.sweep import objective
+
+    summary = {"monitor": "test/accuracy", "best": {"test/accuracy": 0.9, "epoch": 3},
+               "final": {"test/accuracy": 0.8, "test/rate/hidden": 12.5}}
+    monkeypatch.delenv("SNNRUN_OBJECTIVES", raising=False)
+    assert objective(summary) == 0.9
+    monkeypatch.setenv("SNNRUN_OBJECTIVES", "test/accuracy, test/rate/hidden")
+    assert objective(summary) == [0.9, 12.5]
+
+
+def test_hparams_search_configs_compose_with_the_optuna_sweeper():
+    import pytest
+
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="optional extra `optuna` not installed")
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module(config_module="snnrun.configs", version_base="1.3"):
+            cfg = compose(config_name="config", overrides=["hparams_search=optuna_rate"], return_hydra_config=True)
+    finally:
+        GlobalHydra.instance().clear()
+    assert cfg.hydra.sweeper._target_.endswith("OptunaSweeper")
+    assert list(cfg.hydra.sweeper.direction) == ["maximize", "minimize"]
+    assert cfg.hydra.sweeper.sampler._target_.endswith("NSGAIISampler")
+    assert cfg.hydra.job.env_set.SNNRUN_OBJECTIVES == "test/accuracy,test/rate/hidden"
+    assert set(cfg.hydra.sweeper.params) == {"neuron.tau_m", "neuron.v_th", "encoder.max_rate", "optimizer.lr"}
