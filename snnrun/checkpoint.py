@@ -1,13 +1,24 @@
-"""Atomic checkpoints that never execute code on load.
+"""Atomic, checksummed checkpoints that never execute code on load.
 
-A checkpoint is a plain tree of tensors and primitives written with
-``torch.save`` to a temporary file in the same directory, flushed to disk and
-renamed over the target, so a crash never leaves a half-written file. Loading
-uses ``torch.load(weights_only=True)``: a pickle that would run code is refused.
+A checkpoint is a plain tree of tensors and primitives serialised with
+``torch.save`` into memory, written to a temporary file in the same directory,
+flushed to disk and renamed over the target, so a crash never leaves a
+half-written file under the final name. Next to it, ``<name>.sha256`` holds the
+SHA-256 of the file's bytes in ``sha256sum`` format (``sha256sum -c last.pt.sha256``
+checks it by hand); :func:`load` verifies it, so a truncated or bit-flipped file
+is detected instead of being half-read.
+
+Loading uses ``torch.load(weights_only=True)``: a pickle that would run code is
+refused. A run keeps two generations, ``last.pt`` and ``prev.pt``
+(:func:`save_rotating`); :func:`load_latest` falls back to ``prev.pt`` with a
+warning naming the bad file when ``last.pt`` is missing, truncated or corrupted.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import logging
 import os
 import pickle
 from pathlib import Path
@@ -18,35 +29,119 @@ import torch
 from .errors import SnnrunError
 
 FORMAT_VERSION = 1
+LAST, PREVIOUS = "last.pt", "prev.pt"
+
+log = logging.getLogger("snnrun")
 
 
-def save(payload: dict[str, Any], path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def checksum_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
-            torch.save({"format_version": FORMAT_VERSION, **payload}, f)
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def save(payload: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write ``payload`` atomically to ``path`` and its checksum to ``path.sha256``.
+
+    A failed write (full disk, read-only directory) raises :class:`SnnrunError` naming the
+    file; the previous file under ``path``, if any, is left as it was.
+    """
+    path = Path(path)
+    buffer = io.BytesIO()
+    torch.save({"format_version": FORMAT_VERSION, **payload}, buffer)
+    data = buffer.getvalue()
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # The checksum goes last: a crash in between leaves a mismatch, which load() reports.
+        _write_atomic(path, data)
+        _write_atomic(checksum_path(path), f"{digest}  {path.name}\n".encode())
+    except OSError as err:
+        raise SnnrunError(f"cannot write checkpoint {path}: {err.strerror or err}") from None
     return path
 
 
+def save_rotating(payload: dict[str, Any], directory: str | os.PathLike) -> Path:
+    """Save ``directory/last.pt``, first moving the current one (if valid) to ``prev.pt``."""
+    directory = Path(directory)
+    last, prev = directory / LAST, directory / PREVIOUS
+    if last.is_file() and verify(last) is None:
+        try:
+            os.replace(last, prev)
+            os.replace(checksum_path(last), checksum_path(prev))
+        except OSError as err:
+            raise SnnrunError(f"cannot rotate checkpoint {last} to {prev}: {err.strerror or err}") from None
+    try:
+        return save(payload, last)
+    except SnnrunError as err:
+        kept = f"{prev} is the last good checkpoint" if prev.is_file() else "no earlier checkpoint"
+        raise SnnrunError(f"{err}; {kept} (`snnrun resume` falls back to it)") from None
+
+
+def verify(path: str | os.PathLike) -> str | None:
+    """``None`` if ``path`` matches its ``.sha256`` file, else why not (missing, truncated, corrupted)."""
+    path = Path(path)
+    if not path.is_file():
+        return "missing"
+    sidecar = checksum_path(path)
+    if not sidecar.is_file():
+        return None  # written before checksums existed (or by hand): torch.load's own checks still apply
+    expected = sidecar.read_text().split()[:1]
+    actual = hashlib.sha256(path.read_bytes()).hexdigest()
+    if expected != [actual]:
+        return f"checksum mismatch (sha256 {actual[:12]}…, expected {(expected or ['?'])[0][:12]}…): truncated or corrupted"
+    return None
+
+
 def load(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+    """Verify and load one checkpoint; every failure is a :class:`SnnrunError` naming the file."""
     path = Path(path)
     if not path.is_file():
         raise SnnrunError(f"checkpoint not found: {path}")
+    problem = verify(path)
+    if problem is not None:
+        raise SnnrunError(f"checkpoint {path} failed its checksum: {problem}")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         raise SnnrunError(f"refusing to load {path}: it is not a plain tensor checkpoint "
                           f"(weights_only load failed: {str(err).splitlines()[0]})") from None
-    except (RuntimeError, EOFError, OSError) as err:
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
         raise SnnrunError(f"checkpoint {path} is unreadable or truncated: {str(err).splitlines()[0]}") from None
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
         raise SnnrunError(f"checkpoint {path} is not an snnrun checkpoint (format_version missing)")
     return payload
+
+
+def load_latest(directory: str | os.PathLike, map_location: Any = "cpu") -> tuple[dict[str, Any], Path]:
+    """Load ``last.pt``, or ``prev.pt`` with a warning naming the bad ``last.pt``."""
+    directory = Path(directory)
+    errors = []
+    for name in (LAST, PREVIOUS):
+        path = directory / name
+        try:
+            payload = load(path, map_location)
+        except SnnrunError as err:
+            errors.append(str(err))
+            continue
+        if errors:
+            log.warning("%s; resuming from the previous good checkpoint %s (epoch %s)", errors[0], path,
+                        payload.get("epoch"))
+        return payload, path
+    raise SnnrunError(f"no usable checkpoint in {directory}: " + "; ".join(errors))
+
+
+def latest_exists(directory: str | os.PathLike) -> bool:
+    directory = Path(directory)
+    return (directory / LAST).is_file() or (directory / PREVIOUS).is_file()

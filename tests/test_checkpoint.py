@@ -1,0 +1,121 @@
+"""Checkpoints: checksums, last/prev rotation, fallback on a damaged last.pt, no code on load."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pickle
+
+import pytest
+import torch
+
+from snnrun import checkpoint
+from snnrun.errors import SnnrunError
+
+
+def payload(epoch: int) -> dict:
+    return {"epoch": epoch, "model": {"w": torch.full((64, 64), float(epoch))}}
+
+
+def test_save_writes_a_sha256sum_file(tmp_path):
+    path = checkpoint.save(payload(1), tmp_path / "c.pt")
+    digest, name = (tmp_path / "c.pt.sha256").read_text().split()
+    assert name == "c.pt" and digest == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert checkpoint.load(path)["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary files left
+
+
+def test_rotation_keeps_the_previous_generation(tmp_path):
+    for epoch in range(3):
+        checkpoint.save_rotating(payload(epoch), tmp_path)
+    assert checkpoint.load(tmp_path / "last.pt")["epoch"] == 2
+    assert checkpoint.load(tmp_path / "prev.pt")["epoch"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt", "last.pt.sha256", "prev.pt", "prev.pt.sha256"]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "empty", "delete"])
+def test_damaged_last_falls_back_to_prev_with_a_warning_naming_the_file(tmp_path, caplog, damage):
+    checkpoint.save_rotating(payload(4), tmp_path)
+    checkpoint.save_rotating(payload(5), tmp_path)
+    last = tmp_path / "last.pt"
+    data = last.read_bytes()
+    if damage == "truncate":
+        last.write_bytes(data[: len(data) // 2])
+    elif damage == "flip":
+        last.write_bytes(data[:1000] + bytes([data[1000] ^ 0xFF]) + data[1001:])
+    elif damage == "empty":
+        last.write_bytes(b"")
+    else:
+        last.unlink()
+    with pytest.raises(SnnrunError, match="last.pt"):
+        checkpoint.load(last)
+    with caplog.at_level(logging.WARNING, logger="snnrun"):
+        state, used = checkpoint.load_latest(tmp_path)
+    assert used.name == "prev.pt" and state["epoch"] == 4
+    warning = " ".join(r.getMessage() for r in caplog.records)
+    assert str(last) in warning and "previous good checkpoint" in warning and "(epoch 4)" in warning
+    # A later save does not rotate the damaged file over the good one.
+    checkpoint.save_rotating(payload(6), tmp_path)
+    assert checkpoint.load(tmp_path / "prev.pt")["epoch"] == 4
+    assert checkpoint.load(tmp_path / "last.pt")["epoch"] == 6
+
+
+def test_truncated_file_without_a_checksum_is_still_caught(tmp_path):
+    path = checkpoint.save(payload(1), tmp_path / "c.pt")
+    os.unlink(tmp_path / "c.pt.sha256")  # e.g. copied without its sidecar
+    path.write_bytes(path.read_bytes()[:3000])
+    with pytest.raises(SnnrunError, match=r"c.pt is unreadable or truncated"):
+        checkpoint.load(path)
+
+
+def test_both_generations_bad_is_one_clear_error(tmp_path):
+    checkpoint.save_rotating(payload(1), tmp_path)
+    checkpoint.save_rotating(payload(2), tmp_path)
+    for name in ("last.pt", "prev.pt"):
+        (tmp_path / name).write_bytes(b"garbage")
+    with pytest.raises(SnnrunError, match=r"no usable checkpoint in .*last.pt failed its checksum.*prev.pt failed"):
+        checkpoint.load_latest(tmp_path)
+
+
+class Payload:
+    """Pickling this object makes the unpickler call os.system (the classic malicious checkpoint)."""
+
+    def __init__(self, sentinel):
+        self.sentinel = sentinel
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.sentinel}",))
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_a_crafted_pickle_is_refused_and_runs_nothing(tmp_path):
+    sentinel = tmp_path / "ran"
+    evil = tmp_path / "evil.pt"
+    with open(evil, "wb") as f:
+        pickle.dump({"format_version": 1, "x": Payload(sentinel)}, f)
+    pickle.loads(pickle.dumps(Payload(tmp_path / "control")))  # the payload really executes with plain pickle
+    assert (tmp_path / "control").exists()
+    with pytest.raises(SnnrunError, match="refusing to load .*evil.pt: it is not a plain tensor checkpoint"):
+        checkpoint.load(evil)
+    torch_evil = tmp_path / "evil_torch.pt"
+    torch.save({"format_version": 1, "x": Payload(sentinel)}, torch_evil)  # same, inside torch's zip format
+    with pytest.raises(SnnrunError, match="refusing to load"):
+        checkpoint.load(torch_evil)
+    assert not sentinel.exists()
+
+
+def test_a_failed_write_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    checkpoint.save_rotating(payload(1), tmp_path)
+    checkpoint.save_rotating(payload(2), tmp_path)
+
+    def full_disk(path, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoint, "_write_atomic", full_disk)
+    with pytest.raises(SnnrunError, match=r"cannot write checkpoint .*last.pt: No space left on device; "
+                                          r".*prev.pt is the last good checkpoint"):
+        checkpoint.save_rotating(payload(3), tmp_path)
+    monkeypatch.undo()
+    state, used = checkpoint.load_latest(tmp_path)
+    assert state["epoch"] == 2 and used.name == "prev.pt"
