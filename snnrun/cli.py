@@ -36,13 +36,19 @@ def fail(err: SnnrunError) -> None:
 
 def run_task(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict:
     """Run ``cfg.task`` (default ``train``) into ``run_dir`` and print its summary."""
+    from . import distributed
     from .tasks import get_task
 
-    summary = get_task(cfg.get("task", "train")).run(cfg, run_dir, resume)
+    run_dir = distributed.setup(cfg, run_dir)  # torchrun: join the process group, take rank 0's run dir
+    try:
+        summary = get_task(cfg.get("task", "train")).run(cfg, run_dir, resume)
+    finally:
+        distributed.teardown()
     if cfg.get("task", "train") != "train":  # the train task draws its own figures (Runner)
         from .plots import plot_after_task
         plot_after_task(cfg.get("plots"), run_dir)
-    _print_summary(summary)
+    if distributed.is_main():
+        _print_summary(summary)
     return summary
 
 
@@ -111,7 +117,9 @@ def resume(args: list[str]) -> None:
             cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(args[1:]))
         except Exception as err:  # noqa: BLE001 - OmegaConf raises several types for bad dotlists
             fail(SnnrunError(f"bad override in {' '.join(args[1:])}: {str(err).splitlines()[0]}"))
-    _setup_logging(run_dir)
+    from .distributed import is_main
+    if is_main():  # under torchrun only rank 0 writes the log
+        _setup_logging(run_dir)
     try:
         run_task(cfg, run_dir, resume=True)
     except SnnrunError as err:
@@ -170,7 +178,12 @@ def main(argv: list[str] | None = None) -> None:
     if argv and argv[0] in COMMANDS:
         COMMANDS[argv[0]](argv[1:])
         return
-    sys.argv = [sys.argv[0]] + argv
+    from .distributed import hydra_overrides
+    try:
+        extra = hydra_overrides(argv)  # torchrun ranks > 0: no run dir, .hydra/ or log of their own
+    except SnnrunError as err:
+        fail(err)
+    sys.argv = [sys.argv[0]] + argv + extra
     hydra_main()
 
 

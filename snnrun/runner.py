@@ -17,6 +17,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from . import checkpoint
 from .build import Experiment
 from .data import TensorBatches
+from .distributed import DataParallel
 from .learning import local
 from .loggers import MetricLogger, truncate_after
 from .monitors import Instruments
@@ -49,7 +50,8 @@ class Runner:
         self.columns = (["epoch", "step", "split"] + [f"{s}/{m}" for s in splits for m in ("loss", "accuracy")] + ["lr"]
                         + [f"{s}/rate/{p}" for s in splits for p in pops]
                         + ["samples_per_s", "wall_time"])
-        self.instruments = Instruments(exp, self.run_dir)  # spike metrics, monitors, plots (snnrun/monitors.py)
+        self.dist = DataParallel(exp)  # torchrun: shards, gradient/metric all-reduce, rank-0 files (snnrun/distributed.py)
+        self.instruments = self.dist.instruments(lambda: Instruments(exp, self.run_dir))  # spike metrics, monitors, plots
         self.columns[-2:-2] = self.instruments.columns(splits)
 
     # --- state -------------------------------------------------------------------
@@ -96,13 +98,16 @@ class Runner:
         d, p = self.exp.data, self.exp.data_params
         if hasattr(d, "train_set"):  # file-backed datasets: a torch DataLoader with workers
             dataset = d.train_set if split == "train" else d.test_set
+            sampler = self.dist.sampler(len(dataset), split == "train", self.generator)
             return torch.utils.data.DataLoader(dataset, batch_size=p.batch_size if split == "train" else
-                                               (p.test_batch_size or p.batch_size), shuffle=split == "train",
+                                               (p.test_batch_size or p.batch_size),
+                                               shuffle=split == "train" and sampler is None, sampler=sampler,
                                                generator=self.generator, num_workers=p.num_workers)
         if split == "train":
-            return TensorBatches(d.x_train, d.y_train, p.batch_size, shuffle=True, generator=self.generator)
+            return self.dist.tensor_batches(TensorBatches(d.x_train, d.y_train, p.batch_size, shuffle=True,
+                                                          generator=self.generator), train=True)
         x, y = (d.x_val, d.y_val) if split == "val" else (d.x_test, d.y_test)
-        return TensorBatches(x, y, p.test_batch_size or p.batch_size)
+        return self.dist.tensor_batches(TensorBatches(x, y, p.test_batch_size or p.batch_size), train=False)
 
     def _forward(self, x: torch.Tensor):
         exp = self.exp
@@ -123,6 +128,8 @@ class Runner:
         exp = self.exp
         split = split or ("train" if train else "test")
         limit = exp.trainer.limit_train_batches if train else exp.trainer.limit_test_batches
+        if train:
+            self.dist.seed_epoch(exp.seed, self.epoch)
         batches = self._batches(split)
         total = min(len(batches), limit) if limit else len(batches)
         exp.network.train(train)
@@ -144,6 +151,7 @@ class Runner:
                 if train and learner.gradient:
                     exp.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
+                    self.dist.average_gradients(learner.parameters())
                     if learner.params.max_grad_norm:
                         torch.nn.utils.clip_grad_norm_(learner.parameters(), learner.params.max_grad_norm)
                     exp.optimizer.step()
@@ -166,12 +174,13 @@ class Runner:
         if train:
             exp.decoder.end_epoch()
         elapsed = time.perf_counter() - start
+        loss_sum, correct, count, rates = self.dist.sum_totals(loss_sum, correct, count, rates)
         metrics = {f"{split}/loss": loss_sum / max(count, 1), f"{split}/accuracy": correct / max(count, 1),
                    "samples_per_s": count / elapsed if elapsed > 0 else float("nan")}
         for name in rates:
             metrics[f"{split}/rate/{name}"] = self._hz(rates, count, name)
         metrics.update(self.instruments.end(split, train))
-        return metrics
+        return self.dist.agree(metrics)
 
     def _hz(self, rates: dict, count: int, name: str) -> float:
         """Mean firing rate in Hz: spikes per neuron per step / dt (ms) · 1000."""
@@ -179,22 +188,28 @@ class Runner:
 
     def _bar_disabled(self):
         progress = self.exp.trainer.progress
+        if not self.dist.is_main:
+            return True
         return None if progress is None else not progress
 
     # --- fit -----------------------------------------------------------------------
     def fit(self, resume: bool = False) -> dict:
         exp = self.exp
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         ckpt_dir = self.run_dir / "checkpoints"
         if resume:
             state = checkpoint.load(ckpt_dir / "last.pt")
             self.load_state_dict(state)
-            truncate_after(self.run_dir, self.epoch)
+            if self.dist.is_main:
+                truncate_after(self.run_dir, self.epoch)
             log.info("resuming %s from epoch %d", self.run_dir, self.epoch)
         else:
             self.generator.manual_seed(exp.seed)  # global RNGs were seeded when the experiment was built
+        self.dist.broadcast_parameters(exp.network)
         self._start = time.perf_counter()
-        metrics_log = MetricLogger(self.run_dir, exp.logger.sinks, self.columns, config=exp.config)
+        metrics_log = self.dist.metric_logger(lambda: MetricLogger(self.run_dir, exp.logger.sinks, self.columns,
+                                                                   config=exp.config))
         status, ran = "completed", 0
         try:
             self.instruments.start(self.epoch)
@@ -208,7 +223,8 @@ class Runner:
         finally:
             metrics_log.close()
         summary = self.summary(status)
-        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        if self.dist.is_main:
+            (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         self.instruments.finish(status)
         return summary
 
@@ -240,10 +256,11 @@ class Runner:
         improved = self._improved(metrics)
         if improved:
             self.best = {**metrics, "epoch": self.epoch}
-        state = self.state_dict()
-        checkpoint.save(state, ckpt_dir / "last.pt")
-        if improved:
-            checkpoint.save(state, ckpt_dir / "best.pt")
+        if self.dist.is_main:
+            state = self.state_dict()
+            checkpoint.save(state, ckpt_dir / "last.pt")
+            if improved:
+                checkpoint.save(state, ckpt_dir / "best.pt")
         self.instruments.after_epoch(self.epoch, metrics_log)
         log.info("epoch %d: %s", self.epoch, ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()
                                                        if isinstance(v, float)))

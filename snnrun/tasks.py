@@ -63,8 +63,9 @@ BUILTIN_TASK_MODULES = ["snnrun.tasks", "snnrun.clamp", "snnrun.learning.window"
 def train(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict:
     """Build the experiment and fit it: epochs of training and evaluation."""
     from .build import build_experiment
+    from .distributed import local_device
     from .runner import Runner
 
-    exp = build_experiment(cfg)
+    exp = build_experiment(cfg, device=local_device(cfg))  # torchrun on CUDA: this rank's cuda:LOCAL_RANK
     runner = Runner(exp, run_dir, OmegaConf.to_yaml(cfg))
     return runner.fit(resume=resume)
