@@ -105,7 +105,8 @@ class Runner:
                                                generator=self.generator, num_workers=p.num_workers)
         if split == "train":
             return self.dist.tensor_batches(TensorBatches(d.x_train, d.y_train, p.batch_size, shuffle=True,
-                                                          generator=self.generator), train=True)
+                                                          generator=self.generator,
+                                                          shift=getattr(p, "random_shift", 0)), train=True)
         x, y = (d.x_val, d.y_val) if split == "val" else (d.x_test, d.y_test)
         return self.dist.tensor_batches(TensorBatches(x, y, p.test_batch_size or p.batch_size), train=False)
 

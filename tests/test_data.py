@@ -12,7 +12,7 @@ import torch
 from conftest import MNIST, compose_config
 from snnrun.data import DATASETS
 from snnrun.data import idx as idx_module
-from snnrun.errors import DataError
+from snnrun.errors import ConfigError, DataError
 
 
 def build(node):
@@ -167,3 +167,66 @@ def test_temporal_patterns_need_memory_and_pass_through_the_spikes_encoder():
     assert torch.equal(enc(data.x_train[:2])[:, 1], data.x_train[1])
     with pytest.raises(ShapeError, match="encoder: spikes got sequences of 30 steps but the network runs T = 20"):
         ENCODERS.build({"name": "spikes"}, "encoder", dt=1.0, time_steps=20)(data.x_train[:2])
+
+
+def translated(image, dy, dx):
+    """Reference: ``out[i, j] = image[i - dy, j - dx]`` inside the frame, 0 elsewhere."""
+    out = torch.zeros_like(image)
+    h, w = image.shape[-2:]
+    for i in range(h):
+        for j in range(w):
+            if 0 <= i - dy < h and 0 <= j - dx < w:
+                out[..., i, j] = image[..., i - dy, j - dx]
+    return out
+
+
+def test_random_shift_translates_each_image_by_its_own_offset():
+    from snnrun.data import random_shift
+
+    image = torch.arange(1.0, 13.0).reshape(1, 3, 4)  # [C=1, H=3, W=4], all pixels distinct
+    x = image.expand(60, 1, 3, 4)
+    out = random_shift(x, 1, torch.Generator().manual_seed(0))
+    candidates = {(dy, dx): translated(image, dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)}
+    seen = set()
+    for sample in out:
+        match = [k for k, c in candidates.items() if torch.equal(sample, c)]
+        assert len(match) == 1, "each sample is exactly one whole-pixel translation"
+        seen.add(match[0])
+    assert seen == set(candidates)  # all 9 offsets in [-1, 1]² occur over 60 draws
+    assert torch.equal(random_shift(x, 0), x)
+    again = random_shift(x, 1, torch.Generator().manual_seed(0))
+    assert torch.equal(again, out)  # seeded by the generator
+
+
+def test_random_shift_augments_training_batches_only(tmp_path):
+    from snnrun.build import build_experiment
+    from snnrun.runner import Runner
+
+    path = tmp_path / "img.npz"
+    rng = np.random.default_rng(0)
+    np.savez(path, x_train=rng.integers(1, 256, (8, 5, 5)).astype(np.uint8), y_train=np.arange(8) % 2,
+             x_test=rng.integers(1, 256, (4, 5, 5)).astype(np.uint8), y_test=np.arange(4) % 2)
+    cfg = compose_config(["data=npz", f"data.path={path}", "data.random_shift=2", "data.batch_size=8",
+                          "network.duration=2", "device=cpu"])
+    runner = Runner(build_experiment(cfg), tmp_path / "run", "")
+    x_train, _ = next(iter(runner._batches("train")))
+    x_test, _ = next(iter(runner._batches("test")))
+    assert (x_train == 0).sum() > 0  # shifted: zeros came in (every original pixel is >= 1/255)
+    assert torch.equal(x_test, runner.exp.data.x_test)  # evaluation sees the images unchanged
+    vectors = tmp_path / "vec.npz"
+    np.savez(vectors, x_train=np.zeros((4, 25)), y_train=np.arange(4) % 2, x_test=np.zeros((2, 25)), y_test=np.arange(2))
+    with pytest.raises(ConfigError, match=r"data.random_shift: needs images \[..., H, W\] but the samples have shape \[25\]"):
+        build({"name": "npz", "path": str(vectors), "random_shift": 1}).splits()
+
+
+def test_standard_normalisation_leaves_constant_features_centred_not_blown_up(tmp_path):
+    path = tmp_path / "c.npz"
+    x_train = np.zeros((4, 3), np.float32)
+    x_train[:, 0] = [0.0, 1.0, 2.0, 3.0]  # feature 0 varies; features 1, 2 are constant in training
+    x_train[:, 2] = 0.5
+    x_test = np.array([[1.5, 0.25, 1.0]], np.float32)
+    np.savez(path, x_train=x_train, y_train=np.arange(4) % 2, x_test=x_test, y_test=np.zeros(1, int))
+    data = build({"name": "npz", "path": str(path), "normalize": "standard", "scale": "none"}).splits()
+    std0 = float(np.std([0.0, 1.0, 2.0, 3.0], ddof=1))
+    torch.testing.assert_close(data.x_test, torch.tensor([[0.0, 0.25, 0.5]]))
+    torch.testing.assert_close(data.x_train[:, 0], torch.tensor([-1.5, -0.5, 0.5, 1.5]) / std0)

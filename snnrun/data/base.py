@@ -29,6 +29,15 @@ class LoaderParams:
 
 
 @dataclass
+class ImageParams(LoaderParams):
+    """Loader options of image datasets: adds training-time augmentation."""
+
+    random_shift: int = param(0, ge=0, unit="px",
+                              help="augment training batches: translate each image by random whole-pixel "
+                                   "offsets in [-N, N] along x and y, zero-filled (0 = off)")
+
+
+@dataclass
 class DataSplits:
     """Tensors of a dataset: ``x_*`` float in [0, 1] (or real-valued), ``y_*`` int64 labels."""
 
@@ -72,6 +81,9 @@ class Dataset:
             data.x_train, data.y_train = data.x_train[train], data.y_train[train]
         if p.normalize != "none":
             data = normalized(data, p.normalize)
+        if getattr(p, "random_shift", 0) and len(data.input_shape) < 2:
+            raise ConfigError(f"{self.key}.random_shift: needs images [..., H, W] but the samples have shape "
+                              f"{list(data.input_shape)}; set it to 0")
         if p.input_shape is not None and tuple(p.input_shape) != data.input_shape:
             raise ConfigError(f"{self.key}.input_shape: declared {list(p.input_shape)} but the data has "
                               f"{list(data.input_shape)}")
@@ -88,7 +100,8 @@ def normalized(data: DataSplits, how: str) -> DataSplits:
         low, high = x.min(), x.max()
         f = lambda t: (t - low) / (high - low).clamp(min=1e-12)  # noqa: E731
     else:
-        mean, std = x.mean(0, keepdim=True), x.std(0, keepdim=True).clamp(min=1e-6)
+        mean, std = x.mean(0, keepdim=True), x.std(0, keepdim=True)
+        std = torch.where(std < 1e-6, torch.ones_like(std), std)  # constant features are only centred
         f = lambda t: (t - mean) / std  # noqa: E731
     data.x_train, data.x_test = f(data.x_train), f(data.x_test)
     if data.x_val is not None:
@@ -96,19 +109,38 @@ def normalized(data: DataSplits, how: str) -> DataSplits:
     return data
 
 
+def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Translate each sample's last two dims (H, W) by its own whole-pixel offsets ``dy, dx``,
+    drawn uniformly from ``[-max_shift, max_shift]``; pixels shifted in are zero."""
+    if max_shift <= 0:
+        return x
+    k, (height, width) = max_shift, x.shape[-2:]
+    batch = x.shape[0]
+    padded = torch.nn.functional.pad(x.reshape(batch, -1, height, width), (k, k, k, k))
+    dy = torch.randint(0, 2 * k + 1, (batch,), generator=generator).to(x.device)
+    dx = torch.randint(0, 2 * k + 1, (batch,), generator=generator).to(x.device)
+    rows = (dy[:, None] + torch.arange(height, device=x.device))[:, None, :, None]  # [B, 1, H, 1]
+    cols = (dx[:, None] + torch.arange(width, device=x.device))[:, None, None, :]   # [B, 1, 1, W]
+    channels = torch.arange(padded.shape[1], device=x.device)[None, :, None, None]
+    out = padded[torch.arange(batch, device=x.device)[:, None, None, None], channels, rows, cols]
+    return out.reshape(x.shape)
+
+
 class TensorBatches:
     """Iterate over ``(x, y)`` mini-batches of in-memory tensors.
 
     Shuffling draws a permutation from ``generator`` each epoch, so its state
-    (saved in checkpoints) fixes the order of every later epoch.
+    (saved in checkpoints) fixes the order of every later epoch; ``shift > 0`` applies
+    :func:`random_shift` to every batch with offsets from the same generator.
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool = False,
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | None = None, shift: int = 0):
         self.x, self.y = x, y
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.generator = generator
+        self.shift = shift
 
     def __len__(self) -> int:
         return (len(self.x) + self.batch_size - 1) // self.batch_size
@@ -118,7 +150,8 @@ class TensorBatches:
         index = torch.randperm(n, generator=self.generator) if self.shuffle else None
         for start in range(0, n, self.batch_size):
             if index is None:
-                yield self.x[start:start + self.batch_size], self.y[start:start + self.batch_size]
+                x, y = self.x[start:start + self.batch_size], self.y[start:start + self.batch_size]
             else:
                 idx = index[start:start + self.batch_size]
-                yield self.x[idx], self.y[idx]
+                x, y = self.x[idx], self.y[idx]
+            yield (random_shift(x, self.shift, self.generator) if self.shift else x), y

@@ -16,7 +16,7 @@ import torch
 
 from ..errors import DataError
 from ..schema import param
-from .base import DATASETS, DataSplits, Dataset, LoaderParams
+from .base import DATASETS, DataSplits, Dataset, ImageParams
 
 #: file name -> MD5 of the gzipped file, per dataset (the published archives).
 CHECKSUMS = {
@@ -94,7 +94,7 @@ class IDXDataset(Dataset):
     kind = "mnist"
 
     @dataclass
-    class Params(LoaderParams):
+    class Params(ImageParams):
         root: str = param("~/.cache/snnrun/mnist", help="folder holding (or receiving) the IDX files")
         download: bool = param(True, help="download missing files from the mirrors")
         mirrors: list | None = param(None, help="base URLs to try (null = the standard mirrors)")
@@ -167,7 +167,7 @@ class NPZ(Dataset):
     """
 
     @dataclass
-    class Params(LoaderParams):
+    class Params(ImageParams):
         path: str | None = param(None, help="the .npz file")
         scale: str = param("auto", choices=("auto", "none", "255"),
                            help="auto: divide uint8 by 255; 255: always; none: keep values")
