@@ -78,3 +78,35 @@ def test_hparams_search_configs_compose_with_the_optuna_sweeper():
     assert cfg.hydra.sweeper.sampler._target_.endswith("NSGAIISampler")
     assert cfg.hydra.job.env_set.SNNRUN_OBJECTIVES == "test/accuracy,test/rate/hidden"
     assert set(cfg.hydra.sweeper.params) == {"neuron.tau_m", "neuron.v_th", "encoder.max_rate", "optimizer.lr"}
+
+
+def _launcher_sweep(tmp_path, launcher_args):
+    sweep = tmp_path / "sweep"
+    base = [o for o in TINY if not o.startswith(("trainer.epochs", "network.duration", "trainer.progress"))]
+    out = run_cli("-m", *launcher_args, *base, "trainer.epochs=1", "network.duration=4", "monitors=off",
+                  "neuron.tau_m=10,-5", f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = list(csv.DictReader(open(sweep / "sweep_summary.csv")))
+    assert [(r["job"], r["neuron.tau_m"], r["status"]) for r in rows] == [("0", "10", "completed"), ("1", "-5", "failed")]
+    assert 0.0 <= float(rows[0]["test/accuracy"]) <= 1.0
+    assert (sweep / "1" / "error.txt").read_text().startswith("neuron.tau_m")
+    assert "epoch 1:" in (sweep / "0" / "snnrun.log").read_text()  # each job logs into its own directory
+    return sweep, out
+
+
+def test_sweep_through_the_submitit_local_launcher(tmp_path):
+    import pytest
+
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher",
+                        reason="optional extra `launchers` (hydra-submitit-launcher) not installed")
+    sweep, _ = _launcher_sweep(tmp_path, ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5"])
+    assert list((sweep / ".submitit").glob("*/*_result.pkl"))  # submitit ran the jobs and kept their results
+
+
+def test_sweep_through_the_joblib_launcher(tmp_path):
+    import pytest
+
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher",
+                        reason="optional extra `launchers` (hydra-joblib-launcher) not installed")
+    _, out = _launcher_sweep(tmp_path, ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"])
+    assert "Joblib" in out.stdout + out.stderr
