@@ -82,13 +82,14 @@ def test_npz_truncated_file(tmp_path):
         build({"name": "npz"}).splits()
 
 
-@pytest.mark.parametrize("layout,gz", [(".", True), (".", False), ("MNIST/raw", True)])
-def test_mnist_from_a_root(tmp_path, layout, gz):
+@pytest.mark.parametrize("name,layout,gz", [("mnist", ".", True), ("mnist", ".", False), ("mnist", "MNIST/raw", True),
+                                            ("fashion_mnist", "FashionMNIST/raw", False)])
+def test_mnist_from_a_root(tmp_path, name, layout, gz):
     write_mnist(tmp_path / layout, gz=gz)
-    data = build({"name": "mnist", "root": str(tmp_path), "download": False}).splits()
+    data = build({"name": name, "root": str(tmp_path), "download": False}).splits()
     assert data.x_train.shape == (6, 1, 28, 28) and data.x_test.shape == (4, 1, 28, 28)
     assert data.y_train.tolist() == [0, 1, 2, 3, 4, 5] and 0 <= data.x_train.min() <= data.x_train.max() <= 1
-    flat = build({"name": "mnist", "root": str(tmp_path), "download": False, "flatten": True}).splits()
+    flat = build({"name": name, "root": str(tmp_path), "download": False, "flatten": True}).splits()
     assert flat.x_test.shape == (4, 784)
 
 
@@ -144,6 +145,19 @@ def test_validation_split_is_logged(tmp_path):
     Runner(exp, tmp_path, "").fit()
     lines = (tmp_path / "metrics.csv").read_text().splitlines()
     assert "val/accuracy" in lines[0] and [line.split(",")[2] for line in lines[1:]] == ["train", "val", "test"]
+
+
+def test_subset_and_batch_sizes_reach_the_loops(tmp_path):
+    from snnrun.build import build_experiment
+    from snnrun.runner import Runner
+
+    cfg = compose_config(["data=synthetic", "data.subset=50", "data.batch_size=16", "data.test_batch_size=100",
+                          "network.duration=2", "device=cpu"])
+    exp = build_experiment(cfg)
+    assert len(exp.data.x_train) == 50 and torch.equal(exp.data.x_train, build({"name": "synthetic"}).splits().x_train[:50])
+    runner = Runner(exp, tmp_path, "")
+    assert [len(y) for _, y in runner._batches("train")] == [16, 16, 16, 2]
+    assert [len(y) for _, y in runner._batches("test")] == [100, 28]  # synthetic: 128 test samples
 
 
 @pytest.mark.skipif(not MNIST.is_file(), reason="needs ../shared/data/mnist_6k.npz (absent on a fresh clone)")

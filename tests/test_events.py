@@ -49,9 +49,9 @@ def test_nmnist_frames(tmp_path):
     assert frames[0, 1, 4, 3] == 2 and frames[2, 0, 20, 10] == 1 and frames.sum() == 3  # 9 ms event is past T
 
 
-def test_shd_frames_and_a_training_run(tmp_path):
+def write_shd(root):
     for split, n in (("train", 6), ("test", 4)):
-        with h5py.File(tmp_path / f"shd_{split}.h5", "w") as f:
+        with h5py.File(root / f"shd_{split}.h5", "w") as f:
             vlen_f, vlen_i = h5py.vlen_dtype(np.float32), h5py.vlen_dtype(np.uint16)
             times = f.create_dataset("spikes/times", (n,), dtype=vlen_f)
             units = f.create_dataset("spikes/units", (n,), dtype=vlen_i)
@@ -59,6 +59,10 @@ def test_shd_frames_and_a_training_run(tmp_path):
                 times[i] = np.array([0.0005, 0.0035, 0.0072], dtype=np.float32)
                 units[i] = np.array([i % 3, 100, 699], dtype=np.uint16)
             f.create_dataset("labels", data=np.arange(n) % 3)
+
+
+def test_shd_frames_and_a_training_run(tmp_path):
+    write_shd(tmp_path)
     ds = DATASETS.build({"name": "shd", "root": str(tmp_path), "steps": 8, "dt": 1.0}, "data")
     ds.key = "data"
     splits = ds.splits()
@@ -75,6 +79,23 @@ def test_shd_frames_and_a_training_run(tmp_path):
     assert exp.network.populations["inp"].shape == (700,) and exp.network.populations["out"].shape == (20,)
     summary = Runner(exp, tmp_path / "run", "").fit()
     assert summary["epochs_completed"] == 1 and 0 <= summary["final"]["test/accuracy"] <= 1
+
+
+def test_loader_workers_and_batch_sizes(tmp_path):
+    from snnrun.build import build_experiment
+    from snnrun.runner import Runner
+
+    write_shd(tmp_path)
+    batches = {}
+    for workers in (0, 1):
+        cfg = compose_config(["data=shd", f"data.root={tmp_path}", "data.steps=8", "encoder=spikes", "network.duration=8",
+                              f"data.num_workers={workers}", "data.batch_size=4", "data.test_batch_size=3", "device=cpu"])
+        runner = Runner(build_experiment(cfg), tmp_path / f"run{workers}", "")
+        loader = runner._batches("test")
+        assert loader.num_workers == workers and [len(y) for _, y in runner._batches("train")] == [4, 2]
+        batches[workers] = [(x.clone(), y.clone()) for x, y in loader]
+    assert [len(y) for _, y in batches[1]] == [3, 1]
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(batches[0], batches[1]))
 
 
 def test_missing_event_files(tmp_path):
