@@ -31,8 +31,9 @@ What each rank does, and what is shared:
   different noise on each rank and a resumed run repeats exactly.
 
 Not supported (a ``ConfigError`` says so): local learners (STDP and other rules that update
-weights themselves: their updates would differ per rank and are not averaged), decoders that learn
-from training data (``label_assignment``), tasks other than ``train``, and sweeps (``-m``).
+weights themselves: their updates would differ per rank and are not averaged), neuron models that
+keep state across samples in buffers (``diehlandcook``'s θ), decoders that learn from training data
+(``label_assignment``), tasks other than ``train``, and sweeps (``-m``).
 """
 
 from __future__ import annotations
@@ -170,6 +171,13 @@ def check_supported(exp, world_size: int) -> None:
             raise ConfigError(f"{learner.key}: local learner '{name}' cannot train data-parallel (WORLD_SIZE="
                               f"{world_size}): its weight updates are made on each rank's own samples and are not "
                               f"averaged across ranks; run it in one process (without torchrun)")
+    for name, population in exp.network.populations.items():
+        neuron = getattr(population, "neuron", None)
+        kept = [k for k, v in neuron.named_buffers() if v.is_floating_point()] if neuron is not None else []
+        if kept:
+            raise ConfigError(f"network.populations.{name}.neuron: '{getattr(neuron, 'registry_name', '?')}' keeps "
+                              f"state across samples ({', '.join(kept)}) that each rank would adapt on its own "
+                              f"samples under torchrun (WORLD_SIZE={world_size}); run it in one process")
     if type(exp.decoder).observe is not Decoder.observe:
         name = getattr(exp.decoder, "registry_name", type(exp.decoder).__name__)
         raise ConfigError(f"decoder: '{name}' learns from the training samples it observes, which differ per rank "

@@ -281,4 +281,4 @@ class Runner:
         return {"status": status, "epochs_completed": self.epoch, "epochs": exp.trainer.epochs,
                 "final": self.final, "best": self.best, "monitor": exp.trainer.monitor, "seed": exp.seed,
                 "device": str(exp.device), "wall_time_s": round(self.wall_time(), 3), "versions": versions(),
-                "run_dir": str(self.run_dir)}
+                "run_dir": str(self.run_dir), "world_size": self.dist.ctx.world_size}  # processes (torchrun)

@@ -51,7 +51,11 @@ def test_local_learners_and_learning_decoders_are_refused_under_torchrun():
     exp = build_experiment(compose_config(TINY + ["decoder=label_assignment", "data.subset=8"]))
     with pytest.raises(ConfigError, match=r"^decoder: 'label_assignment' learns from the training samples"):
         distributed.check_supported(exp, 2)
-    distributed.check_supported(build_experiment(compose_config(TINY + ["data.subset=8"])), 2)  # bptt: fine
+    exp = build_experiment(compose_config(TINY + ["neuron=diehlandcook", "data.subset=8"]))
+    with pytest.raises(ConfigError, match=r"^network.populations.hidden.neuron: 'diehlandcook' keeps state across "
+                                          r"samples \(theta\)"):
+        distributed.check_supported(exp, 2)
+    distributed.check_supported(build_experiment(compose_config(TINY + ["data.subset=8"])), 2)  # bptt + lif: fine
 
 
 def test_a_sweep_under_torchrun_is_refused(monkeypatch):
@@ -109,7 +113,7 @@ def test_two_processes_match_one_process_with_the_same_global_batch_and_resume(t
     assert len(lines) == 1 + 4  # header + (train, test) x 2 epochs, written once (rank 0)
 
     ddp = json.loads((run / "summary.json").read_text())
-    assert ddp["status"] == "completed"
+    assert ddp["status"] == "completed" and ddp["world_size"] == 2 and single["world_size"] == 1
     assert ddp["final"]["test/accuracy"] == single["final"]["test/accuracy"]
     assert ddp["final"]["train/accuracy"] == single["final"]["train/accuracy"]
     for key in ("train/loss", "test/loss"):
