@@ -9,6 +9,7 @@ step's spikes. Populations without incoming projections are inputs, fed by the e
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -28,7 +29,7 @@ class NetworkParams:
     duration: float = param(25.0, unit="ms", gt=0, help="presentation time per sample; T = duration / dt")
     populations: dict = param({}, help="name -> {shape, neuron}")
     projections: dict = param({}, help="name -> {from, to, synapse}")
-    output: str = param("", help="population read by the decoder")
+    output: Any = param("", help="population read by the decoder, or a list of them (read concatenated)")
     mode: str = param("auto", choices=("auto", "layer", "step"),
                       help="simulation path: layer-by-layer (feedforward only), step-by-step, or auto")
 
@@ -37,6 +38,8 @@ class NetworkParams:
 class PopulationParams:
     shape: Any = param(None, help="int or list of ints; null for an input population (taken from the data)")
     neuron: Any = param(None, help="neuron spec; null uses the top-level `neuron` config")
+    sign: str | None = param(None, choices=(None, "excitatory", "inhibitory"),
+                             help="Dale's law: every outgoing weight >= 0 (excitatory) or <= 0 (inhibitory)")
 
 
 @dataclass
@@ -104,11 +107,13 @@ class NetworkOutput:
 
 class Network(nn.Module):
     def __init__(self, populations: Mapping[str, Population], projections: Mapping[str, Projection],
-                 output: str, dt: float, time_steps: int, mode: str = "auto"):
+                 output: str | list[str], dt: float, time_steps: int, mode: str = "auto"):
         super().__init__()
         self.populations = nn.ModuleDict(populations)
         self.projections = nn.ModuleDict(projections)
-        self.output = output
+        self.outputs = [output] if isinstance(output, str) else list(output)
+        # the key the decoder reads: a population, or "a+b" for the concatenation of several
+        self.output = "+".join(self.outputs)
         self.dt = dt
         self.time_steps = time_steps
         self.inputs = [n for n, p in self.populations.items() if p.is_input]
@@ -150,9 +155,19 @@ class Network(nn.Module):
         """Simulate: ``inputs`` [T, B, *shape] (or a dict per input population)."""
         inputs = self._as_inputs(inputs)
         record = dict(record or {})
+        joint = record.pop(self.output, ()) if len(self.outputs) > 1 else ()
+        for name in self.outputs if joint else ():
+            record[name] = tuple(dict.fromkeys((*record.get(name, ()), *joint)))
         if self.mode == "step" or (self.mode == "auto" and not self.feedforward) or self.step_hook is not None:
-            return self._run_steps(inputs, record)
-        return self._run_layers(inputs, record)
+            out = self._run_steps(inputs, record)
+        else:
+            out = self._run_layers(inputs, record)
+        if len(self.outputs) > 1:  # several outputs: the readout is their activity side by side
+            out.spikes[self.output] = torch.cat([out.spikes[n].flatten(2) for n in self.outputs], 2)
+            if joint:
+                out.traces[self.output] = {v: torch.cat([out.traces[n][v].flatten(2) for n in self.outputs], 2)
+                                           for v in joint}
+        return out
 
     def _current(self, name: str, spikes: Mapping[str, torch.Tensor], steps: int, batch: int) -> torch.Tensor:
         pop = self.populations[name]
@@ -290,10 +305,12 @@ def build_network(node: Mapping[str, Any], default_neuron: Mapping[str, Any] | N
         projections_cfg[name] = p
     populations: dict[str, Population] = {}
     shapes: dict[str, tuple[int, ...]] = {}
+    signs: dict[str, str | None] = {}
     single_input = sum(1 for n in params.populations if n not in targets) == 1
     for name, pop_node in params.populations.items():
         pkey = f"{key}.populations.{name}"
         pp = parse_params(PopulationParams, pop_node or {}, pkey)
+        signs[name] = pp.sign
         if name not in targets:
             shape = _shape(pp.shape, f"{pkey}.shape") if pp.shape is not None else tuple(input_shape or ())
             if single_input and input_shape is not None and pp.shape is not None \
@@ -311,12 +328,14 @@ def build_network(node: Mapping[str, Any], default_neuron: Mapping[str, Any] | N
             populations[name] = Population(name, shape, neuron)
         shapes[name] = populations[name].shape
     output = params.output or list(params.populations)[-1]
-    if output not in populations:
-        raise ConfigError(f"{key}.output: no population '{output}'; populations: {', '.join(populations)}")
+    for name in [output] if isinstance(output, str) else output:
+        if name not in populations:
+            raise ConfigError(f"{key}.output: no population '{name}'; populations: {', '.join(populations)}")
     projections = {}
     steps = time_steps(params, key)
     for name, p in projections_cfg.items():
-        projections[name] = _build_projection(name, p, shapes, params.dt, f"{key}.projections.{name}", steps)
+        projections[name] = _build_projection(name, p, shapes, params.dt, f"{key}.projections.{name}", steps,
+                                              signs.get(p.source))
     return Network(populations, projections, output, params.dt, steps, params.mode)
 
 
@@ -333,12 +352,34 @@ def _neuron_node(node, default, key):
     return node
 
 
-def _build_projection(name, p: ProjectionParams, shapes, dt, key, steps: int = 1) -> Projection:
+def _apply_sign(spec, sign: str, source: str, skey: str):
+    """Dale's law from the source population: weighted stages inherit its sign (a contradicting
+    ``sign`` is an error); fixed-weight stages (one_to_one, lateral_inhibition) must agree with it."""
+    if not isinstance(spec, Mapping) or spec.get("name") not in SYNAPSES:
+        return spec
+    fields = {f.name: f for f in dataclasses.fields(SYNAPSES.get(spec["name"]).Params)}
+    if "sign" in fields:
+        given = spec.get("sign")
+        if given is not None and given != sign:
+            raise ConfigError(f"{skey}.sign: '{given}' contradicts Dale's law: population '{source}' is {sign}")
+        return {**dict(spec), "sign": sign}
+    if "weight" in fields:
+        weight = spec.get("weight", fields["weight"].default)
+        if isinstance(weight, (int, float)) and (weight < 0 if sign == "excitatory" else weight > 0):
+            raise ConfigError(f"{skey}.weight: {weight} contradicts Dale's law: population '{source}' is {sign}"
+                              f" (needs {'>= 0' if sign == 'excitatory' else '<= 0'})")
+    return spec
+
+
+def _build_projection(name, p: ProjectionParams, shapes, dt, key, steps: int = 1,
+                      sign: str | None = None) -> Projection:
     specs = p.synapse if isinstance(p.synapse, (list, tuple)) else [p.synapse]
     shape = shapes[p.source]
     stages = []
     for i, spec in enumerate(specs):
         skey = f"{key}.synapse" + (f"[{i}]" if isinstance(p.synapse, (list, tuple)) else "")
+        if sign is not None:
+            spec = _apply_sign(spec, sign, p.source, skey)
         last = i == len(specs) - 1
         try:
             stage = SYNAPSES.build(spec, skey, in_shape=shape, target_shape=shapes[p.target] if last else None,

@@ -130,8 +130,9 @@ def check_network(config: Mapping, key: str = "network") -> None:
             neuron = _neuron_node(pp.neuron, config.get("neuron"), f"{pkey}.neuron")
             NEURONS.parse(neuron, f"{pkey}.neuron" if pp.neuron is not None else "neuron")
     output = params.output or list(params.populations)[-1]
-    if output not in params.populations:
-        raise ConfigError(f"{key}.output: no population '{output}'; populations: {', '.join(params.populations)}")
+    for name in [output] if isinstance(output, str) else output:
+        if name not in params.populations:
+            raise ConfigError(f"{key}.output: no population '{name}'; populations: {', '.join(params.populations)}")
 
 
 def check_shapes(config: Mapping) -> bool:

@@ -106,3 +106,59 @@ def test_excitatory_inhibitory_populations():
     assert not n.feedforward and n.projections["inh_exc"].recurrent
     out = n((torch.rand(50, 1, 6) < 0.5).float() * 60)
     assert out.spikes["exc"].sum() > 0
+
+
+def test_population_sign_applies_dales_law_to_outgoing_projections():
+    pops = {"inp": {"shape": None}, "exc": {"shape": 6, "sign": "excitatory"},
+            "inh": {"shape": 6, "sign": "inhibitory"}, "out": {"shape": 3}}
+    normal = {"name": "dense", "init": "normal", "std": 1.0}
+    projs = {"inp_exc": {"from": "inp", "to": "exc"},
+             "exc_inh": {"from": "exc", "to": "inh", "synapse": {"name": "one_to_one", "weight": 5.0}},
+             "exc_out": {"from": "exc", "to": "out", "synapse": normal},
+             "inh_out": {"from": "inh", "to": "out", "synapse": [{"name": "delay", "delay": 1.0}, normal]}}
+    n = net(pops, projs, output="out")
+    exc_w = n.projections["exc_out"].stages[0].weight
+    inh_w = n.projections["inh_out"].stages[1].weight
+    assert exc_w.min() >= 0 and exc_w.max() > 0 and inh_w.max() <= 0 and inh_w.min() < 0
+    with torch.no_grad():
+        exc_w.fill_(-1.0)
+    n.apply_constraints()  # after an optimizer step
+    assert torch.all(exc_w == 0)
+    bad = dict(projs, exc_out={"from": "exc", "to": "out", "synapse": {**normal, "sign": "inhibitory"}})
+    with pytest.raises(ConfigError, match="network.projections.exc_out.synapse.sign: 'inhibitory' contradicts "
+                                          "Dale's law: population 'exc' is excitatory"):
+        net(pops, bad, output="out")
+    bad = dict(projs, inh_out={"from": "inh", "to": "out", "synapse": {"name": "one_to_one", "weight": 2.0}})
+    with pytest.raises(ConfigError, match=r"network.projections.inh_out.synapse.weight: 2.0 contradicts Dale's law"):
+        net({**pops, "out": {"shape": 6}}, bad, output="out")
+
+
+def test_per_synapse_delays_on_both_paths():
+    def build(mode):
+        pops = {"inp": {"shape": None}, "h": {"shape": 8}, "out": {"shape": 3}}
+        projs = {"inp_h": {"from": "inp", "to": "h", "synapse": {"name": "dense", "init": "uniform", "high": 2.0}},
+                 "h_out": {"from": "h", "to": "out",
+                           "synapse": {"name": "delayed_dense", "delay": 4.0, "init": "uniform", "high": 2.0}}}
+        return net(pops, projs, mode=mode, duration=12.0)
+    torch.manual_seed(0)
+    layer, step = build("layer"), build("step")
+    step.load_state_dict(layer.state_dict())
+    x = (torch.rand(12, 3, 6) < 0.5).float()
+    a, b = layer(x).spikes["out"], step(x).spikes["out"]
+    assert a.sum() > 0 and torch.equal(a, b)
+
+
+def test_several_outputs_are_read_side_by_side():
+    pops = {"inp": {"shape": None}, "a": {"shape": [2, 3]}, "b": {"shape": 4}}
+    projs = {"inp_a": {"from": "inp", "to": "a", "synapse": {"name": "dense", "init": "uniform", "high": 2.0}},
+             "inp_b": {"from": "inp", "to": "b", "synapse": {"name": "dense", "init": "uniform", "high": 2.0}}}
+    torch.manual_seed(0)
+    n = net(pops, projs, output=["a", "b"])
+    assert n.outputs == ["a", "b"] and n.output == "a+b"
+    out = n((torch.rand(8, 2, 6) < 0.5).float(), record={n.output: ("v",)})
+    joint = out.spikes[n.output]
+    assert joint.shape == (8, 2, 10) and joint.sum() > 0
+    assert torch.equal(joint[..., :6], out.spikes["a"].flatten(2)) and torch.equal(joint[..., 6:], out.spikes["b"])
+    assert out.traces[n.output]["v"].shape == (8, 2, 10)
+    with pytest.raises(ConfigError, match="network.output: no population 'c'; populations: inp, a, b"):
+        net(pops, projs, output=["a", "c"])

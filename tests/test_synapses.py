@@ -123,3 +123,27 @@ def test_batchnorm_modes():
     per.reset()
     step = torch.cat([per(x.reshape(4, 8, 3)[t], 1) for t in range(4)])
     torch.testing.assert_close(layer, step)
+
+
+def test_delayed_dense_per_synapse_delays_match_the_definition():
+    d = syn({"name": "delayed_dense", "delay": 3.0, "seed": 2}, (5,), (4,), steps=10)
+    assert d.delays.shape == (4, 5) and d.delays.min() == 0 and d.delays.max() == 3
+    assert len(d.delays.unique()) == 4  # every delay 0..3 occurs: the delays really are per synapse
+    torch.manual_seed(0)
+    x = (torch.rand(10, 2, 5) < 0.4).float()
+    layer = d(x.reshape(20, 5), 10).reshape(10, 2, 4)
+    w, delays = d.weight.detach(), d.delays
+    expected = torch.zeros(10, 2, 4)
+    for t in range(10):
+        for j in range(4):
+            for i in range(5):
+                if t - delays[j, i] >= 0:
+                    expected[t, :, j] += w[j, i] * x[t - delays[j, i], :, i]
+    torch.testing.assert_close(layer, expected)
+    d.reset()
+    step = torch.stack([d(x[t], 1) for t in range(10)])  # the ring buffer of future currents
+    torch.testing.assert_close(step, expected)
+    layer.sum().backward()
+    assert d.weight.grad.abs().sum() > 0
+    with pytest.raises(ConfigError, match="delay: 1.5 ms is not a whole number of dt = 1.0 ms"):
+        syn({"name": "delayed_dense", "delay": 1.5}, (5,), (4,))

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 from ..schema import param
-from .base import SYNAPSES, Synapse
+from .base import SYNAPSES, Synapse, WeightParams, init_weight
 
 
 @SYNAPSES.register("delay")
@@ -143,3 +143,71 @@ class BatchNorm(Synapse):
             return out
         chunks = x.reshape(steps, -1, *x.shape[1:])
         return torch.cat([self._norm(self.norms[min(t, len(self.norms) - 1)], chunks[t]) for t in range(steps)])
+
+
+@SYNAPSES.register("delayed_dense")
+class DelayedDense(Synapse):
+    """All-to-all weights with a delay per synapse: ``I_j(t) = Σ_i W_ji s_i(t − d_ji)``.
+
+    ``d_ji`` are whole steps drawn uniformly from ``0..delay/dt`` with ``seed`` (fixed, not
+    learned). The weights are grouped by delay, ``W_k = W ⊙ [d = k]``, and computed as one
+    matmul ``z = [W_0; …; W_D] · s(t)``; ``z_k`` is due at step ``t + k``. On the step-by-step
+    path a ring buffer of ``D + 1`` future currents accumulates them (slot ``t mod (D+1)``
+    is read and cleared each step); on the layer path ``z_k`` is shifted by ``k`` steps.
+    """
+
+    temporal = True
+
+    @dataclass
+    class Params(WeightParams):
+        delay: float = param(1.0, unit="ms", ge=0, help="largest synaptic delay (a whole number of dt)")
+        seed: int = param(0, help="seed of the per-synapse delays")
+
+    def __init__(self, params, in_shape, target_shape=None, dt=1.0, time_steps=1):
+        super().__init__(params, in_shape, target_shape, dt, time_steps)
+        self.out_shape = tuple(target_shape) if target_shape is not None else self.in_shape
+        steps = params.delay / dt
+        if abs(steps - round(steps)) > 1e-6:
+            raise ConfigError(f"delay: {params.delay} ms is not a whole number of dt = {dt} ms steps")
+        self.max_steps = int(round(steps))
+        n_in, n_out = math.prod(self.in_shape), math.prod(self.out_shape)
+        self.weight = torch.nn.Parameter(torch.empty(n_out, n_in))
+        init_weight(self.weight, params, n_in)
+        g = torch.Generator().manual_seed(params.seed)
+        self.register_buffer("delays", torch.randint(0, self.max_steps + 1, (n_out, n_in), generator=g))
+        self.ring: list[torch.Tensor | None] = []
+        self.pointer = 0
+
+    def reset(self) -> None:
+        self.ring = []
+        self.pointer = 0
+
+    def _grouped(self, x: torch.Tensor) -> torch.Tensor:
+        """``[N, D+1, out]``: the current of each delay group."""
+        k = torch.arange(self.max_steps + 1, device=x.device).view(-1, 1, 1)
+        stacked = (self.weight.unsqueeze(0) * (self.delays.unsqueeze(0) == k)).reshape(-1, self.weight.shape[1])
+        return F.linear(x.reshape(x.shape[0], -1), stacked).reshape(x.shape[0], self.max_steps + 1, -1)
+
+    def forward(self, x, steps):
+        z = self._grouped(x)
+        n_out = z.shape[2]
+        if steps == 1:
+            return self._step(z).reshape(x.shape[0], *self.out_shape)
+        z = z.reshape(steps, -1, self.max_steps + 1, n_out)
+        y = z[:, :, 0]
+        for k in range(1, min(self.max_steps, steps - 1) + 1):
+            y = y + F.pad(z[: steps - k, :, k], (0, 0, 0, 0, k, 0))
+        return y.reshape(x.shape[0], *self.out_shape)
+
+    def _step(self, z):
+        size = self.max_steps + 1
+        if len(self.ring) != size or (self.ring[0] is not None and self.ring[0].shape != z[:, 0].shape):
+            self.ring = [None] * size
+            self.pointer = 0
+        for k in range(size):
+            slot = (self.pointer + k) % size
+            self.ring[slot] = z[:, k] if self.ring[slot] is None else self.ring[slot] + z[:, k]
+        out = self.ring[self.pointer]
+        self.ring[self.pointer] = None
+        self.pointer = (self.pointer + 1) % size
+        return out
