@@ -178,12 +178,12 @@ def main(argv: list[str] | None = None) -> None:
     if argv and argv[0] in COMMANDS:
         COMMANDS[argv[0]](argv[1:])
         return
-    from .distributed import hydra_overrides
+    from .distributed import hydra_argv
     try:
-        extra = hydra_overrides(argv)  # torchrun ranks > 0: no run dir, .hydra/ or log of their own
+        argv = hydra_argv(argv)  # torchrun ranks > 0: no run dir, .hydra/ or log of their own
     except SnnrunError as err:
         fail(err)
-    sys.argv = [sys.argv[0]] + argv + extra
+    sys.argv = [sys.argv[0]] + argv
     hydra_main()
 
 

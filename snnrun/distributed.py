@@ -94,15 +94,20 @@ def is_main() -> bool:
     return context().is_main
 
 
-def hydra_overrides(argv: list[str]) -> list[str]:
-    """Extra Hydra arguments for this process: none for rank 0, :data:`QUIET_HYDRA` for the others."""
+def hydra_argv(argv: list[str]) -> list[str]:
+    """This process's Hydra arguments: ``argv`` for rank 0; for the other ranks ``argv`` without any
+    of the :data:`QUIET_HYDRA` keys, preceded by :data:`QUIET_HYDRA` (before the options, as
+    ``--cfg job`` must stay last)."""
     ctx = context()
     if not ctx.enabled:
-        return []
+        return list(argv)
     if any(a in ("-m", "--multirun") for a in argv):
         raise ConfigError(f"-m: sweeps cannot run under torchrun (WORLD_SIZE={ctx.world_size}); run the sweep "
                           f"without torchrun, or one torchrun per configuration")
-    return [] if ctx.is_main else list(QUIET_HYDRA)
+    if ctx.is_main:
+        return list(argv)
+    keys = tuple(q.split("=")[0] + "=" for q in QUIET_HYDRA)
+    return list(QUIET_HYDRA) + [a for a in argv if not a.lstrip("+~").startswith(keys)]
 
 
 def _device_name(cfg) -> str:

@@ -58,14 +58,15 @@ def test_local_learners_and_learning_decoders_are_refused_under_torchrun():
     distributed.check_supported(build_experiment(compose_config(TINY + ["data.subset=8"])), 2)  # bptt + lif: fine
 
 
-def test_a_sweep_under_torchrun_is_refused(monkeypatch):
+def test_ranks_above_0_run_hydra_quietly_and_a_sweep_is_refused(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
     with pytest.raises(ConfigError, match=r"^-m: sweeps cannot run under torchrun"):
-        distributed.hydra_overrides(["-m", "seed=0,1"])
-    assert distributed.hydra_overrides(["seed=0"]) == distributed.QUIET_HYDRA
+        distributed.hydra_argv(["-m", "seed=0,1"])
+    argv = ["seed=0", "hydra.run.dir=/x", "hydra/job_logging=stdout", "--cfg", "job"]
+    assert distributed.hydra_argv(argv) == distributed.QUIET_HYDRA + ["seed=0", "--cfg", "job"]
     monkeypatch.setenv("RANK", "0")
-    assert distributed.hydra_overrides(["seed=0"]) == []
+    assert distributed.hydra_argv(argv) == argv
 
 
 #: deterministic input (encoder=direct), so one process and two see exactly the same global batches
