@@ -1,18 +1,32 @@
-"""Training/inference throughput of snnrun vs spikingjelly on the identical network.
+"""Training/inference throughput and training memory of snnrun vs the peers on the identical network.
 
-784 -> H LIF -> 10 LIF (tau_m = 2 ms, dt = 1 ms, forward Euler, hard reset to 0,
-threshold 1, sigmoid surrogate alpha = 4), Bernoulli rate input, cross-entropy on
-spike counts, Adam, full forward + backward + step. Same initial weights and the
-same input for both systems; the script checks identical output spike counts,
-then alternates timed runs (A B A B ...) and reports medians and the ratio.
+784 -> H LIF -> 10 LIF (tau_m = 2 ms, dt = 1 ms, forward Euler v += dt/tau (-v + I), hard reset
+to 0, threshold 1), Bernoulli rate input at 13 % density, cross-entropy on output spike counts,
+Adam, full forward + backward + step. Every system runs layer by layer (one GEMM per projection
+over all T); the peers are spikingjelly (multi-step LIFNode, torch backend), snntorch (Leaky,
+beta = 0.5, input scaled by dt/tau = 0.5 -- an exact power-of-two scaling of the same weights)
+and norse (LIFBoxCell, tau_mem_inv = 0.5, dt = 1), each looped over time as its docs show.
+Surrogates: sigmoid(4) for snnrun, spikingjelly, snntorch; norse has none, it uses SuperSpike.
 
-Usage: .venv/bin/python scripts/bench_peers.py --T 25 --batch 128 --reps 7
+1. same weights and input for all: the output spike counts of each peer are compared with snnrun's;
+2. timing: for each repetition every system runs `--iters` timed steps after one warm-up step,
+   in an order rotated every repetition (machine drift cancels); medians and ratios are printed;
+3. memory (`--memory`): each system trains in its own subprocess; the extra memory is the peak
+   RSS during 3 training steps (VmHWM, reset with /proc/self/clear_refs) minus the RSS just
+   before them (libraries, data, weights and optimizer already loaded).
+
+Usage:
+  .venv/bin/python scripts/bench_peers.py --configs 25x128,100x128,25x32 --reps 5 --iters 3
+  .venv/bin/python scripts/bench_peers.py --memory --configs 100x128
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
+import sys
 import time
 
 import torch
@@ -20,88 +34,226 @@ import torch
 from snnrun.network import build_network
 from snnrun.surrogate import Sigmoid
 
+DENSITY = 0.13
 
-def snnrun_net(hidden: int, T: int):
-    node = {"dt": 1.0, "duration": float(T), "mode": "auto", "output": "out",
-            "populations": {"inp": {"shape": 784}, "hidden": {"shape": hidden}, "out": {"shape": 10}},
-            "projections": {"a": {"from": "inp", "to": "hidden", "synapse": {"name": "dense", "gain": 8.0}},
-                            "b": {"from": "hidden", "to": "out", "synapse": {"name": "dense", "gain": 8.0}}}}
+
+def snnrun_system(w1, w2, T):
+    node = {"dt": 1.0, "duration": float(T), "output": "out",
+            "populations": {"inp": {"shape": w1.shape[1]}, "hidden": {"shape": w1.shape[0]}, "out": {"shape": 10}},
+            "projections": {"a": {"from": "inp", "to": "hidden", "synapse": {"name": "dense"}},
+                            "b": {"from": "hidden", "to": "out", "synapse": {"name": "dense"}}}}
     neuron = {"name": "lif", "tau_m": 2.0, "v_th": 1.0, "v_reset": 0.0, "v_rest": 0.0}
-    net = build_network(node, neuron, (784,), spike_fn=Sigmoid(Sigmoid.Params(alpha=4.0)))
+    net = build_network(node, neuron, (w1.shape[1],), spike_fn=Sigmoid(Sigmoid.Params(alpha=4.0)))
+    with torch.no_grad():
+        net.projections["a"].stages[0].weight.copy_(w1)
+        net.projections["b"].stages[0].weight.copy_(w2)
 
     def run(x):
         net.reset()
         return net(x).spikes["out"]
-    return net, run, [net.projections["a"], net.projections["b"]]
+    return net, run
 
 
-def jelly_net(hidden: int):
+def spikingjelly_system(w1, w2, T):
     from spikingjelly.activation_based import functional, layer, neuron, surrogate
     net = torch.nn.Sequential(
-        layer.Linear(784, hidden, bias=False), neuron.LIFNode(tau=2.0, surrogate_function=surrogate.Sigmoid(alpha=4.0)),
-        layer.Linear(hidden, 10, bias=False), neuron.LIFNode(tau=2.0, surrogate_function=surrogate.Sigmoid(alpha=4.0)))
+        layer.Linear(w1.shape[1], w1.shape[0], bias=False),
+        neuron.LIFNode(tau=2.0, surrogate_function=surrogate.Sigmoid(alpha=4.0)),
+        layer.Linear(w1.shape[0], 10, bias=False),
+        neuron.LIFNode(tau=2.0, surrogate_function=surrogate.Sigmoid(alpha=4.0)))
     functional.set_step_mode(net, "m")
+    with torch.no_grad():
+        net[0].weight.copy_(w1)
+        net[2].weight.copy_(w2)
 
     def run(x):
         functional.reset_net(net)
         return net(x)
-    return net, run, [net[0], net[2]]
+    return net, run
 
 
-def copy_weights(src, dst):
+def snntorch_system(w1, w2, T):
+    import snntorch
+    from snntorch import surrogate
+    fc1 = torch.nn.Linear(w1.shape[1], w1.shape[0], bias=False)
+    fc2 = torch.nn.Linear(w1.shape[0], 10, bias=False)
+    with torch.no_grad():  # Leaky: mem = beta mem + input; beta = 1 - dt/tau, input = dt/tau W s
+        fc1.weight.copy_(w1 * 0.5)
+        fc2.weight.copy_(w2 * 0.5)
+    grad = surrogate.sigmoid(slope=4)
+    lif1 = snntorch.Leaky(beta=0.5, spike_grad=grad, reset_mechanism="zero")
+    lif2 = snntorch.Leaky(beta=0.5, spike_grad=grad, reset_mechanism="zero")
+    net = torch.nn.ModuleList([fc1, lif1, fc2, lif2])
+
+    def layer(lif, current):
+        mem = torch.zeros_like(current[0])
+        out = []
+        for c in current.unbind(0):
+            spk, mem = lif(c, mem)
+            out.append(spk)
+        return torch.stack(out)
+
+    def run(x):
+        s1 = layer(lif1, fc1(x))
+        return layer(lif2, fc2(s1))
+    return net, run
+
+
+def norse_system(w1, w2, T):
+    from norse.torch import LIFBoxCell, LIFBoxParameters
+    fc1 = torch.nn.Linear(w1.shape[1], w1.shape[0], bias=False)
+    fc2 = torch.nn.Linear(w1.shape[0], 10, bias=False)
     with torch.no_grad():
-        for a, b in zip(src, dst):
-            wa = a.weight if hasattr(a, "weight") else next(a.parameters())
-            wb = b.weight if hasattr(b, "weight") else next(b.parameters())
-            wb.copy_(wa)
+        fc1.weight.copy_(w1)
+        fc2.weight.copy_(w2)
+    p = LIFBoxParameters(tau_mem_inv=torch.as_tensor(0.5), v_th=torch.as_tensor(1.0), v_reset=torch.as_tensor(0.0),
+                         v_leak=torch.as_tensor(0.0), method="super", alpha=torch.as_tensor(4.0))
+    lif1, lif2 = LIFBoxCell(p, dt=1.0), LIFBoxCell(p, dt=1.0)
+    net = torch.nn.ModuleList([fc1, lif1, fc2, lif2])
+
+    def layer(lif, current):
+        state, out = None, []
+        for c in current.unbind(0):
+            z, state = lif(c, state)
+            out.append(z)
+        return torch.stack(out)
+
+    def run(x):
+        return layer(lif2, fc2(layer(lif1, fc1(x))))
+    return net, run
 
 
-def timed(run, params, x, y, train: bool, iters: int) -> float:
-    opt = torch.optim.Adam(params, lr=1e-3)
-    t0 = 0.0
+BUILDERS = {"snnrun": snnrun_system, "spikingjelly": spikingjelly_system, "snntorch": snntorch_system,
+            "norse": norse_system}
+
+
+def available() -> list[str]:
+    names = ["snnrun"]
+    for name, module in (("spikingjelly", "spikingjelly.activation_based.neuron"), ("snntorch", "snntorch"),
+                         ("norse", "norse.torch")):
+        try:
+            __import__(module)
+            names.append(name)
+        except Exception as err:  # noqa: BLE001 - a peer that does not import is left out, and said so
+            print(f"# {name} left out: {type(err).__name__}: {err}", file=sys.stderr)
+    return names
+
+
+def problem(T: int, batch: int, hidden: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    w1 = (torch.rand(hidden, 784, generator=g) * 2 - 1) * (8.0 / 784 ** 0.5)
+    w2 = (torch.rand(10, hidden, generator=g) * 2 - 1) * (8.0 / hidden ** 0.5)
+    x = (torch.rand(T, batch, 784, generator=g) < DENSITY).float()
+    y = torch.randint(0, 10, (batch,), generator=g)
+    return w1, w2, x, y
+
+
+def train_step(run, opt, x, y):
+    out = run(x).sum(0)
+    loss = torch.nn.functional.cross_entropy(out, y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+def timed(run, opt, x, y, train: bool, iters: int) -> float:
     for i in range(iters + 1):  # the first iteration is an untimed warm-up
         if i == 1:
             t0 = time.perf_counter()
         if train:
-            out = run(x).sum(0)
-            loss = torch.nn.functional.cross_entropy(out, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            train_step(run, opt, x, y)
         else:
             with torch.no_grad():
                 run(x)
     return x.shape[1] * iters / (time.perf_counter() - t0)
 
 
+def _rss_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1])
+    raise RuntimeError(field)
+
+
+def memory_child(name: str, T: int, batch: int, hidden: int) -> None:
+    w1, w2, x, y = problem(T, batch, hidden)
+    net, run = BUILDERS[name](w1, w2, T)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    before = _rss_kib("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset the peak RSS (VmHWM) to the current RSS
+    for _ in range(3):
+        train_step(run, opt, x, y)
+    print(json.dumps({"system": name, "extra_mib": (_rss_kib("VmHWM") - before) / 1024}))
+
+
+def spike_counts(names, T, batch, hidden):
+    w1, w2, x, y = problem(T, batch, hidden)
+    counts = {}
+    for name in names:
+        _, run = BUILDERS[name](w1, w2, T)
+        with torch.no_grad():
+            counts[name] = run(x).sum(0)
+    ref = counts["snnrun"]
+    return {n: int((c != ref).sum()) for n, c in counts.items() if n != "snnrun"}, int(ref.sum())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--T", type=int, default=25)
-    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--configs", default="25x128,100x128,25x32", help="comma-separated TxB")
     ap.add_argument("--hidden", type=int, default=512)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--iters", type=int, default=3)
+    ap.add_argument("--systems", default="", help="comma-separated subset (default: all that import)")
+    ap.add_argument("--modes", default="train,infer")
+    ap.add_argument("--memory", action="store_true", help="measure training memory (one subprocess per system and rep)")
+    ap.add_argument("--child", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    torch.manual_seed(0)
-    s_net, s_run, s_layers = snnrun_net(args.hidden, args.T)
-    j_net, j_run, j_layers = jelly_net(args.hidden)
-    # snnrun Dense weight is [out, in] like nn.Linear
-    copy_weights([p.stages[0] if hasattr(p, "stages") else p for p in s_layers], j_layers)
-    x = (torch.rand(args.T, args.batch, 784) < 0.13).float()
-    y = torch.randint(0, 10, (args.batch,))
-    with torch.no_grad():
-        cs, cj = s_run(x).sum(0), j_run(x).sum(0)
-    print(f"same spike counts: {torch.equal(cs, cj)} (total {int(cs.sum())})")
-    systems = {"snnrun": (s_run, list(s_net.parameters())), "spikingjelly": (j_run, list(j_net.parameters()))}
-    for mode in ("train", "infer"):
-        res = {k: [] for k in systems}
-        for _ in range(args.reps):
-            for name, (run, params) in systems.items():
-                res[name].append(timed(run, params, x, y, mode == "train", args.iters))
-        med = {k: statistics.median(v) for k, v in res.items()}
-        print(f"{mode} T={args.T} B={args.batch} H={args.hidden}: "
-              + ", ".join(f"{k} {v:.0f} samples/s" for k, v in med.items())
-              + f"; ratio snnrun/spikingjelly {med['snnrun'] / med['spikingjelly']:.2f}")
+    configs = [tuple(int(v) for v in c.split("x")) for c in args.configs.split(",")]
+    if args.child:
+        T, batch = configs[0]
+        memory_child(args.child, T, batch, args.hidden)
+        return
+    names = available()
+    if args.systems:
+        names = [n for n in args.systems.split(",") if n in names]
+    print(f"# torch {torch.__version__}, threads {torch.get_num_threads()}, systems {names}")
+    for T, batch in configs:
+        diff, total = spike_counts(names, T, batch, args.hidden)
+        print(f"T={T} B={batch}: output spike counts differing from snnrun's (of {batch * 10}, total {total} spikes): "
+              + ", ".join(f"{k} {v}" for k, v in diff.items()), flush=True)
+        if args.memory:
+            mem = {n: [] for n in names}
+            for rep in range(args.reps):
+                for name in names[rep % len(names):] + names[:rep % len(names)]:
+                    cmd = [sys.executable, __file__, "--child", name, "--configs", f"{T}x{batch}",
+                           "--hidden", str(args.hidden)]
+                    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+                    mem[name].append(json.loads(out.strip().splitlines()[-1])["extra_mib"])
+            med = {k: statistics.median(v) for k, v in mem.items()}
+            low = min(v for k, v in med.items() if k != "snnrun") if len(med) > 1 else float("nan")
+            print(f"memory train T={T} B={batch} H={args.hidden} (extra MiB, median of {args.reps}): "
+                  + ", ".join(f"{k} {v:.0f}" for k, v in med.items())
+                  + f"; snnrun / lowest peer {med['snnrun'] / low:.2f}", flush=True)
+            continue
+        w1, w2, x, y = problem(T, batch, args.hidden)
+        systems = {}
+        for name in names:
+            net, run = BUILDERS[name](w1, w2, T)
+            systems[name] = (run, torch.optim.Adam(net.parameters(), lr=1e-3))
+        for mode in args.modes.split(","):
+            res = {k: [] for k in systems}
+            for rep in range(args.reps):
+                for name in names[rep % len(names):] + names[:rep % len(names)]:
+                    run, opt = systems[name]
+                    res[name].append(timed(run, opt, x, y, mode == "train", args.iters))
+            med = {k: statistics.median(v) for k, v in res.items()}
+            peers = {k: v for k, v in med.items() if k != "snnrun"}
+            best = max(peers, key=peers.get) if peers else None
+            print(f"{mode} T={T} B={batch} H={args.hidden} (samples/s, median of {args.reps}): "
+                  + ", ".join(f"{k} {v:.0f}" for k, v in med.items())
+                  + (f"; snnrun / fastest peer ({best}) {med['snnrun'] / peers[best]:.2f}" if best else ""), flush=True)
 
 
 if __name__ == "__main__":

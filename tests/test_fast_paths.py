@@ -62,3 +62,109 @@ def test_scan_heaviside_gives_no_graph_like_reference():
     ref, _ = Neuron.forward(neuron.__class__(neuron.params, (6,), spike_fn=Heaviside()), x)
     assert torch.equal(z, ref)
     assert not z.requires_grad and not ref.requires_grad
+
+
+# --- compiled LIF scan: every surrogate code, float64, and the torch fallback ------------------
+
+from snnrun.kernels import spike_linear  # noqa: E402
+from snnrun.surrogate import Gaussian, Rectangle, Sigmoid, Triangle  # noqa: E402
+
+needs_ext = pytest.mark.skipif(lif_scan._load() is None or spike_linear._load() is None,
+                               reason="the C++ kernels do not build here (no compiler); torch paths are used")
+
+
+@needs_ext
+@pytest.mark.parametrize("surrogate", [Sigmoid(Sigmoid.Params(alpha=4.0)), Triangle(Triangle.Params()),
+                                       Rectangle(Rectangle.Params()), Gaussian(Gaussian.Params())])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_compiled_scan_matches_reference(surrogate, dtype):
+    torch.manual_seed(1)
+    neuron = LIF(LIF.Params(tau_m=3.0), shape=(16,), dt=1.0, spike_fn=surrogate)
+    current = (torch.rand(30, 4, 16) * 2.5).to(dtype)
+    z_ref, g_ref, v_ref = _run(neuron, current, fast=False)
+    z_fast, g_fast, v_fast = _run(neuron, current, fast=True)
+    assert torch.equal(z_fast, z_ref) and torch.equal(v_fast, v_ref)
+    torch.testing.assert_close(g_fast, g_ref, rtol=1e-5, atol=1e-6)
+    assert g_ref.abs().sum() > 0
+
+
+def test_torch_fallback_scan_matches_reference(monkeypatch):
+    monkeypatch.setattr(lif_scan, "_compiled", lambda t: None)
+    torch.manual_seed(2)
+    neuron = LIF(LIF.Params(tau_m=5.0, reset="soft"), shape=(8,), spike_fn=ATan(ATan.Params()))
+    current = torch.rand(20, 3, 8) * 2.5
+    z_ref, g_ref, _ = _run(neuron, current, fast=False)
+    z_fast, g_fast, _ = _run(neuron, current, fast=True)
+    assert torch.equal(z_fast, z_ref)
+    torch.testing.assert_close(g_fast, g_ref, rtol=1e-5, atol=1e-6)
+
+
+# --- spike-gather projection --------------------------------------------------------------------
+
+@needs_ext
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("out_features", [10, 64, 150])
+def test_spike_linear_matches_dense(dtype, out_features):
+    torch.manual_seed(3)
+    x = (torch.rand(300, 70) < 0.15).to(dtype).requires_grad_(True)
+    w = torch.randn(out_features, 70, dtype=dtype, requires_grad=True)
+    b = torch.randn(out_features, dtype=dtype, requires_grad=True)
+    g = torch.randn(300, out_features, dtype=dtype)
+    assert spike_linear._module.spike_index(x.detach(), spike_linear.MAX_DENSITY)  # the gather path is taken
+    results = []
+    for fn in (spike_linear.linear, torch.nn.functional.linear):
+        y = fn(x, w, b)
+        y.backward(g)
+        results.append((y.detach(), x.grad, w.grad, b.grad))
+        x.grad = w.grad = b.grad = None
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
+    for fast, ref in zip(*results):
+        torch.testing.assert_close(fast, ref, **tol)
+
+
+@needs_ext
+def test_spike_linear_falls_back_to_dense():
+    torch.manual_seed(4)
+    w = torch.randn(5, 12)
+    graded = torch.rand(6, 12)  # not binary
+    dense = (torch.rand(6, 12) < 0.9).float()  # binary but above MAX_DENSITY
+    for x in (graded, dense):
+        assert not spike_linear._module.spike_index(x, spike_linear.MAX_DENSITY)
+        assert torch.equal(spike_linear.linear(x, w), torch.nn.functional.linear(x, w))
+    empty_rows = torch.zeros(4, 12)
+    assert torch.equal(spike_linear.linear(empty_rows, w), torch.zeros(4, 5))
+
+
+@needs_ext
+def test_network_fast_paths_match_reference_end_to_end():
+    """784-128-10 LIF on 13 % Bernoulli input: same spikes, same weight gradients with and without
+    the compiled scan and the gather projection."""
+    from snnrun.network import build_network
+    node = {"dt": 1.0, "duration": 20.0, "output": "out",
+            "populations": {"inp": {"shape": 784}, "hidden": {"shape": 128}, "out": {"shape": 10}},
+            "projections": {"a": {"from": "inp", "to": "hidden", "synapse": {"name": "dense", "gain": 8.0}},
+                            "b": {"from": "hidden", "to": "out", "synapse": {"name": "dense", "gain": 8.0}}}}
+    torch.manual_seed(5)
+    net = build_network(node, {"name": "lif", "tau_m": 2.0}, (784,), spike_fn=Sigmoid(Sigmoid.Params()))
+    x = (torch.rand(20, 16, 784) < 0.13).float()
+    runs = []
+    for fast in (True, False):
+        lif_scan.set_enabled(fast)
+        spike_linear.set_enabled(fast)
+        try:
+            net.reset()
+            net.zero_grad()
+            out = net(x)
+            loss = torch.nn.functional.cross_entropy(out.spikes["out"].sum(0), torch.arange(16) % 10)
+            loss.backward()
+            runs.append((out.spikes["hidden"].detach(), out.spikes["out"].detach(),
+                         [p.grad.clone() for p in net.parameters()]))
+        finally:
+            lif_scan.set_enabled(True)
+            spike_linear.set_enabled(True)
+    (h1, o1, g1), (h2, o2, g2) = runs
+    assert 0.02 < h1.mean() < 0.5 and o1.sum() > 0
+    assert torch.equal(h1, h2) and torch.equal(o1, o2)
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+        assert a.abs().sum() > 0

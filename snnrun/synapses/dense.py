@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..kernels import spike_linear
 from ..schema import param
 from ..errors import ShapeError
 from .base import SYNAPSES, Synapse, WeightParams, init_weight
@@ -29,7 +30,8 @@ class Dense(Synapse):
         self.bias = torch.nn.Parameter(torch.zeros(n_out)) if params.bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = torch.nn.functional.linear(x.reshape(x.shape[0], -1), self.weight, self.bias)
+        # binary, sparse input (spikes): gather weight columns instead of the dense GEMM (issue 10)
+        y = spike_linear.linear(x.reshape(x.shape[0], -1), self.weight, self.bias)
         return y.reshape(x.shape[0], *self.out_shape)
 
 
