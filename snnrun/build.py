@@ -37,6 +37,7 @@ class TrainerParams:
     eval_every: int = param(1, ge=1, help="evaluate every N epochs (and after the last)")
 
 
+    detect_anomaly: bool = param(False, help="torch.autograd anomaly mode: name the backward op that made NaN (slow)")
 @dataclass
 class LoggerParams:
     sinks: list = param(["csv", "jsonl"], help="metric sinks: csv, jsonl, tensorboard, mlflow, wandb")

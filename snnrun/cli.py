@@ -49,6 +49,9 @@ def run_task(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict:
         plot_after_task(cfg.get("plots"), run_dir)
     if distributed.is_main():
         _print_summary(summary)
+    if summary.get("status") == "interrupted":  # SIGINT/SIGTERM: exit as the signal would (130/143), no traceback
+        import signal
+        sys.exit(128 + signal.Signals[summary["signal"]].value)
     return summary
 
 
@@ -68,6 +71,9 @@ def _print_summary(summary: dict) -> None:
     print(f"snnrun: run directory {summary['run_dir']}")
     if summary["status"] == "stopped":
         print(f"snnrun: resume with: snnrun resume {summary['run_dir']}")
+    if summary["status"] == "interrupted":
+        print(f"snnrun: interrupted by {summary.get('signal')}; checkpoints/last.pt holds epoch "
+              f"{summary['epochs_completed']}; resume with: snnrun resume {summary['run_dir']}")
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="config")
@@ -107,8 +113,9 @@ def resume(args: list[str]) -> None:
     saved = run_dir / ".hydra" / "config.yaml"
     if not saved.is_file():
         fail(SnnrunError(f"{run_dir} is not a run directory: {saved} is missing"))
-    if not (run_dir / "checkpoints" / "last.pt").is_file():
-        fail(SnnrunError(f"nothing to resume in {run_dir}: checkpoints/last.pt is missing"))
+    from .checkpoint import latest_exists
+    if not latest_exists(run_dir / "checkpoints"):
+        fail(SnnrunError(f"nothing to resume in {run_dir}: checkpoints/last.pt (and prev.pt) is missing"))
     cfg = OmegaConf.load(saved)
     if "trainer" in cfg and "stop_after" in cfg.trainer:
         cfg.trainer.stop_after = None  # a per-invocation limit: resuming runs to the end unless asked again

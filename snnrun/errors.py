@@ -21,3 +21,9 @@ class ShapeError(SnnrunError):
 
 class DeviceError(SnnrunError):
     """The requested device is not available on this machine."""
+
+
+class NumericalError(SnnrunError):
+    """NaN or Inf appeared in the loss, the weights or a neuron state; the message says where and when."""
+
+    exit_code = 3

@@ -188,7 +188,12 @@ class MetricLogger:
 
     def log(self, row: dict[str, Any]) -> None:
         for sink in self.sinks:
-            sink.log(row)
+            try:
+                sink.log(row)
+            except OSError as err:  # full disk, vanished directory: say which file, keep the checkpoints
+                from .errors import SnnrunError
+                raise SnnrunError(f"cannot write metrics to {getattr(sink, 'path', type(sink).__name__)}: "
+                                  f"{err.strerror or err}; the last good checkpoint is kept") from None
 
     def log_tensors(self, step: int, histograms: dict, images: dict) -> None:
         """Histograms (name -> array) and images (name -> [H, W] uint8) for the sinks that show them."""
@@ -202,18 +207,30 @@ class MetricLogger:
 
 
 def truncate_after(run_dir: Path, epoch: int) -> None:
-    """Drop metric rows of epochs after ``epoch`` (used on resume: no duplicated rows)."""
+    """Drop metric rows of epochs after ``epoch`` (used on resume: no duplicated rows).
+
+    A row cut short by a crash (an unparsable last JSON line, a CSV row with the wrong number
+    of fields) is dropped too.
+    """
+    def parse(line: str) -> dict:
+        try:
+            value = json.loads(line)
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
     jsonl = run_dir / "metrics.jsonl"
     if jsonl.exists():
         rows = [line for line in jsonl.read_text().splitlines() if line.strip()]
-        kept = [line for line in rows if json.loads(line).get("epoch", 0) <= epoch]
+        kept = [line for line in rows if isinstance(parse(line).get("epoch"), int) and parse(line)["epoch"] <= epoch]
         jsonl.write_text("".join(line + "\n" for line in kept))
     path = run_dir / "metrics.csv"
     if path.exists():
         with open(path, newline="") as f:
             reader = csv.DictReader(f)
             columns = reader.fieldnames or []
-            kept_rows = [r for r in reader if r.get("epoch") and int(r["epoch"]) <= epoch]
+            kept_rows = [r for r in reader if None not in r and None not in r.values() and
+                         str(r.get("epoch", "")).isdigit() and int(r["epoch"]) <= epoch]
         with open(path, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=columns)
             writer.writeheader()

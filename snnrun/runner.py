@@ -18,6 +18,8 @@ from . import checkpoint
 from .build import Experiment
 from .data import TensorBatches
 from .distributed import DataParallel
+from .errors import NumericalError, SnnrunError
+from .faults import StopSignals, check_writable, find_nonfinite
 from .learning import local
 from .loggers import MetricLogger, truncate_after
 from .monitors import Instruments
@@ -26,12 +28,20 @@ from .reproducibility import rng_state, set_rng_state, versions
 log = logging.getLogger("snnrun")
 
 
+class Interrupted(Exception):
+    """SIGINT/SIGTERM arrived; raised between batches (the message says where)."""
+
+
 class Runner:
     """Runs an :class:`Experiment` into ``run_dir``.
 
-    Each epoch writes one metrics row per split, ``checkpoints/last.pt`` and,
-    when the monitored metric improves, ``checkpoints/best.pt``; the end writes
-    ``summary.json``. ``fit(resume=True)`` continues from ``last.pt``.
+    Each epoch writes one metrics row per split, ``checkpoints/last.pt`` (the one
+    before it kept as ``prev.pt``; a fresh run also saves epoch 0) and, when the
+    monitored metric improves, ``checkpoints/best.pt``; the end writes
+    ``summary.json``. ``fit(resume=True)`` continues from ``last.pt`` (``prev.pt`` if
+    ``last.pt`` fails its checksum). NaN/Inf in the loss, weights or neuron states
+    raise :class:`NumericalError`; SIGINT/SIGTERM stop at the next batch with status
+    ``interrupted`` (see ``snnrun/faults.py``).
     """
 
     def __init__(self, exp: Experiment, run_dir: Path, config_yaml: str):
@@ -53,6 +63,7 @@ class Runner:
         self.dist = DataParallel(exp)  # torchrun: shards, gradient/metric all-reduce, rank-0 files (snnrun/distributed.py)
         self.instruments = self.dist.instruments(lambda: Instruments(exp, self.run_dir))  # spike metrics, monitors, plots
         self.columns[-2:-2] = self.instruments.columns(splits)
+        self.signals = StopSignals()  # entered by fit(); polled between batches
 
     # --- state -------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -140,7 +151,8 @@ class Runner:
                    disable=self._bar_disabled(), dynamic_ncols=True, file=sys.stderr)
         start = time.perf_counter()
         self.instruments.begin(split, train)
-        with torch.set_grad_enabled(train and learner.gradient):
+        anomaly = bool(getattr(exp.trainer, "detect_anomaly", False)) and train
+        with torch.set_grad_enabled(train and learner.gradient), torch.autograd.set_detect_anomaly(anomaly):
             for i, (x, y) in enumerate(batches):
                 if i >= total:
                     break
@@ -149,9 +161,18 @@ class Runner:
                 scores, out = self._forward(x)
                 self.instruments.learner_batch(local.end_batch(exp, active, scores, y))
                 loss = learner.loss(scores, y) if learner.gradient else torch.zeros((), device=exp.device)
+                loss_value = loss.item()  # read once per batch for the metrics; checked before any update
+                if not math.isfinite(loss_value):
+                    raise self._nonfinite(f"the {split} loss ({loss_value})", split, i, total, x)
                 if train and learner.gradient:
                     exp.optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
+                    try:
+                        loss.backward()
+                    except RuntimeError as err:  # trainer.detect_anomaly: a backward function produced NaN
+                        if not anomaly:
+                            raise
+                        raise self._nonfinite(f"a gradient (autograd anomaly: {str(err).splitlines()[0]})",
+                                              split, i, total, x) from None
                     self.dist.average_gradients(learner.parameters())
                     if learner.params.max_grad_norm:
                         torch.nn.utils.clip_grad_norm_(learner.parameters(), learner.params.max_grad_norm)
@@ -163,11 +184,13 @@ class Runner:
                     exp.decoder.observe(out.spikes[exp.network.output].detach(), y)
                     self.step += 1
                 n = y.shape[0]
-                loss_sum += loss.item() * n
+                loss_sum += loss_value * n
                 correct += (exp.decoder.predict(scores.detach()) == y).sum().item()
                 count += n
                 self._rates(out, rates)
                 self.instruments.observe(split, out, scores, y)
+                if self.signals.received:
+                    raise Interrupted(f"{split}, batch {i + 1}/{total}")
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_sum / count:.3f}", acc=f"{correct / count:.3f}",
                                 rate=f"{self._hz(rates, count, self.populations[0]):.1f}Hz" if rates else "-")
@@ -196,11 +219,11 @@ class Runner:
     # --- fit -----------------------------------------------------------------------
     def fit(self, resume: bool = False) -> dict:
         exp = self.exp
-        if self.dist.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
         ckpt_dir = self.run_dir / "checkpoints"
+        if self.dist.is_main:
+            check_writable(ckpt_dir)  # creates the run directory; unwritable or full: a clear error before training
         if resume:
-            state = checkpoint.load(ckpt_dir / "last.pt")
+            state, _ = checkpoint.load_latest(ckpt_dir)  # prev.pt, with a warning, when last.pt is damaged
             self.load_state_dict(state)
             if self.dist.is_main:
                 truncate_after(self.run_dir, self.epoch)
@@ -212,18 +235,30 @@ class Runner:
         metrics_log = self.dist.metric_logger(lambda: MetricLogger(self.run_dir, exp.logger.sinks, self.columns,
                                                                    config=exp.config))
         status, ran = "completed", 0
+        self.signals = StopSignals()
         try:
             self.instruments.start(self.epoch)
-            with logging_redirect_tqdm():  # log lines never tear the progress bars
+            if not resume and self.dist.is_main:  # epoch 0: a run killed in its first epoch resumes exactly
+                checkpoint.save_rotating(self.state_dict(), ckpt_dir)
+            self.checkpointed = self.epoch
+            with logging_redirect_tqdm(), self.signals:  # log lines never tear the progress bars
                 while self.epoch < exp.trainer.epochs:
                     if exp.trainer.stop_after is not None and ran >= exp.trainer.stop_after:
                         status = "stopped"
                         break
                     self._fit_epoch(metrics_log, ckpt_dir)
                     ran += 1
+        except Interrupted as where:
+            status = "interrupted"
+            self.epoch = self.checkpointed  # a partly run epoch (train done, evaluation cut) is not counted
+            log.warning("%s received during epoch %d (%s): the partial epoch is discarded; checkpoints/last.pt "
+                        "holds epoch %d; resume with: snnrun resume %s", self.signals.name, self.epoch + 1, where,
+                        self.epoch, self.run_dir)
         finally:
             metrics_log.close()
         summary = self.summary(status)
+        if status == "interrupted":
+            summary["signal"] = self.signals.name
         if self.dist.is_main:
             (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         self.instruments.finish(status)
@@ -233,6 +268,9 @@ class Runner:
         exp = self.exp
         lr = exp.optimizer.param_groups[0]["lr"] if exp.optimizer else None
         train = self.run_epoch(train=True)
+        found = find_nonfinite(exp.network)  # weights and last neuron states, before this epoch is checkpointed
+        if found:
+            raise self._nonfinite(found, "train", None, None)
         self.epoch += 1
         row = {"epoch": self.epoch, "step": self.step, "split": "train", "lr": lr, **train,
                "wall_time": self.wall_time()}
@@ -259,12 +297,28 @@ class Runner:
             self.best = {**metrics, "epoch": self.epoch}
         if self.dist.is_main:
             state = self.state_dict()
-            checkpoint.save(state, ckpt_dir / "last.pt")
+            checkpoint.save_rotating(state, ckpt_dir)  # last.pt; the one before becomes prev.pt
             if improved:
                 checkpoint.save(state, ckpt_dir / "best.pt")
+        self.checkpointed = self.epoch
         self.instruments.after_epoch(self.epoch, metrics_log)
         log.info("epoch %d: %s", self.epoch, ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()
                                                        if isinstance(v, float)))
+
+    def _nonfinite(self, what: str, split: str, batch: int | None, total: int | None,
+                   inputs: torch.Tensor | None = None) -> NumericalError:
+        """The error for NaN/Inf in ``what``: where it is, when, and which checkpoint is still good."""
+        where = f"{split}, batch {batch + 1}/{total}, step {self.step}" if batch is not None else \
+            f"after training, step {self.step}"
+        cause = find_nonfinite(self.exp.network, inputs) if batch is not None else None
+        cause = f"; first non-finite value: {cause}" if cause else \
+            ("; weights, neuron states and the input batch are finite" if batch is not None else "")
+        epoch = self.epoch + 1 if split == "train" else self.epoch  # evaluation runs after the epoch count grew
+        last = self.run_dir / "checkpoints" / "last.pt"
+        message = (f"non-finite values in {what} in epoch {epoch} ({where}){cause}; the run stopped, "
+                   f"last good checkpoint {last} (epoch {epoch - 1}) is kept")
+        log.error(message)
+        return NumericalError(message)
 
     def _improved(self, metrics: dict) -> bool:
         key = self.exp.trainer.monitor

@@ -1,0 +1,226 @@
+"""Run faults: NaN/Inf, SIGINT/SIGTERM, SIGKILL at random points, unwritable or full output."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from conftest import TINY, run_cli
+from snnrun import checkpoint, loggers
+from snnrun.build import build_experiment
+from snnrun.errors import NumericalError, SnnrunError
+from snnrun.faults import find_nonfinite
+from snnrun.runner import Runner
+
+
+def runner(cfg, run_dir):
+    return Runner(build_experiment(cfg), run_dir, OmegaConf.to_yaml(cfg))
+
+
+def weight(exp, name):
+    return exp.network.projections[name].stages[0].weight
+
+
+# --- NaN / Inf ---------------------------------------------------------------------------------
+def poison_after_step(run, step, projection, index=None):
+    """Make ``run``'s optimizer write NaN into ``projection``'s weight once ``run.step`` reaches ``step``."""
+    original = run.exp.optimizer.step
+
+    def poisoned(*args, **kwargs):
+        original(*args, **kwargs)
+        if run.step == step:
+            with torch.no_grad():
+                if index is None:
+                    weight(run.exp, projection).fill_(float("nan"))
+                else:
+                    weight(run.exp, projection)[index] = float("nan")
+
+    run.exp.optimizer.step = poisoned
+
+
+def test_nan_weight_stops_after_the_epoch_naming_the_projection(tiny_cfg, tmp_path):
+    run = runner(tiny_cfg("trainer.epochs=3"), tmp_path)
+    poison_after_step(run, 3, "inp_hidden", (0, 0))
+    with pytest.raises(NumericalError, match=r"non-finite values in projection inp_hidden stage 0.weight "
+                                             r"\(\d+ of 320 values nan\), population hidden state v \(\d+ of 512 values nan\) "
+                                             r"in epoch 1 \(after training, step 8\); "
+                                             r"the run stopped, last good checkpoint .*last.pt \(epoch 0\) is kept"):
+        run.fit()
+    saved = checkpoint.load(tmp_path / "checkpoints" / "last.pt")
+    assert saved["epoch"] == 0 and all(torch.isfinite(v).all() for v in saved["model"].values() if v.is_floating_point())
+    assert NumericalError.exit_code == 3
+
+
+def test_nan_loss_is_caught_in_its_batch(tiny_cfg, tmp_path):
+    cfg = tiny_cfg("decoder=final_step_voltage", "+network.populations.out.neuron={name: leaky, tau_m: 5.0}")
+    run = runner(cfg, tmp_path)
+    with torch.no_grad():
+        weight(run.exp, "hidden_out")[1, 2] = float("inf")  # before fit: the epoch-0 checkpoint holds it too
+    with pytest.raises(NumericalError, match=r"in the train loss \(nan\) in epoch 1 \(train, batch 1/8, step 0\); "
+                                             r"first non-finite value: projection hidden_out stage 0.weight "
+                                             r"\(1 of 64 values inf\)"):
+        run.fit()
+
+
+def test_nan_in_a_later_epoch_keeps_the_previous_checkpoint(tiny_cfg, tmp_path):
+    run = runner(tiny_cfg("trainer.epochs=4"), tmp_path)
+    poison_after_step(run, 12, "hidden_out")  # in epoch 2 (8 batches per epoch)
+    with pytest.raises(NumericalError, match=r"projection hidden_out .* in epoch 2 .*last.pt \(epoch 1\) is kept"):
+        run.fit()
+    state, used = checkpoint.load_latest(tmp_path / "checkpoints")
+    assert used.name == "last.pt" and state["epoch"] == 1
+    assert torch.isfinite(state["model"]["projections.hidden_out.stages.0.weight"]).all()
+    assert [json.loads(line)["epoch"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [1, 1]
+
+
+def test_detect_anomaly_names_the_backward_function(tiny_cfg, tmp_path):
+    cfg = tiny_cfg("decoder=final_step_voltage", "+network.populations.out.neuron={name: leaky, tau_m: 5.0}",
+                   "trainer.detect_anomaly=true")
+    run = runner(cfg, tmp_path)
+    with torch.no_grad():
+        weight(run.exp, "hidden_out")[0, 0] = float("nan")
+    with pytest.warns(UserWarning, match="Error detected in"), \
+            pytest.raises(NumericalError, match=r"a gradient \(autograd anomaly: Function '\w+' returned nan values"):
+        run.fit()
+
+
+def test_find_nonfinite_names_a_neuron_state(tiny_cfg):
+    exp = build_experiment(tiny_cfg("encoder=direct"))
+    exp.network.reset()
+    x = torch.zeros(2, *exp.data.input_shape)  # 2 samples x 20 features
+    x[0, 3] = float("nan")
+    exp.network(exp.encoder(x))
+    assert find_nonfinite(exp.network).startswith("population hidden state v (16 of 32 values nan)")
+    assert find_nonfinite(exp.network, x).startswith("the input batch (1 of 40 values nan), population hidden state v")
+    exp.network.reset()
+    assert find_nonfinite(exp.network) is None
+
+
+# --- signals -------------------------------------------------------------------------------------
+def start(args, cwd, resume=False):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    cmd = [sys.executable, "-m", "snnrun", *(["resume"] if resume else []), *args]
+    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def rows(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def wait_for_rows(proc, path, n, timeout=90.0):
+    deadline = time.monotonic() + timeout
+    while rows(path) < n:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the run made no progress"
+        time.sleep(0.02)
+
+
+SLOW = [*TINY, "trainer.epochs=40", "monitors=off"]
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_saves_and_says_how_to_resume(tmp_path, sig, code):
+    run_dir = tmp_path / "run"
+    proc = start([*SLOW, f"hydra.run.dir={run_dir}"], tmp_path)
+    wait_for_rows(proc, run_dir / "metrics.jsonl", 3)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert f"interrupted by {sig.name}" in out and f"resume with: snnrun resume {run_dir}" in out
+    assert "Traceback" not in err
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["signal"] == sig.name
+    last = checkpoint.load(run_dir / "checkpoints" / "last.pt")
+    assert last["epoch"] == summary["epochs_completed"] >= 1
+    done = run_cli("resume", str(run_dir), "trainer.epochs=" + str(last["epoch"] + 1), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    epochs = [json.loads(line)["epoch"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [e for e in range(1, last["epoch"] + 2) for _ in ("train", "test")]
+
+
+def test_sigkill_at_five_random_points_then_resume_equals_an_uninterrupted_run(tiny_cfg, tmp_path):
+    """SIGKILL at 5 seeded random moments (after k new metric rows plus a random delay); each time
+    `snnrun resume` continues. The final metrics equal an uninterrupted in-process run and the
+    metric files hold every (epoch, split) row exactly once."""
+    extra = ["trainer.epochs=10", "monitors=off"]
+    run_dir = tmp_path / "killed"
+    rng = random.Random(8)
+    kills = 0
+    proc = start([*TINY, *extra, f"hydra.run.dir={run_dir}"], tmp_path)
+    while kills < 5:
+        wait_for_rows(proc, run_dir / "metrics.jsonl", min(rows(run_dir / "metrics.jsonl") + rng.randint(1, 2), 19))
+        time.sleep(rng.uniform(0.0, 0.3))
+        if proc.poll() is not None:
+            break
+        proc.kill()
+        proc.wait()
+        kills += 1
+        proc = start([str(run_dir)], tmp_path, resume=True)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert kills == 5
+    reference = runner(tiny_cfg(*extra), tmp_path / "reference").fit()
+    resumed = json.loads((run_dir / "summary.json").read_text())
+    assert resumed["status"] == "completed"
+    for key, value in reference["final"].items():
+        assert resumed["final"][key] == pytest.approx(value, rel=0, abs=1e-9), key
+    expected = [(e, s) for e in range(1, 11) for s in ("train", "test")]
+    jsonl = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["epoch"], r["split"]) for r in jsonl] == expected
+    table = list(csv.DictReader(open(run_dir / "metrics.csv")))
+    assert [(int(r["epoch"]), r["split"]) for r in table] == expected
+
+
+# --- output directory ------------------------------------------------------------------------------
+def test_output_under_a_file_is_an_error_before_training(tiny_cfg, tmp_path):
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(SnnrunError, match=r"output directory .*afile/run/checkpoints is not writable \(Not a directory\)"):
+        runner(tiny_cfg(), tmp_path / "afile" / "run").fit()
+    proc = run_cli(*TINY, f"hydra.run.dir={tmp_path / 'afile' / 'run'}", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (f"snnrun: error: hydra.run.dir: cannot create the output directory "
+                                   f"{tmp_path / 'afile' / 'run'}: {tmp_path / 'afile'} is a file, not a directory")
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
+                    reason="running as root: file permissions do not stop root from writing")
+def test_read_only_output_directory(tiny_cfg, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(SnnrunError, match="is not writable"):
+            runner(tiny_cfg(), locked / "run").fit()
+        proc = run_cli(*TINY, f"hydra.run.dir={locked / 'run'}", cwd=tmp_path)
+        assert proc.returncode == 2 and f"{locked} is not writable" in proc.stderr
+    finally:
+        locked.chmod(0o700)
+
+
+def test_full_disk_at_the_first_failed_write_keeps_the_last_good_checkpoint(tiny_cfg, tmp_path, monkeypatch):
+    log = loggers.CSVSink.log
+    calls = []
+
+    def failing_log(self, row):
+        calls.append(row["epoch"])
+        if row["epoch"] == 2:
+            raise OSError(28, "No space left on device")
+        log(self, row)
+
+    monkeypatch.setattr(loggers.CSVSink, "log", failing_log)
+    with pytest.raises(SnnrunError, match=r"cannot write metrics to .*metrics.csv: No space left on device; "
+                                          r"the last good checkpoint is kept"):
+        runner(tiny_cfg("trainer.epochs=3"), tmp_path).fit()
+    assert checkpoint.load_latest(tmp_path / "checkpoints")[0]["epoch"] == 1
