@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -22,7 +23,8 @@ from .schema import param, parse_params, suggest
 from .surrogate import Heaviside
 
 TOP_LEVEL_KEYS = ("data", "encoder", "network", "neuron", "decoder", "learner", "learners", "optimizer", "scheduler",
-                  "logger", "trainer", "seed", "device", "name", "tags", "hydra", "task", "monitors", "plots")
+                  "logger", "trainer", "seed", "device", "name", "tags", "hydra", "task", "monitors", "plots",
+                  "allow_targets")
 
 
 @dataclass
@@ -35,9 +37,9 @@ class TrainerParams:
     limit_test_batches: int | None = param(None, help="evaluate on at most N batches")
     stop_after: int | None = param(None, help="stop cleanly after N epochs in this invocation (resume later)")
     eval_every: int = param(1, ge=1, help="evaluate every N epochs (and after the last)")
-
-
     detect_anomaly: bool = param(False, help="torch.autograd anomaly mode: name the backward op that made NaN (slow)")
+
+
 @dataclass
 class LoggerParams:
     sinks: list = param(["csv", "jsonl"], help="metric sinks: csv, jsonl, tensorboard, mlflow, wandb")
@@ -101,7 +103,12 @@ def build_experiment(cfg: DictConfig | Mapping, device: str | None = None) -> Ex
         OmegaConf.set_struct(cfg, False)
         if "hydra" in cfg:
             del cfg["hydra"]
+    else:
+        cfg = copy.deepcopy(dict(cfg))
     check_top_level(cfg)
+    from .targets import check_targets, resolve_targets
+    check_targets(cfg)  # `_target_` outside the registries / torch.optim is refused before anything runs
+    resolve_targets(cfg)  # allowed `_target_` nodes become `name:` nodes
     seed = cfg.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ConfigError(f"seed: expected an integer, got {seed!r}")

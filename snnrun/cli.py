@@ -191,6 +191,11 @@ def main(argv: list[str] | None = None) -> None:
     except SnnrunError as err:
         fail(err)
     sys.argv = [sys.argv[0]] + argv
+    from .targets import install_hydra_guard
+    inspecting = ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--shell-completion", "-sc")
+    # `_target_` policy and a creatable output directory, checked as Hydra composes (snnrun/targets.py)
+    install_hydra_guard(check_output=not any(a.split("=")[0] in inspecting for a in argv),
+                        multirun=any(a in ("-m", "--multirun") for a in argv))
     hydra_main()
 
 

@@ -118,6 +118,9 @@ def _check_range(value: Any, meta: Mapping, key: str) -> None:
 
 def parse_params(schema: type, node: Mapping[str, Any] | None, key: str) -> Any:
     """Build ``schema`` (a dataclass) from ``node``; every error names ``key.<field>``."""
+    if node is not None and not isinstance(node, Mapping):
+        raise ConfigError(f"{key}: expected a mapping of {', '.join(f.name for f in dataclasses.fields(schema))}, "
+                          f"got {node!r}")
     node = dict(node or {})
     fields = {f.name: f for f in dataclasses.fields(schema)}
     hints = typing.get_type_hints(schema)

@@ -170,6 +170,9 @@ def validate_config(cfg: DictConfig) -> list[str]:
     if "hydra" in cfg:
         del cfg["hydra"]
     check_top_level(cfg)
+    from .targets import check_targets, resolve_targets
+    check_targets(cfg)
+    resolve_targets(cfg)
     seed = cfg.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ConfigError(f"seed: expected an integer, got {seed!r}")

@@ -1,0 +1,214 @@
+"""``_target_`` in a config: refused unless the user allows its module; never an arbitrary call.
+
+A config chosen by someone else must not run code. Hydra instantiates ``_target_`` nodes of
+``hydra.callbacks`` (before the task starts) and Python's ``logging.config`` builds the
+``class``/``()`` factories of ``hydra.job_logging``/``hydra.hydra_logging``; snnrun itself builds
+components by registry name. So every such entry of the composed config is checked first:
+
+- outside ``hydra``: a ``_target_`` must name a registered snnrun component class or a
+  ``torch.optim`` / ``torch.optim.lr_scheduler`` class; the node is then built like the same node
+  with ``name:`` (``{_target_: torch.optim.SGD, lr: 0.1}`` = ``{name: SGD, lr: 0.1}``);
+- ``hydra.callbacks``: a Hydra ``Callback`` class from snnrun (``snnrun.sweep.SweepSummary``);
+- ``hydra.launcher`` / ``hydra.sweeper``: Hydra plugin classes (``hydra_plugins``, Hydra's core
+  plugins, ``optuna.samplers``); Hydra itself also refuses other launcher/sweeper classes;
+- logging: ``class``/``()`` from ``logging`` (and ``colorlog``), ``ext://`` only ``sys.stdout``/``sys.stderr``.
+
+Anything else only when its module (or a parent package) is listed in the top-level
+``allow_targets: [mypkg.models]``. Such a module is imported (it may register components with
+snnrun's registries); under ``hydra`` its objects are then used as Hydra uses them. A target is
+resolved to the object it names and that object's own module is checked too, so
+``snnrun.cli.os.system`` is refused like ``os.system``. The CLI runs the check inside Hydra's
+config loading (:func:`install_hydra_guard`), before Hydra configures logging, instantiates
+callbacks or creates the run directory; ``build_experiment`` and ``snnrun validate`` run it again.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Iterator, Mapping
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from .errors import ConfigError
+
+BUILTIN = ("snnrun", "torch.optim")
+PLUGINS = ("hydra_plugins", "hydra._internal.core_plugins", "optuna.samplers")
+LOGGING = ("logging", "colorlog")
+STREAMS = ("ext://sys.stdout", "ext://sys.stderr")
+HINT = "list its module in the top-level `allow_targets: [...]` if you trust it"
+
+
+def _within(name: str | None, modules) -> bool:
+    return bool(name) and any(name == m or name.startswith(m + ".") for m in modules)
+
+
+def allowed_modules(cfg: Mapping | DictConfig) -> tuple[str, ...]:
+    """The user's ``allow_targets`` list (module names)."""
+    value = cfg.get("allow_targets") if isinstance(cfg, (Mapping, DictConfig)) else None
+    if value is None:
+        return ()
+    if isinstance(value, str) or not isinstance(value, (list, tuple, ListConfig)):
+        raise ConfigError(f"allow_targets: expected a list of module names, got {value!r}")
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or not item or any(not part.isidentifier() for part in item.split(".")):
+            raise ConfigError(f"allow_targets[{i}]: expected a module name such as mypkg.models, got {item!r}")
+    return tuple(value)
+
+
+def _walk(node: Any, path: str) -> Iterator[tuple[str, str, Any]]:
+    """(path of the mapping, key, value) for every entry, without resolving interpolations."""
+    if isinstance(node, (DictConfig, Mapping)):
+        keys = list(node.keys())
+        for key in keys:
+            child = node._get_node(key) if isinstance(node, DictConfig) else node[key]
+            value = child if isinstance(child, (DictConfig, ListConfig)) else (
+                child._value() if hasattr(child, "_value") else child)
+            yield path, str(key), (node, key)
+            yield from _walk(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, (ListConfig, list, tuple)):
+        for i in range(len(node)):
+            child = node._get_node(i) if isinstance(node, ListConfig) else node[i]
+            value = child if isinstance(child, (DictConfig, ListConfig)) else (
+                child._value() if hasattr(child, "_value") else child)
+            yield from _walk(value, f"{path}[{i}]")
+
+
+def _value(where: tuple, key: str) -> Any:
+    node, name = where
+    try:
+        return node[name]  # resolves an interpolation the way Hydra will
+    except Exception as err:  # noqa: BLE001 - any failure to resolve is a refusal
+        raise ConfigError(f"{key}: cannot resolve ({str(err).splitlines()[0]}); refused") from None
+
+
+def _locate(target: str, key: str, modules: tuple[str, ...], what: str) -> Any:
+    if not isinstance(target, str) or not _within(target, modules):
+        raise ConfigError(f"{key}: `{target}` is not allowed ({what}); {HINT}")
+    from hydra._internal.utils import _locate as hydra_locate
+
+    try:
+        obj = hydra_locate(target)
+    except Exception as err:  # noqa: BLE001 - import errors of any kind
+        raise ConfigError(f"{key}: cannot import `{target}` ({str(err).strip().splitlines()[-1]})") from None
+    module = getattr(obj, "__module__", None) if not inspect.ismodule(obj) else None
+    if not _within(module, modules):
+        raise ConfigError(f"{key}: `{target}` is `{getattr(obj, '__qualname__', obj)}` from module {module}, "
+                          f"which is not allowed ({what}); {HINT}")
+    return obj
+
+
+def component_name(obj: Any) -> str | None:
+    """The registry name of a registered snnrun class, or the ``torch.optim`` class name."""
+    if not inspect.isclass(obj):
+        return None
+    if "registry_name" in vars(obj):
+        return vars(obj)["registry_name"]
+    from .optim import optimizer_classes, scheduler_classes
+
+    for classes in (optimizer_classes(), scheduler_classes()):
+        if classes.get(obj.__name__) is obj:
+            return obj.__name__
+    return None
+
+
+def check_targets(cfg: DictConfig | Mapping) -> None:
+    """Refuse every ``_target_`` / logging factory the policy above does not allow (ConfigError)."""
+    user = allowed_modules(cfg)
+    from hydra.experimental.callback import Callback
+
+    for path, key, where in _walk(cfg, ""):
+        full = f"{path}.{key}" if path else key
+        in_hydra = full.startswith("hydra.")
+        if key == "_target_":
+            target = _value(where, full)
+            if full.startswith(("hydra.launcher.", "hydra.sweeper.")):
+                _locate(target, full, PLUGINS + user, "Hydra launchers and sweepers take plugin classes")
+            elif in_hydra:
+                obj = _locate(target, full, BUILTIN + user, "only snnrun's Hydra callbacks")
+                if not _within(obj.__module__, user) and not (inspect.isclass(obj) and issubclass(obj, Callback)):
+                    raise ConfigError(f"{full}: `{target}` is not a Hydra callback class; {HINT}")
+            else:
+                obj = _locate(target, full, BUILTIN + user,
+                              "snnrun components, torch.optim and torch.optim.lr_scheduler classes")
+                if component_name(obj) is None:
+                    raise ConfigError(f"{full}: `{target}` is not a registered snnrun component or a torch.optim "
+                                      f"class; snnrun builds components by name and calls nothing else")
+        elif in_hydra and full.startswith(("hydra.job_logging.", "hydra.hydra_logging.")):
+            if key in ("class", "()"):
+                value = _value(where, full)
+                if not callable(value):
+                    _locate(value, full, LOGGING + user, "logging factories come from the logging module")
+            else:
+                node, name = where
+                raw = node._get_node(name)._value() if isinstance(node, DictConfig) else node[name]
+                if isinstance(raw, str) and raw.startswith("ext://") and raw not in STREAMS:
+                    if not _within(raw[len("ext://"):], user):
+                        raise ConfigError(f"{full}: `{raw}` is not allowed (logging may only refer to "
+                                          f"{' and '.join(STREAMS)}); {HINT}")
+
+
+def resolve_targets(cfg: DictConfig | dict) -> None:
+    """In place: every allowed component node ``{_target_: X, ...}`` becomes ``{name: <X's name>, ...}``."""
+    def visit(node: Any, path: str) -> None:
+        if isinstance(node, (DictConfig, dict)):
+            if "_target_" in node:
+                if node.get("name") is not None:
+                    raise ConfigError(f"{path}: give either `name` or `_target_`, not both")
+                key = f"{path}._target_" if path else "_target_"
+                target = _value((node, "_target_"), key)
+                name = component_name(_locate(target, key, BUILTIN + allowed_modules(cfg), "snnrun components"))
+                if name is None:
+                    raise ConfigError(f"{key}: `{target}` is not a registered snnrun component or a torch.optim "
+                                      f"class; snnrun builds components by name and calls nothing else")
+                del node["_target_"]
+                node["name"] = name
+            for key in list(node.keys()):
+                if key != "hydra":  # children unresolved: only `_target_` values are resolved
+                    child = node._get_node(key) if isinstance(node, DictConfig) else node[key]
+                    visit(child, f"{path}.{key}" if path else str(key))
+        elif isinstance(node, (ListConfig, list)):
+            for i in range(len(node)):
+                visit(node._get_node(i) if isinstance(node, ListConfig) else node[i], f"{path}[{i}]")
+
+    visit(cfg, "")
+
+
+def install_hydra_guard(check_output: bool = True, multirun: bool = False) -> None:
+    """Check every config Hydra composes (run, sweep, each sweep job) before Hydra uses it.
+
+    With ``check_output``, the first composed config's output directory (``hydra.run.dir``, or
+    ``hydra.sweep.dir`` for ``-m``) must be creatable (snnrun/faults.py). Refusals print one
+    ``snnrun: error:`` line and exit with code 2 (``SystemExit`` passes through Hydra's error
+    handler), before logging, callbacks or run directories exist.
+    """
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    current = ConfigLoaderImpl.load_configuration
+    original = getattr(current, "snnrun_original", current)
+    pending = {"output": check_output}
+    expected = "MULTIRUN" if multirun else "RUN"
+
+    def load_configuration(self, *args, **kwargs):
+        cfg = original(self, *args, **kwargs)
+        from .errors import SnnrunError
+        from .faults import check_output_parent
+
+        try:
+            check_targets(cfg)
+            mode = kwargs.get("run_mode", args[2] if len(args) > 2 else None)
+            if getattr(mode, "name", "") == expected and pending.pop("output", False):
+                key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+                try:
+                    directory = OmegaConf.select(cfg, key)
+                except Exception:  # noqa: BLE001 - a directory that needs the running job to resolve
+                    directory = None
+                if directory:
+                    check_output_parent(directory, key)
+        except SnnrunError as err:
+            from .cli import fail
+
+            fail(err)
+        return cfg
+
+    load_configuration.snnrun_original = original
+    ConfigLoaderImpl.load_configuration = load_configuration
