@@ -13,6 +13,7 @@ What each rank does, and what is shared:
   of steps. ``data.batch_size`` is per rank: the global batch is ``batch_size × N``, and step k of
   the N ranks together covers exactly the samples of step k of one process with that global batch.
   Evaluation splits are sharded without padding, so every sample is counted once.
+  ``trainer.limit_train_batches``/``limit_test_batches`` count each rank's batches.
 * **Gradients**: after ``backward`` the gradients of the gradient learner's parameters are summed
   over the ranks with one ``all_reduce`` per dtype and divided by N (DDP's averaging). With a loss
   that is a mean over the batch (every snnrun loss) and equal per-rank batches, this is the
@@ -111,10 +112,8 @@ def hydra_argv(argv: list[str]) -> list[str]:
 
 
 def _device_name(cfg) -> str:
-    from omegaconf import OmegaConf
-
     try:
-        return str(OmegaConf.select(cfg, "device", default="auto")) if not isinstance(cfg, dict) else str(cfg.get("device", "auto"))
+        return str(cfg.get("device", "auto"))
     except Exception:  # noqa: BLE001 - an unresolvable device is reported by build_experiment
         return "auto"
 

@@ -39,6 +39,8 @@ def test_training_shards_are_padded_and_evaluation_shards_partition_the_split():
     x, y = torch.arange(7.0)[:, None], torch.arange(7)
     batches = distributed.ShardedBatches(TensorBatches(x, y, 2), 3, 1, pad=False)
     assert len(batches) == 1 and [b[1].tolist() for b in batches] == [[1, 4]]
+    sampler = distributed.ShardSampler(7, 3, 2, False, None, pad=True)  # DataLoader datasets: the same shards
+    assert len(sampler) == 3 and list(sampler) == [2, 5, 1]
 
 
 def test_local_learners_and_learning_decoders_are_refused_under_torchrun():
