@@ -162,3 +162,24 @@ def test_several_outputs_are_read_side_by_side():
     assert out.traces[n.output]["v"].shape == (8, 2, 10)
     with pytest.raises(ConfigError, match="network.output: no population 'c'; populations: inp, a, b"):
         net(pops, projs, output=["a", "c"])
+
+
+@pytest.mark.parametrize("experiment,input_shape", [("temporal_recurrent", (20,)), ("temporal_delayed", (20,)),
+                                                    ("mnist_cnn", (1, 28, 28))])
+def test_shipped_topologies_build_the_intended_graph(experiment, input_shape):
+    from omegaconf import OmegaConf
+
+    from conftest import compose_config
+
+    cfg = compose_config([f"experiment={experiment}", "data.num_classes=4"])
+    node = OmegaConf.to_container(cfg.network, resolve=True)
+    n = build_network(node, OmegaConf.to_container(cfg.neuron), input_shape)
+    x = torch.zeros(n.time_steps, 2, *input_shape)
+    assert n(x).spikes[n.output].shape == (n.time_steps, 2, 4)
+    if experiment == "temporal_recurrent":  # the memory is a cycle: step by step
+        assert not n.feedforward and n.projections["hidden_hidden"].recurrent
+    elif experiment == "temporal_delayed":  # the memory is a delay: layer by layer
+        delays = n.projections["hidden_out_delayed"].stages[0].delays
+        assert n.feedforward and delays.min() == 0 and delays.max() == 32
+    else:
+        assert n.feedforward and n.populations["conv2"].shape == (32, 14, 14) and n.time_steps == 4
