@@ -292,3 +292,20 @@ def test_stdp_learner_on_conv2d_projection_matches_shared_weight_rule():
     assert out.spikes["fm"].sum() > 0
     assert torch.allclose(net.projections["c"].stages[0].weight.detach(), w, atol=1e-6)
     assert not torch.equal(w, w0)
+
+
+def test_stdp_readout_experiment_trains_a_leaky_readout_after_stdp(tmp_path):
+    # experiment=stdp_readout: STDP in epoch 1, then BPTT on hidden_out only; the leaky readout's summed
+    # voltage gives the readout a gradient even before it has learned anything (a silent spiking
+    # readout would keep the loss at exactly ln C).
+    from conftest import compose_config
+
+    cfg = compose_config(["experiment=stdp_readout", "data=synthetic", "data.train_size=256", "data.test_size=64",
+                          "network.duration=10", "network.populations.hidden.shape=64", "trainer.epochs=4",
+                          "learner.epochs=[2,4]", "optimizer.lr=0.03", "trainer.progress=false", "device=cpu",
+                          "plots=off", "monitors=off"])
+    exp = build_experiment(cfg)
+    assert [type(lr).__name__ for lr in exp.learners] == ["BPTT", "STDP"]
+    summary = Runner(exp, tmp_path, OmegaConf.to_yaml(cfg)).fit()
+    assert summary["final"]["test/loss"] < math.log(4) - 0.3
+    assert summary["final"]["test/accuracy"] > 0.6  # 4 classes: chance is 0.25
