@@ -208,8 +208,11 @@ def main() -> None:
     ap.add_argument("--systems", default="", help="comma-separated subset (default: all that import)")
     ap.add_argument("--modes", default="train,infer")
     ap.add_argument("--memory", action="store_true", help="measure training memory (one subprocess per system and rep)")
+    ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads for every system (0: torch's default)")
     ap.add_argument("--child", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     configs = [tuple(int(v) for v in c.split("x")) for c in args.configs.split(",")]
     if args.child:
         T, batch = configs[0]
@@ -228,7 +231,7 @@ def main() -> None:
             for rep in range(args.reps):
                 for name in names[rep % len(names):] + names[:rep % len(names)]:
                     cmd = [sys.executable, __file__, "--child", name, "--configs", f"{T}x{batch}",
-                           "--hidden", str(args.hidden)]
+                           "--hidden", str(args.hidden), "--threads", str(args.threads)]
                     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
                     mem[name].append(json.loads(out.strip().splitlines()[-1])["extra_mib"])
             med = {k: statistics.median(v) for k, v in mem.items()}
