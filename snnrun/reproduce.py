@@ -35,6 +35,16 @@ def version_warnings(saved: dict, current: dict) -> list[str]:
             for key in VERSION_KEYS if saved.get(key) != current.get(key)]
 
 
+def world_size_warning(summary: dict) -> str | None:
+    """A run trained by N > 1 torchrun processes had ``data.batch_size`` per process; the re-run is one."""
+    world = int(summary.get("world_size") or 1)
+    if world <= 1:
+        return None
+    return (f"the run was trained by {world} processes (torchrun) with data.batch_size per process; this re-run "
+            f"is one process: pass data.batch_size={world}x that for the same global batch (results then agree "
+            f"up to float summation order, so also --tol)")
+
+
 def metric_rows(saved: dict, new: dict, tol: float) -> tuple[list[tuple[str, object, object, str]], bool]:
     """(metric, saved, reproduced, verdict) rows and whether all agree within ``tol``."""
     rows, ok = [], True
@@ -62,8 +72,9 @@ def reproduce(run_dir: Path, out: Path | None = None, tol: float = 0.0, override
     saved = json.loads(saved_summary.read_text())
     out = out or _new_dir(run_dir)
     from .reproducibility import versions
-    for warning in version_warnings(saved.get("versions", {}), versions()):
-        print(f"snnrun: warning: {warning}", file=sys.stderr)
+    for warning in version_warnings(saved.get("versions", {}), versions()) + [world_size_warning(saved)]:
+        if warning:
+            print(f"snnrun: warning: {warning}", file=sys.stderr)
     cmd = [sys.executable, "-m", "snnrun", "--config-path", str(saved_cfg.parent.resolve()),
            "--config-name", "config", f"hydra.run.dir={out}", *(overrides or [])]
     print(f"snnrun: reproducing {run_dir} into {out}", flush=True)

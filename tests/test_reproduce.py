@@ -7,7 +7,7 @@ import json
 import pytest
 
 from snnrun.errors import SnnrunError
-from snnrun.reproduce import metric_rows, reproduce, version_warnings
+from snnrun.reproduce import metric_rows, reproduce, version_warnings, world_size_warning
 
 from tests.conftest import TINY, run_cli
 
@@ -35,6 +35,8 @@ def test_differences_and_version_changes_are_reported():
     warnings = version_warnings({"torch": "0.0.1", "python": "3.11.0", "snnrun": "0.1.0", "git_commit": "abc"},
                                 {"torch": "2.13.0", "python": "3.11.0", "snnrun": "0.1.0", "git_commit": "abc"})
     assert warnings == ["torch differs: saved 0.0.1, now 2.13.0"]
+    assert world_size_warning({"world_size": 1}) is None and world_size_warning({}) is None
+    assert world_size_warning({"world_size": 2}).startswith("the run was trained by 2 processes (torchrun)")
 
 
 def test_reproduce_refuses_an_unfinished_run(tmp_path):
