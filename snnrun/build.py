@@ -83,9 +83,16 @@ def check_top_level(cfg: Mapping) -> None:
         if key not in valid:
             raise ConfigError(f"{key}: unknown top-level key{suggest(key, valid)}; "
                               f"valid keys: {', '.join(k for k in valid if k != 'hydra')}")
-    for key in ("data", "network", "learner", "trainer"):
-        if cfg.get(key) is None:
+    for key in ("data", "encoder", "network", "neuron", "decoder", "learner", "learners", "optimizer", "scheduler",
+                "logger", "trainer", "monitors", "plots"):
+        try:
+            node = cfg.get(key)
+        except OmegaConfBaseException as err:
+            raise ConfigError(f"{key}: {str(err).splitlines()[0]}") from None
+        if node is None and key in ("data", "network", "learner", "trainer"):
             raise ConfigError(f"{key}: missing")
+        if node is not None and not isinstance(node, (Mapping, DictConfig)):
+            raise ConfigError(f"{key}: expected a mapping (a config group such as `{key}: {{name: ...}}`), got {node!r}")
 
 
 def load_data(cfg: DictConfig | Mapping) -> tuple[DataSplits, Any]:

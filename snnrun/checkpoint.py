@@ -21,6 +21,7 @@ import io
 import logging
 import os
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -113,10 +114,14 @@ def load(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
     if problem is not None:
         raise SnnrunError(f"checkpoint {path} failed its checksum: {problem}")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns about foreign pickle protocols before refusing them
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
+        text = " ".join(str(err).split())
+        detail = text.split("WeightsUnpickler error:")[-1].split("Check the documentation")[0].strip()
         raise SnnrunError(f"refusing to load {path}: it is not a plain tensor checkpoint "
-                          f"(weights_only load failed: {str(err).splitlines()[0]})") from None
+                          f"(torch.load(weights_only=True) refused it: {detail or text[:200]})") from None
     except (RuntimeError, EOFError, OSError, ValueError) as err:
         raise SnnrunError(f"checkpoint {path} is unreadable or truncated: {str(err).splitlines()[0]}") from None
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:

@@ -53,6 +53,9 @@ class Registry:
         return name in self._classes or name in self._aliases
 
     def get(self, name: Any, key: str = "name") -> type:
+        if not isinstance(name, str):
+            raise ConfigError(f"{key}: expected the name of a {self.kind} (a string), got {name!r}; "
+                              f"valid names: {', '.join(self.names())}")
         if name in self._classes:
             return self._classes[name]
         if name in self._aliases:

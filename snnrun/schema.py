@@ -87,8 +87,8 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
         value = float(value)
-        if math.isnan(value):
-            raise ConfigError(f"{key}: expected a number, got nan")
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: expected a finite number, got {value}")
         return value
     if tp is str:
         if not isinstance(value, str):

@@ -129,11 +129,12 @@ class IDXDataset(Dataset):
         root = Path(os.path.expanduser(self.params.root))
         arrays = {}
         for split, prefix in (("train", "train"), ("test", "t10k")):
-            images = read_idx(self._fetch(root, f"{prefix}-images-idx3-ubyte.gz"))
-            labels = read_idx(self._fetch(root, f"{prefix}-labels-idx1-ubyte.gz"))
+            image_file = self._fetch(root, f"{prefix}-images-idx3-ubyte.gz")
+            label_file = self._fetch(root, f"{prefix}-labels-idx1-ubyte.gz")
+            images, labels = read_idx(image_file), read_idx(label_file)
             if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-                raise DataError(f"{self.key}.root: {prefix} images {list(images.shape)} and labels "
-                                f"{list(labels.shape)} do not match")
+                raise DataError(f"{self.key}.root: {prefix} images {list(images.shape)} ({image_file}) and labels "
+                                f"{list(labels.shape)} ({label_file}) do not match (need [N, H, W] and [N])")
             x = torch.from_numpy(images.astype(np.float32) / 255.0)
             x = x.reshape(len(x), -1) if self.params.flatten else x.unsqueeze(1)
             arrays[split] = (x, torch.from_numpy(labels.astype(np.int64)))
@@ -200,6 +201,8 @@ class NPZ(Dataset):
             if x.ndim < 2 or y.ndim != 1 or len(x) != len(y):
                 raise DataError(f"{self.key}.path: {path} x_{split} {list(x.shape)} and y_{split} {list(y.shape)} "
                                 f"do not match (need [N, ...] and [N])")
+            if len(y) == 0:
+                raise DataError(f"{self.key}.path: {path} x_{split} and y_{split} hold no samples")
             if y.min() < 0:
                 raise DataError(f"{self.key}.path: {path} y_{split} has negative labels")
             scale = p.scale == "255" or (p.scale == "auto" and x.dtype == np.uint8)
