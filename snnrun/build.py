@@ -83,12 +83,13 @@ def check_top_level(cfg: Mapping) -> None:
         if key not in valid:
             raise ConfigError(f"{key}: unknown top-level key{suggest(key, valid)}; "
                               f"valid keys: {', '.join(k for k in valid if k != 'hydra')}")
-    for key in ("data", "encoder", "network", "neuron", "decoder", "learner", "learners", "optimizer", "scheduler",
-                "logger", "trainer", "monitors", "plots"):
         try:
-            node = cfg.get(key)
+            cfg.get(key)  # an interpolation that cannot resolve (`seed: ${nowhere}`) is a config error
         except OmegaConfBaseException as err:
             raise ConfigError(f"{key}: {str(err).splitlines()[0]}") from None
+    for key in ("data", "encoder", "network", "neuron", "decoder", "learner", "learners", "optimizer", "scheduler",
+                "logger", "trainer", "monitors", "plots"):
+        node = cfg.get(key)
         if node is None and key in ("data", "network", "learner", "trainer"):
             raise ConfigError(f"{key}: missing")
         if node is not None and not isinstance(node, (Mapping, DictConfig)):

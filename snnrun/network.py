@@ -29,7 +29,7 @@ class NetworkParams:
     duration: float = param(25.0, unit="ms", gt=0, help="presentation time per sample; T = duration / dt")
     populations: dict = param({}, help="name -> {shape, neuron}")
     projections: dict = param({}, help="name -> {from, to, synapse}")
-    output: Any = param("", help="population read by the decoder, or a list of them (read concatenated)")
+    output: str | list[str] = param("", help="population read by the decoder, or a list of them (read concatenated)")
     mode: str = param("auto", choices=("auto", "layer", "step"),
                       help="simulation path: layer-by-layer (feedforward only), step-by-step, or auto")
 
