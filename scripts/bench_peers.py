@@ -11,9 +11,10 @@ Surrogates: sigmoid(4) for snnrun, spikingjelly, snntorch; norse has none, it us
 1. same weights and input for all: the output spike counts of each peer are compared with snnrun's;
 2. timing: for each repetition every system runs `--iters` timed steps after one warm-up step,
    in an order rotated every repetition (machine drift cancels); medians and ratios are printed;
-3. memory (`--memory`): each system trains in its own subprocess; the extra memory is the peak
-   RSS during 3 training steps (VmHWM, reset with /proc/self/clear_refs) minus the RSS just
-   before them (libraries, data, weights and optimizer already loaded).
+3. memory (`--memory`): each system trains in its own subprocess (glibc told to return freed
+   blocks above 128 KiB, MALLOC_MMAP_THRESHOLD_, so RSS follows the live tensors); after one
+   warm-up step, the extra memory is the peak RSS during 3 training steps (VmHWM, reset with
+   /proc/self/clear_refs) minus the RSS just before them (libraries, data, weights, optimizer state).
 
 Usage:
   .venv/bin/python scripts/bench_peers.py --configs 25x128,100x128,25x32 --reps 5 --iters 3
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -35,6 +37,9 @@ from snnrun.network import build_network
 from snnrun.surrogate import Sigmoid
 
 DENSITY = 0.13
+# memory children: every allocation above 128 KiB is its own mapping, returned to the OS when freed,
+# so RSS follows the live tensors (glibc's default keeps freed heap memory and adapts the threshold)
+MEMORY_ENV = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
 
 
 def snnrun_system(w1, w2, T):
@@ -180,6 +185,7 @@ def memory_child(name: str, T: int, batch: int, hidden: int) -> None:
     w1, w2, x, y = problem(T, batch, hidden)
     net, run = BUILDERS[name](w1, w2, T)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    train_step(run, opt, x, y)  # warm-up: optimizer state, lazily loaded kernels
     before = _rss_kib("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset the peak RSS (VmHWM) to the current RSS
@@ -232,7 +238,7 @@ def main() -> None:
                 for name in names[rep % len(names):] + names[:rep % len(names)]:
                     cmd = [sys.executable, __file__, "--child", name, "--configs", f"{T}x{batch}",
                            "--hidden", str(args.hidden), "--threads", str(args.threads)]
-                    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+                    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=MEMORY_ENV).stdout
                     mem[name].append(json.loads(out.strip().splitlines()[-1])["extra_mib"])
             med = {k: statistics.median(v) for k, v in mem.items()}
             low = min(v for k, v in med.items() if k != "snnrun") if len(med) > 1 else float("nan")

@@ -3,7 +3,8 @@
 The network of scripts/bench_peers.py (784 -> H LIF -> 10 LIF, 13 % Bernoulli input, cross-entropy
 on spike counts, Adam). Each point runs in its own subprocess: one untimed training step, then
 ``--iters`` timed training steps and ``--iters`` timed inference passes (medians of per-step
-times), and the extra peak RSS of training (VmHWM during the steps minus the RSS before them).
+times), and the extra peak RSS of training (VmHWM during the steps minus the RSS before them,
+measured as in bench_peers.py: MALLOC_MMAP_THRESHOLD_ so RSS follows the live tensors).
 Prints a markdown table.
 
 Usage: .venv/bin/python scripts/bench_scaling.py [--iters 3] [--threads 0]
@@ -18,6 +19,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_peers import MEMORY_ENV  # noqa: E402
 
 SWEEPS = {  # (T, batch, hidden); each sweep varies one of them around T=25 / B=128 / H=512
     "T": [(T, 128, 512) for T in (25, 50, 100, 200, 400)],
@@ -78,7 +82,8 @@ def main() -> None:
                 continue
             cmd = [sys.executable, __file__, "--child", f"{T},{batch},{hidden}", "--iters", str(args.iters),
                    "--threads", str(args.threads)]
-            r = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=MEMORY_ENV).stdout
+            r = json.loads(out.strip().splitlines()[-1])
             print(f"| {T} | {batch} | {hidden} | {r['train_ms']:.1f} | {r['train_sps']:.0f} | {r['infer_ms']:.1f} "
                   f"| {r['infer_sps']:.0f} | {r['extra_mib']:.0f} |", flush=True)
 
