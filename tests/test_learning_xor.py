@@ -28,3 +28,28 @@ def test_task_writes_reward_rows(tmp_path):
     assert [int(r["trial"]) for r in rows] == [3, 6]
     assert all(-1.0 <= float(r["reward"]) <= 1.0 and 0.0 <= float(r["accuracy"]) <= 1.0 for r in rows)
     assert summary["learner"] == "mstdpet" and summary["last_reward"] == float(rows[-1]["reward"])
+
+
+def test_fresh_noise_inputs_tuned_neurons_and_functions():
+    p = XorParams(group_size=6, rate=100.0, fresh_noise=True, function="first")
+    g = torch.Generator().manual_seed(0)
+    x, target = xor_inputs(p, 200, 1.0, g)
+    assert target.tolist() == [0, 0, 1, 1]
+    x2, _ = xor_inputs(p, 200, 1.0, g)
+    assert not torch.equal(x, x2)  # spikes re-drawn every call
+    counts = x.sum(0)  # [4, 12]
+    # each neuron of group 1 fires for exactly one value of x1 (patterns 0, 1: x1 = 0; 2, 3: x1 = 1)
+    silent_for_0, silent_for_1 = counts[:2, :6].sum(0) == 0, counts[2:, :6].sum(0) == 0
+    assert torch.equal(silent_for_0, ~silent_for_1)
+    assert abs(float(counts.sum()) / (4 * 12 * 200 * 1e-3) - 100.0) < 15.0  # mean rate = rate (Hz)
+    assert [xor_inputs(XorParams(function=f), 5, 1.0)[1].tolist() for f in ("or", "and")] == [[0, 1, 1, 1], [0, 0, 0, 1]]
+
+
+def test_first_bit_task_learns_with_mstdpet(tmp_path):
+    """Small version of experiment=rstdp_first: the output fires for everything at first, then learns."""
+    cfg = compose_config(["experiment=rstdp_first", "xor.trials=80", "seed=0"])
+    summary = get_task("rstdp_xor").run(cfg, tmp_path, False)
+    assert summary["function"] == "first" and summary["learner"] == "mstdpet"
+    assert summary["first_accuracy"] <= 0.7
+    assert summary["last_reward"] > summary["first_reward"] + 0.5
+    assert summary["last_accuracy"] >= 0.9

@@ -1,11 +1,18 @@
-"""Reward-modulated learning of XOR (after Florian 2007), as a task: ``snnrun experiment=rstdp_xor``.
+"""Reward-modulated learning of a two-bit function (after Florian 2007), as a task:
+``snnrun experiment=rstdp_xor`` (XOR, does not learn) and ``snnrun experiment=rstdp_first``
+(output = first bit, learns).
 
-Input: two groups of ``group_size`` neurons, one per bit; each group plays one of two frozen
-Poisson spike patterns (seeded, ``rate`` Hz over the presentation) for bit 0 and bit 1. The
-network (config ``network``: input → hidden → one output neuron) sees the four combinations
-as one batch per trial; the output should fire (spike count > ``reward.threshold``) iff
-x1 ≠ x2. The configured reward (``xor_reward``: +1 when right, −1 when wrong) modulates the
-configured local learner (``mstdpet`` by default) at the end of each trial. Writes
+Input: two groups of ``group_size`` neurons, one per bit. With ``fresh_noise: false`` each group
+plays one of two frozen Poisson spike patterns (seeded, ``rate`` Hz over the presentation) for
+bit 0 and bit 1. With ``fresh_noise: true`` each input neuron is instead tuned to one value of its
+bit (chosen at random with ``pattern_seed``): it fires at ``2·rate`` Hz for that value and is silent
+for the other; the spikes are re-drawn every trial (Bernoulli per step with ``P = 2·rate·dt/1000``,
+generator seeded by ``seed``), so the output varies from trial to trial: the exploration
+Florian's rule relies on. The network (config ``network``) sees the four combinations as one
+batch per trial; the output should fire (spike count > ``reward.threshold``) iff
+``function(x1, x2)`` is 1 (``xor``: x1 ≠ x2, ``or``, ``and``, ``first``: x1). The configured
+reward (``xor_reward``: +1 when right, −1 when wrong) modulates the configured local learner
+(``mstdpet`` by default) at the end of each trial. Writes
 ``metrics.csv`` (``trial, reward, accuracy``, averaged over ``log_every`` trials) and
 ``summary.json`` with the mean reward of the first and last ``log_every`` trials.
 """
@@ -33,21 +40,36 @@ class XorParams:
     rate: float = param(40.0, unit="Hz", gt=0, help="firing rate of the frozen input patterns")
     log_every: int = param(20, ge=1, help="trials averaged per metrics row")
     pattern_seed: int = param(1, help="seed of the frozen input patterns")
+    function: str = param("xor", choices=("xor", "or", "and", "first"), help="target bit of (x1, x2)")
+    fresh_noise: bool = param(False, help="neurons tuned to one bit value, spikes re-drawn every trial "
+                                          "(else frozen spike patterns)")
 
 
-def xor_inputs(p: XorParams, steps: int, dt: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Spike trains ``[T, 4, 2·group_size]`` for (0,0), (0,1), (1,0), (1,1) and targets ``[4]``."""
+FUNCTIONS = {"xor": lambda a, b: a ^ b, "or": lambda a, b: a | b, "and": lambda a, b: a & b,
+             "first": lambda a, b: a}
+COMBOS = [(0, 0), (0, 1), (1, 0), (1, 1)]
+
+
+def xor_inputs(p: XorParams, steps: int, dt: float,
+               noise: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Spike trains ``[T, 4, 2·group_size]`` for (0,0), (0,1), (1,0), (1,1) and targets ``[4]``.
+    With ``p.fresh_noise`` the spikes are drawn from ``noise`` (call once per trial)."""
     g = torch.Generator().manual_seed(p.pattern_seed)
-    prob = p.rate * dt / 1000.0
-    patterns = (torch.rand(2, 2, steps, p.group_size, generator=g) < prob).float()  # [bit position, value, T, n]
-    combos = [(0, 0), (0, 1), (1, 0), (1, 1)]
-    x = torch.stack([torch.cat([patterns[0, a], patterns[1, b]], dim=-1) for a, b in combos], dim=1)
-    return x, torch.tensor([a ^ b for a, b in combos])
+    if p.fresh_noise:
+        u = (torch.rand(2, 1, 1, p.group_size, generator=g) < 0.5).float()  # 1: tuned to bit value 1
+        prob = (p.rate * 2 * torch.cat([1 - u, u], dim=1) * dt / 1000.0).clamp(max=1.0)  # [bit position, value, 1, n]
+        prob = prob.expand(2, 2, steps, p.group_size)
+        patterns = (torch.rand(prob.shape, generator=noise) < prob).float()
+    else:
+        prob = p.rate * dt / 1000.0
+        patterns = (torch.rand(2, 2, steps, p.group_size, generator=g) < prob).float()  # [bit position, value, T, n]
+    x = torch.stack([torch.cat([patterns[0, a], patterns[1, b]], dim=-1) for a, b in COMBOS], dim=1)
+    return x, torch.tensor([FUNCTIONS[p.function](a, b) for a, b in COMBOS])
 
 
 @register_task("rstdp_xor", config_keys=("xor",))
 def rstdp_xor(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict:
-    """Train XOR with a reward-modulated rule (module docstring)."""
+    """Train ``xor.function`` with a reward-modulated rule (module docstring)."""
     from ..build import to_container
     from ..network import build_network
     from .local import build_learners, parse_learners
@@ -61,11 +83,14 @@ def rstdp_xor(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict:
     if any(s.cls.gradient for s in specs):
         raise ConfigError("learner.name: rstdp_xor trains with a local reward-modulated rule (mstdpet, mstdp, ...)")
     learners = build_learners(specs, net)
-    x, target = xor_inputs(p, net.time_steps, net.dt)
+    noise = torch.Generator().manual_seed(seed)
+    x, target = xor_inputs(p, net.time_steps, net.dt, noise)
     rows, window = [], []
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     for trial in range(1, p.trials + 1):
+        if p.fresh_noise and trial > 1:
+            x, target = xor_inputs(p, net.time_steps, net.dt, noise)
         net.reset()
         for lr in learners:
             lr.begin_sample(4)
@@ -89,7 +114,8 @@ def rstdp_xor(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict:
         writer = csv.DictWriter(f, fieldnames=["trial", "reward", "accuracy"])
         writer.writeheader()
         writer.writerows(rows)
-    summary = {"status": "completed", "task": "rstdp_xor", "learner": config["learner"]["name"], "trials": p.trials,
+    summary = {"status": "completed", "task": "rstdp_xor", "function": p.function,
+               "learner": config["learner"]["name"], "trials": p.trials,
                "first_reward": rows[0]["reward"], "last_reward": rows[-1]["reward"],
                "first_accuracy": rows[0]["accuracy"], "last_accuracy": rows[-1]["accuracy"], "seed": seed,
                "versions": versions(), "run_dir": str(run_dir),
