@@ -75,7 +75,8 @@ needs_ext = pytest.mark.skipif(lif_scan._load() is None or spike_linear._load() 
 
 @needs_ext
 @pytest.mark.parametrize("surrogate", [Sigmoid(Sigmoid.Params(alpha=4.0)), Triangle(Triangle.Params()),
-                                       Rectangle(Rectangle.Params()), Gaussian(Gaussian.Params())])
+                                       Rectangle(Rectangle.Params()), FastSigmoid(FastSigmoid.Params()),
+                                       Gaussian(Gaussian.Params())])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_compiled_scan_matches_reference(surrogate, dtype):
     torch.manual_seed(1)
