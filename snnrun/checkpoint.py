@@ -65,7 +65,9 @@ def save(payload: dict[str, Any], path: str | os.PathLike) -> Path:
     digest = hashlib.sha256(data).hexdigest()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # The checksum goes last: a crash in between leaves a mismatch, which load() reports.
+        # A stale checksum goes first and the new one last: a crash in between leaves a complete file
+        # (atomic rename) without a checksum, never a good file with a wrong checksum.
+        checksum_path(path).unlink(missing_ok=True)
         _write_atomic(path, data)
         _write_atomic(checksum_path(path), f"{digest}  {path.name}\n".encode())
     except OSError as err:
@@ -78,9 +80,11 @@ def save_rotating(payload: dict[str, Any], directory: str | os.PathLike) -> Path
     directory = Path(directory)
     last, prev = directory / LAST, directory / PREVIOUS
     if last.is_file() and verify(last) is None:
-        try:
+        try:  # each step leaves every file that exists either verified or without a checksum
+            checksum_path(prev).unlink(missing_ok=True)
             os.replace(last, prev)
-            os.replace(checksum_path(last), checksum_path(prev))
+            if checksum_path(last).is_file():
+                os.replace(checksum_path(last), checksum_path(prev))
         except OSError as err:
             raise SnnrunError(f"cannot rotate checkpoint {last} to {prev}: {err.strerror or err}") from None
     try:

@@ -119,3 +119,18 @@ def test_a_failed_write_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     monkeypatch.undo()
     state, used = checkpoint.load_latest(tmp_path)
     assert state["epoch"] == 2 and used.name == "prev.pt"
+
+
+def test_rotation_after_a_crash_between_file_and_checksum(tmp_path):
+    """A run killed after writing last.pt but before its .sha256 (or halfway through a rotation)."""
+    checkpoint.save_rotating(payload(1), tmp_path)
+    checkpoint.save_rotating(payload(2), tmp_path)
+    (tmp_path / "last.pt.sha256").unlink()  # killed before the checksum of epoch 2 was written
+    checkpoint.save_rotating(payload(3), tmp_path)
+    assert checkpoint.load(tmp_path / "prev.pt")["epoch"] == 2 and checkpoint.load(tmp_path / "last.pt")["epoch"] == 3
+    os.replace(tmp_path / "last.pt", tmp_path / "prev.pt")  # killed between the two renames of a rotation
+    state, used = checkpoint.load_latest(tmp_path)
+    assert state["epoch"] == 3 and used.name == "prev.pt"
+    checkpoint.save_rotating(payload(4), tmp_path)
+    assert checkpoint.load_latest(tmp_path)[0]["epoch"] == 4
+    assert checkpoint.verify(tmp_path / "last.pt") is None
