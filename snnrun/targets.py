@@ -173,6 +173,20 @@ def resolve_targets(cfg: DictConfig | dict) -> None:
     visit(cfg, "")
 
 
+def unknown_override(err: Exception) -> str | None:
+    """One line for Hydra's "Could not override 'a.b'" (a key not in the config), else None."""
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+    from .schema import suggest
+
+    cause = err.__cause__
+    parent = getattr(cause, "parent_node", None)
+    if not isinstance(cause, (ConfigAttributeError, ConfigKeyError)) or not isinstance(parent, DictConfig):
+        return None
+    valid = [str(k) for k in parent.keys() if k != "hydra"]
+    return f"{cause.full_key}: unknown key{suggest(cause.key, valid)}; valid keys: {', '.join(valid)}"
+
+
 def install_hydra_guard(check_output: bool = True, multirun: bool = False) -> None:
     """Check every config Hydra composes (run, sweep, each sweep job) before Hydra uses it.
 
@@ -189,9 +203,20 @@ def install_hydra_guard(check_output: bool = True, multirun: bool = False) -> No
     expected = "MULTIRUN" if multirun else "RUN"
 
     def load_configuration(self, *args, **kwargs):
-        cfg = original(self, *args, **kwargs)
+        from hydra.errors import ConfigCompositionException
+
         from .errors import SnnrunError
         from .faults import check_output_parent
+
+        try:
+            cfg = original(self, *args, **kwargs)
+        except ConfigCompositionException as err:
+            message = unknown_override(err)
+            if message is None:
+                raise
+            from .cli import fail
+
+            fail(ConfigError(message))
 
         try:
             check_targets(cfg)

@@ -56,6 +56,8 @@ def test_user_config_dir_adds_an_experiment(tmp_path):
 def test_user_errors_are_one_line_with_exit_code_2(tmp_path):
     cases = {
         ("+neuron.tau_mm=5",): "snnrun: error: neuron.tau_mm: unknown key (did you mean `tau_m`?)",
+        ("neuron.tau_mm=5",): "snnrun: error: neuron.tau_mm: unknown key (did you mean `tau_m`?); valid keys: name, tau_m,",
+        ("trainer.epoch=5",): "snnrun: error: trainer.epoch: unknown key (did you mean `epochs`?)",
         ("device=cuda:7",): "snnrun: error: device: 'cuda:7' requested but",
         ("encoder.name=poison",): "snnrun: error: encoder.name: unknown encoder 'poison' (did you mean `poisson`?)",
     }
