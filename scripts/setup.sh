@@ -16,4 +16,6 @@ CONSTRAINTS="$(mktemp)"
 echo "torch==${TORCH_VERSION}" > "$CONSTRAINTS"
 .venv/bin/python -m pip install -q -c "$CONSTRAINTS" -e ".[${EXTRAS}]"
 rm -f "$CONSTRAINTS"
+# Compile the C++ fast paths now (about a minute, cached by torch) rather than in the first run.
+.venv/bin/python -m snnrun.kernels
 echo "snnrun installed in .venv ($(.venv/bin/python -c 'import torch, snnrun; print("snnrun", snnrun.__version__, "torch", torch.__version__)'))"
