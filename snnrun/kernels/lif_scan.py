@@ -32,9 +32,10 @@ compiler) the same recursions run as torch loops.
 from __future__ import annotations
 
 import math
-import threading
 
 import torch
+
+from . import Extension
 
 _ENABLED = True
 
@@ -153,25 +154,9 @@ torch::Tensor lif_backward(torch::Tensor grad_z, torch::Tensor h, torch::Tensor 
 }
 """
 
-_lock = threading.Lock()
-_module = None
-_failed = False
-
-
-def _load():
-    """The compiled extension, or None when it cannot be built here (no compiler)."""
-    global _module, _failed
-    with _lock:
-        if _module is None and not _failed:
-            try:
-                from torch.utils.cpp_extension import load_inline
-                from . import diehl_cook  # noqa: F401  (sets TORCH_EXTENSIONS_DIR like the other kernels)
-                _module = load_inline(name="snnrun_lif_scan_v1", cpp_sources=[_SOURCE],
-                                      functions=["lif_forward", "lif_backward"],
-                                      extra_cflags=["-O3", "-march=native", "-ffp-contract=off"])
-            except Exception:  # noqa: BLE001 - any build failure: use the torch loops
-                _failed = True
-        return _module
+_EXTENSION = Extension("snnrun_lif_scan_v1", _SOURCE, ["lif_forward", "lif_backward"],
+                       ["-O3", "-march=native", "-ffp-contract=off"])
+_load = _EXTENSION.load  # the compiled module, or None when it cannot be built here
 
 
 def _compiled(t: torch.Tensor):

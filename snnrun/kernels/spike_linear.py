@@ -18,9 +18,10 @@ equals the GEMM up to floating-point rounding order (≈1e-7 relative in float32
 
 from __future__ import annotations
 
-import threading
 
 import torch
+
+from . import Extension
 
 _ENABLED = True
 #: above this fraction of ones the dense GEMM is about as fast. Measured (3200×784 input, 512 outputs,
@@ -181,10 +182,6 @@ torch::Tensor scatter_rows(torch::Tensor offsets, torch::Tensor idx, torch::Tens
 }
 """
 
-_lock = threading.Lock()
-_module = None
-_failed = False
-
 
 def set_enabled(flag: bool) -> None:
     """Globally switch the spike-gather path on/off (dense ``linear`` when off)."""
@@ -192,19 +189,9 @@ def set_enabled(flag: bool) -> None:
     _ENABLED = bool(flag)
 
 
-def _load():
-    global _module, _failed
-    with _lock:
-        if _module is None and not _failed:
-            try:
-                from torch.utils.cpp_extension import load_inline
-                from . import diehl_cook  # noqa: F401  (sets TORCH_EXTENSIONS_DIR like the other kernels)
-                _module = load_inline(name="snnrun_spike_linear_v5", cpp_sources=[_SOURCE],
-                                      functions=["spike_index", "gather_rows", "scatter_rows"],
-                                      extra_cflags=["-O3", "-march=native", "-mprefer-vector-width=256"])
-            except Exception:  # noqa: BLE001 - any build failure: dense path
-                _failed = True
-        return _module
+_EXTENSION = Extension("snnrun_spike_linear_v5", _SOURCE, ["spike_index", "gather_rows", "scatter_rows"],
+                       ["-O3", "-march=native", "-mprefer-vector-width=256"])
+_load = _EXTENSION.load  # the compiled module, or None when it cannot be built here
 
 
 class _SpikeLinear(torch.autograd.Function):
@@ -212,7 +199,7 @@ class _SpikeLinear(torch.autograd.Function):
     def forward(ctx, x, weight, offsets, idx):
         ctx.save_for_backward(weight, offsets, idx)
         ctx.in_features = x.shape[1]
-        return _module.gather_rows(offsets, idx, weight.detach())
+        return _EXTENSION.module.gather_rows(offsets, idx, weight.detach())
 
     @staticmethod
     def backward(ctx, grad):
@@ -221,7 +208,7 @@ class _SpikeLinear(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             grad_x = grad @ weight
         if ctx.needs_input_grad[1]:
-            grad_w = _module.scatter_rows(offsets, idx, grad, ctx.in_features)
+            grad_w = _EXTENSION.module.scatter_rows(offsets, idx, grad, ctx.in_features)
         return grad_x, grad_w, None, None
 
 
@@ -230,7 +217,7 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     ``x`` is binary and at most :data:`MAX_DENSITY` dense (CPU, float32/64), else the dense GEMM."""
     if (_ENABLED and x.dim() == 2 and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
             and weight.dtype == x.dtype and weight.device.type == "cpu" and x.shape[0] > 0 and _load() is not None):
-        found = _module.spike_index(x.detach(), MAX_DENSITY)
+        found = _EXTENSION.module.spike_index(x.detach(), MAX_DENSITY)
         if found:
             y = _SpikeLinear.apply(x, weight, found[0], found[1])
             return y if bias is None else y + bias
