@@ -169,14 +169,20 @@ class Network(nn.Module):
                                            for v in joint}
         return out
 
-    def _current(self, name: str, spikes: Mapping[str, torch.Tensor], steps: int, batch: int) -> torch.Tensor:
+    def _current(self, name: str, spikes: Mapping[str, torch.Tensor], steps: int,
+                 batch: int) -> tuple[torch.Tensor, bool]:
+        """The summed input current of population ``name``, and whether it is a fresh tensor
+        nobody else holds (a sum, or a weighted stage's own output that no hook can keep)."""
         pop = self.populations[name]
         total = None
         for proj in self.incoming[name]:
             pre = spikes[proj.source]
             y = proj(pre.reshape(steps * batch, *pre.shape[2:]), steps)
             total = y if total is None else total + y
-        return total.reshape(steps, batch, *pop.shape)
+        incoming = self.incoming[name]
+        last = incoming[0].stages[-1]
+        fresh = len(incoming) > 1 or (getattr(last, "fresh_output", False) and not last._forward_hooks)
+        return total.reshape(steps, batch, *pop.shape), fresh
 
     def _run_layers(self, inputs, record) -> NetworkOutput:
         spikes: dict[str, torch.Tensor] = {}
@@ -187,8 +193,9 @@ class Network(nn.Module):
                 spikes[name] = inputs[name]
                 continue
             first = next(iter(inputs.values()))
-            current = self._current(name, spikes, first.shape[0], first.shape[1])
-            spikes[name], traces[name] = pop.neuron(current, record.get(name, ()))
+            current, fresh = self._current(name, spikes, first.shape[0], first.shape[1])
+            spikes[name], traces[name] = pop.neuron(current, record.get(name, ()), reuse_input=fresh)
+            del current  # with reuse_input the scan may keep its memory for the backward
         return NetworkOutput(spikes, traces)
 
     def _run_steps(self, inputs, record) -> NetworkOutput:

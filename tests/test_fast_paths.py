@@ -169,3 +169,66 @@ def test_network_fast_paths_match_reference_end_to_end():
     for a, b in zip(g1, g2):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
         assert a.abs().sum() > 0
+
+
+# --- memory: the scan reuses the current's buffer and writes its gradient over h --------------
+
+@needs_ext
+def test_scan_reuse_input_overwrites_current_and_keeps_gradients():
+    torch.manual_seed(6)
+    neuron = LIF(LIF.Params(tau_m=3.0), shape=(16,), spike_fn=Sigmoid(Sigmoid.Params()))
+    base = torch.rand(30, 4, 16) * 2.5
+    z_ref, g_ref, v_ref = _run(neuron, base, fast=False)
+    x = base.clone().requires_grad_(True)
+    current = x * 1.0  # a fresh non-leaf tensor, as a projection produces
+    neuron.reset()
+    z, _ = neuron(current, reuse_input=True)
+    assert not torch.equal(current, x.detach())  # its memory now holds h, the pre-reset potentials
+    assert torch.equal(current >= neuron.params.v_th, z.bool())
+    w = torch.linspace(-1.0, 2.0, z.numel()).reshape(z.shape)
+    ((z * w).sum() + z.sum(0).pow(2).mean()).backward()
+    assert torch.equal(z, z_ref) and torch.equal(neuron.state.v, v_ref)
+    torch.testing.assert_close(x.grad, g_ref, rtol=1e-5, atol=1e-6)
+
+
+@needs_ext
+def test_scan_reuse_is_caught_when_another_op_saved_the_current():
+    neuron = LIF(LIF.Params(tau_m=3.0), shape=(8,), spike_fn=Sigmoid(Sigmoid.Params()))
+    x = (torch.rand(10, 2, 8) * 2.5).requires_grad_(True)
+    current = x * 1.0
+    squared = current * current  # saves `current` for its backward
+    z, _ = neuron(current, reuse_input=True)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        (z.sum() + squared.sum()).backward()
+
+
+@needs_ext
+def test_scan_second_backward_says_why():
+    neuron = LIF(LIF.Params(tau_m=3.0), shape=(8,), spike_fn=Sigmoid(Sigmoid.Params()))
+    x = (torch.rand(10, 2, 8) * 2.5).requires_grad_(True)
+    z, _ = neuron(x * 1.0)
+    z.sum().backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="set_enabled\\(False\\) to backward twice"):
+        z.sum().backward()
+
+
+def test_network_reuses_only_currents_nobody_else_holds():
+    from snnrun.network import build_network
+    node = {"dt": 1.0, "duration": 5.0, "output": "out",
+            "populations": {"inp": {"shape": 6}, "hidden": {"shape": 6}, "out": {"shape": 6}},
+            "projections": {"a": {"from": "inp", "to": "hidden", "synapse": {"name": "dense"}},
+                            "b": {"from": "hidden", "to": "out", "synapse": {"name": "one_to_one", "weight": 2.0}}}}
+    net = build_network(node, {"name": "lif", "tau_m": 2.0}, (6,), spike_fn=Sigmoid(Sigmoid.Params()))
+    seen = {}
+    for name, pop in net.populations.items():
+        if pop.neuron is not None:
+            forward = pop.neuron.forward
+            pop.neuron.forward = lambda c, r=(), reuse_input=False, _f=forward, _n=name: (
+                seen.__setitem__(_n, reuse_input), _f(c, r, reuse_input))[1]
+    net(torch.rand(5, 2, 6).requires_grad_(True))
+    assert seen == {"hidden": True, "out": False}  # one_to_one's output is not a fresh tensor
+    captured = []
+    net.projections["a"].stages[0].register_forward_hook(lambda m, a, out: captured.append(out))
+    net.reset()
+    net(torch.rand(5, 2, 6))
+    assert seen["hidden"] is False  # a hook may keep the dense output: it is left alone

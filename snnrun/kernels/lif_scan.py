@@ -76,11 +76,12 @@ static void fwd_impl(const S* in, S* z, S* hs, S* vout, int64_t T, int64_t N, S 
 
 std::vector<torch::Tensor> lif_forward(torch::Tensor current, double r, double v_rest, double v_th,
                                        double v_reset, int64_t leak, bool hard, double decay, double k,
-                                       bool save_h) {
+                                       bool save_h, bool reuse) {
+    // reuse: h overwrites the current in place (h_t is written after I_t is read, element by element)
     auto I = current.contiguous();
     const int64_t T = I.size(0), N = I.numel() / std::max<int64_t>(T, 1);
     auto z = torch::empty_like(I);
-    auto h = save_h ? torch::empty_like(I) : torch::empty({0}, I.options());
+    auto h = save_h ? (reuse && I.is_same(current) ? I : torch::empty_like(I)) : torch::empty({0}, I.options());
     auto v = torch::empty({N}, I.options());
     AT_DISPATCH_FLOATING_TYPES(I.scalar_type(), "lif_forward", [&] {
         using S = scalar_t;
@@ -117,11 +118,13 @@ static inline S surrogate(int code, S x, S c) {
 }
 
 torch::Tensor lif_backward(torch::Tensor grad_z, torch::Tensor h, torch::Tensor sg, int64_t code, double c,
-                           double a, double b, double v_th, double v_reset, bool hard, bool detach) {
+                           double a, double b, double v_th, double v_reset, bool hard, bool detach,
+                           bool inplace) {
+    // inplace: the gradient overwrites h (h_t is read before the gradient at t is written)
     auto G = grad_z.contiguous();
     auto H = h.contiguous();
     const int64_t T = H.size(0), N = H.numel() / std::max<int64_t>(T, 1);
-    auto out = torch::empty_like(H);
+    auto out = inplace && H.is_same(h) ? H : torch::empty_like(H);
     const bool pre = code < 0;
     auto SG = pre ? sg.contiguous() : sg;
     AT_DISPATCH_FLOATING_TYPES(H.scalar_type(), "lif_backward", [&] {
@@ -154,7 +157,7 @@ torch::Tensor lif_backward(torch::Tensor grad_z, torch::Tensor h, torch::Tensor 
 }
 """
 
-_EXTENSION = Extension("snnrun_lif_scan_v1", _SOURCE, ["lif_forward", "lif_backward"],
+_EXTENSION = Extension("snnrun_lif_scan_v2", _SOURCE, ["lif_forward", "lif_backward"],
                        ["-O3", "-march=native", "-ffp-contract=off"])
 _load = _EXTENSION.load  # the compiled module, or None when it cannot be built here
 
@@ -198,12 +201,14 @@ def _leak_code(p, leak: bool) -> int:
     return (1 if p.integration == "exact" else 0) if leak else 2
 
 
-def _forward(current: torch.Tensor, p, dt: float, leak: bool, save_h: bool = True):
-    """Returns (spikes [T,...], pre-reset potentials h [T,...] (empty unless ``save_h``), final v)."""
+def _forward(current: torch.Tensor, p, dt: float, leak: bool, save_h: bool = True, reuse: bool = False):
+    """Returns (spikes [T,...], pre-reset potentials h [T,...] (empty unless ``save_h``), final v).
+
+    ``reuse``: the compiled scan may write h into ``current``'s memory (h is then ``current``)."""
     ext = _compiled(current)
     if ext is not None:
         z, h, v = ext.lif_forward(current, p.r, p.v_rest, p.v_th, p.v_reset, _leak_code(p, leak),
-                                  p.reset == "hard", math.exp(-dt / p.tau_m), dt / p.tau_m, save_h)
+                                  p.reset == "hard", math.exp(-dt / p.tau_m), dt / p.tau_m, save_h, reuse)
         return z, h, v.reshape(current.shape[1:])
     drive = p.r * current
     h_all = torch.empty_like(current)
@@ -228,7 +233,9 @@ def _forward(current: torch.Tensor, p, dt: float, leak: bool, save_h: bool = Tru
     return z_all, h_all, v
 
 
-def _backward(grad_z: torch.Tensor, h: torch.Tensor, p, dt: float, leak: bool, spike_fn) -> torch.Tensor:
+def _backward(grad_z: torch.Tensor, h: torch.Tensor, p, dt: float, leak: bool, spike_fn,
+              inplace: bool = False) -> torch.Tensor:
+    """∂L/∂I; ``inplace``: the compiled scan may write it into ``h``'s memory (h is consumed)."""
     a, b = _coefficients(p, dt, leak)
     hard = p.reset == "hard"
     ext = _compiled(h)
@@ -236,9 +243,9 @@ def _backward(grad_z: torch.Tensor, h: torch.Tensor, p, dt: float, leak: bool, s
         code, width = _SURROGATE_CODES.get(type(spike_fn).__name__, (-1, None))
         if code >= 0 and type(spike_fn).__module__ == "snnrun.surrogate":
             return ext.lif_backward(grad_z, h, h, code, float(getattr(spike_fn.params, width)), a, b,
-                                    p.v_th, p.v_reset, hard, p.detach_reset)
+                                    p.v_th, p.v_reset, hard, p.detach_reset, inplace)
         sg = spike_fn.derivative(h - p.v_th)
-        return ext.lif_backward(grad_z, h, sg, -1, 0.0, a, b, p.v_th, p.v_reset, hard, p.detach_reset)
+        return ext.lif_backward(grad_z, h, sg, -1, 0.0, a, b, p.v_th, p.v_reset, hard, p.detach_reset, inplace)
     x = h - p.v_th
     sg = spike_fn.derivative(x)
     z = (x >= 0).to(h.dtype)
@@ -256,32 +263,47 @@ def _backward(grad_z: torch.Tensor, h: torch.Tensor, p, dt: float, leak: bool, s
 
 
 class LIFScan(torch.autograd.Function):
+    """Saves one [T, B, ...] tensor, h, and the backward writes ∂L/∂I over it: the peak is
+    two [T, B, ...] tensors per layer in each direction (with ``reuse``, h also takes the
+    current's memory). h is consumed, so the graph cannot be run backward twice."""
+
     @staticmethod
-    def forward(ctx, current, p, dt, leak, spike_fn):
+    def forward(ctx, current, p, dt, leak, spike_fn, reuse):
         with torch.no_grad():
-            z, h, v = _forward(current, p, dt, leak)
+            z, h, v = _forward(current, p, dt, leak, reuse=reuse)
+        if h is current:  # overwritten: whatever else saved it for a backward now fails loudly
+            torch.autograd.graph.increment_version(current)
         ctx.save_for_backward(h)
         ctx.cfg = (p, dt, leak, spike_fn)
+        ctx.consumed = False
         ctx.mark_non_differentiable(v)
         return z, v
 
     @staticmethod
     def backward(ctx, grad_z, _grad_v):
+        if ctx.consumed:
+            raise RuntimeError("the fused LIF scan's saved potentials were used by an earlier backward "
+                               "(retain_graph); call snnrun.kernels.lif_scan.set_enabled(False) to backward twice")
         (h,) = ctx.saved_tensors
         p, dt, leak, spike_fn = ctx.cfg
-        return _backward(grad_z, h, p, dt, leak, spike_fn), None, None, None, None
+        grad = _backward(grad_z, h, p, dt, leak, spike_fn, inplace=True)
+        if grad is h:
+            ctx.consumed = True
+        return grad, None, None, None, None, None
 
 
-def lif_scan(neuron, current: torch.Tensor):
+def lif_scan(neuron, current: torch.Tensor, reuse: bool = False):
     """Run ``neuron`` (LIF/IF, see :func:`applicable`) over ``current`` [T, B, ...].
 
+    ``reuse``: the caller owns ``current`` and lets the scan overwrite it (with h, the
+    pre-reset potentials kept for the backward), saving one [T, B, ...] tensor.
     Returns ``(spikes, final_state)`` like the reference loop.
     """
     from ..neurons.lif import LIFState
     from ..surrogate import Heaviside
     p = neuron.params
     if current.requires_grad and torch.is_grad_enabled() and type(neuron.spike_fn) is not Heaviside:
-        z, v = LIFScan.apply(current, p, neuron.dt, neuron.leak, neuron.spike_fn)
+        z, v = LIFScan.apply(current, p, neuron.dt, neuron.leak, neuron.spike_fn, reuse)
     else:
         with torch.no_grad():
             z, _, v = _forward(current, p, neuron.dt, neuron.leak, save_h=False)

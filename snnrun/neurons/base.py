@@ -100,10 +100,12 @@ class Neuron(nn.Module):
         spikes, self.state = self.step(current, self.state)
         return spikes
 
-    def forward(self, current: torch.Tensor, record: tuple[str, ...] = ()) -> tuple[torch.Tensor, dict]:
+    def forward(self, current: torch.Tensor, record: tuple[str, ...] = (),
+                reuse_input: bool = False) -> tuple[torch.Tensor, dict]:
         """Run over time: ``current`` [T, B, *shape] -> (output [T, B, *shape], traces).
 
         ``traces`` maps each name in ``record`` (state fields) to a [T, B, *shape] tensor.
+        ``reuse_input``: the caller no longer needs ``current`` and lets a fused scan overwrite it.
         """
         state = self.state
         if state is None:

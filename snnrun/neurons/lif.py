@@ -67,12 +67,12 @@ class LIF(Neuron):
     def step(self, current, state):
         return lif_step(current, state, self.params, self.dt, self.spike_fn, self.refrac_steps, self.leak)
 
-    def forward(self, current, record=()):
+    def forward(self, current, record=(), reuse_input=False):
         # Fast path (issue 10): fused scan with a lean custom backward, same spikes and
         # gradients as the lif_step loop; see snnrun/kernels/lif_scan.py for when it applies.
         from ..kernels import lif_scan
         if lif_scan.applicable(self, self.state, record):
-            spikes, self.state = lif_scan.lif_scan(self, current)
+            spikes, self.state = lif_scan.lif_scan(self, current, reuse=reuse_input)
             return spikes, {}
         return super().forward(current, record)
 

@@ -76,9 +76,14 @@ class Synapse(nn.Module):
     ``temporal = True`` marks stages that need the time structure: their ``forward``
     takes ``(x, steps)`` where ``x`` is ``[steps·B, ...]`` (all T steps at once on the
     layer-by-layer path, one step on the step-by-step path).
+
+    ``fresh_output = True`` marks stages whose output is a new tensor that neither they nor
+    their backward keep (a GEMM's or convolution's result): the network then lets the
+    target's fused neuron scan reuse its memory.
     """
 
     temporal = False
+    fresh_output = False
 
     def __init__(self, params, in_shape, target_shape=None, dt: float = 1.0, time_steps: int = 1):
         super().__init__()

@@ -37,6 +37,8 @@ class Conv2d(Synapse):
         groups: int = param(1, gt=0, help="blocked connections between input and output channels")
         bias: bool = param(False, help="add a learnable bias current")
 
+    fresh_output = True
+
     def __init__(self, params, in_shape, target_shape=None, dt=1.0, time_steps=1):
         super().__init__(params, in_shape, target_shape, dt, time_steps)
         c, h, w = _chw(self.in_shape, "conv2d")

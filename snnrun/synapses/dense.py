@@ -21,6 +21,8 @@ class Dense(Synapse):
     class Params(WeightParams):
         bias: bool = param(False, help="add a learnable bias current")
 
+    fresh_output = True
+
     def __init__(self, params, in_shape, target_shape=None, dt=1.0, time_steps=1):
         super().__init__(params, in_shape, target_shape, dt, time_steps)
         self.out_shape = tuple(target_shape) if target_shape is not None else self.in_shape
