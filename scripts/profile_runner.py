@@ -8,7 +8,7 @@ the runner's parts, without changing them:
 - compute: network forward, decoder, loss, backward, optimizer step and weight constraints
   (the rest of the batch loop, measured as epoch time minus every other part)
 - metrics: rate/accuracy bookkeeping, spike metrics and monitors (``Instruments``), metric sinks
-- checkpoint: writing ``last.pt`` / ``best.pt``
+- checkpoint: collecting the runner's state and writing ``last.pt`` / ``best.pt``
 
 and prints each part's share of the epoch time (train + test evaluation + checkpoint + logging).
 
@@ -78,6 +78,7 @@ def install() -> None:
             enc._profiled = True
         return original_forward(self, x)
     R._forward = forward
+    R._counts = timed("metrics", R._counts)
     R._rates = timed("metrics", R._rates)
     R._fit_epoch = timed("epoch", R._fit_epoch)
     for name in ("begin", "observe", "end", "after_epoch", "learner_batch"):
@@ -86,6 +87,8 @@ def install() -> None:
     loggers.MetricLogger.log = timed("metrics", loggers.MetricLogger.log)
     checkpoint.save_rotating = timed("checkpoint", checkpoint.save_rotating)
     checkpoint.save = timed("checkpoint", checkpoint.save)
+    checkpoint.save_copy = timed("checkpoint", checkpoint.save_copy)
+    R.state_dict = timed("checkpoint", R.state_dict)
 
 
 def main() -> None:

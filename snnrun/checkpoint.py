@@ -52,16 +52,32 @@ def _write_atomic(path: Path, data: bytes) -> None:
             tmp.unlink()
 
 
-def save(payload: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write ``payload`` atomically to ``path`` and its checksum to ``path.sha256``.
+def serialize(payload: dict[str, Any]) -> bytes:
+    """The bytes of a checkpoint file holding ``payload`` (``torch.save`` into memory)."""
+    buffer = io.BytesIO()
+    torch.save({"format_version": FORMAT_VERSION, **payload}, buffer)
+    return buffer.getvalue()
+
+
+#: files this process wrote: path -> (inode, size, mtime_ns, sha256), so that rotating a file
+#: we just wrote and nobody touched since does not read and hash it again
+_written: dict[Path, tuple[int, int, int, str]] = {}
+
+
+def _remember(path: Path, digest: str) -> None:
+    st = path.stat()
+    _written[path.resolve()] = (st.st_ino, st.st_size, st.st_mtime_ns, digest)
+
+
+def save(payload: dict[str, Any] | bytes, path: str | os.PathLike) -> Path:
+    """Write ``payload`` (or its :func:`serialize` bytes) atomically to ``path`` and its checksum
+    to ``path.sha256``.
 
     A failed write (full disk, read-only directory) raises :class:`SnnrunError` naming the
     file; the previous file under ``path``, if any, is left as it was.
     """
     path = Path(path)
-    buffer = io.BytesIO()
-    torch.save({"format_version": FORMAT_VERSION, **payload}, buffer)
-    data = buffer.getvalue()
+    data = payload if isinstance(payload, bytes) else serialize(payload)
     digest = hashlib.sha256(data).hexdigest()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -70,12 +86,40 @@ def save(payload: dict[str, Any], path: str | os.PathLike) -> Path:
         checksum_path(path).unlink(missing_ok=True)
         _write_atomic(path, data)
         _write_atomic(checksum_path(path), f"{digest}  {path.name}\n".encode())
+        _remember(path, digest)
     except OSError as err:
         raise SnnrunError(f"cannot write checkpoint {path}: {err.strerror or err}") from None
     return path
 
 
-def save_rotating(payload: dict[str, Any], directory: str | os.PathLike) -> Path:
+def save_copy(source: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Make ``path`` a verified copy of the checkpoint ``source`` that this process just saved:
+    a hard link (no bytes written; checkpoints are only ever replaced, never changed in place),
+    or a byte copy where links are not supported. Atomic like :func:`save`."""
+    source, path = Path(source), Path(path)
+    known = _written.get(source.resolve())
+    if known is None or verify(source) is not None:
+        raise SnnrunError(f"cannot copy checkpoint {source}: it is not a verified checkpoint of this run")
+    digest = known[3]
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        checksum_path(path).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(source, tmp)
+            os.replace(tmp, path)
+        except OSError:
+            _write_atomic(path, source.read_bytes())
+        _write_atomic(checksum_path(path), f"{digest}  {path.name}\n".encode())
+        _remember(path, digest)
+    except OSError as err:
+        raise SnnrunError(f"cannot write checkpoint {path}: {err.strerror or err}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def save_rotating(payload: dict[str, Any] | bytes, directory: str | os.PathLike) -> Path:
     """Save ``directory/last.pt``, first moving the current one (if valid) to ``prev.pt``."""
     directory = Path(directory)
     last, prev = directory / LAST, directory / PREVIOUS
@@ -85,6 +129,9 @@ def save_rotating(payload: dict[str, Any], directory: str | os.PathLike) -> Path
             os.replace(last, prev)
             if checksum_path(last).is_file():
                 os.replace(checksum_path(last), checksum_path(prev))
+            moved = _written.pop(last.resolve(), None)
+            if moved is not None:
+                _written[prev.resolve()] = moved
         except OSError as err:
             raise SnnrunError(f"cannot rotate checkpoint {last} to {prev}: {err.strerror or err}") from None
     try:
@@ -103,7 +150,11 @@ def verify(path: str | os.PathLike) -> str | None:
     if not sidecar.is_file():
         return None  # written before checksums existed (or by hand): torch.load's own checks still apply
     expected = sidecar.read_text().split()[:1]
-    actual = hashlib.sha256(path.read_bytes()).hexdigest()
+    known, st = _written.get(path.resolve()), path.stat()
+    if known is not None and known[:3] == (st.st_ino, st.st_size, st.st_mtime_ns):
+        actual = known[3]  # this process wrote these bytes and the file is unchanged since
+    else:
+        actual = hashlib.sha256(path.read_bytes()).hexdigest()
     if expected != [actual]:
         return f"checksum mismatch (sha256 {actual[:12]}…, expected {(expected or ['?'])[0][:12]}…): truncated or corrupted"
     return None

@@ -349,8 +349,9 @@ class Instruments:
         self.metrics.begin(train)
         self._confusion_epoch = None
 
-    def observe(self, split: str, out, scores: torch.Tensor, y: torch.Tensor) -> None:
-        self.metrics.observe(out.spikes)
+    def observe(self, split: str, out, scores: torch.Tensor, y: torch.Tensor,
+                counts: dict[str, torch.Tensor] | None = None) -> None:
+        self.metrics.observe(out.spikes, counts)
         if split == "test":
             pred = self.exp.decoder.predict(scores.detach()).reshape(-1).long()
             classes = int(max(int(scores.shape[-1]) if scores.dim() > 1 else 0, int(y.max()) + 1, int(pred.max()) + 1))

@@ -99,10 +99,12 @@ class Projection(nn.Module):
 @dataclass
 class NetworkOutput:
     """Spikes (or, for non-spiking models, membrane potential) of every population, [T, B, *shape],
-    and recorded state traces: ``traces[population][variable]``."""
+    recorded state traces: ``traces[population][variable]``, and, for the populations whose fused
+    scan counted them, each neuron's spike count per sample: ``counts[population]`` [B, *shape]."""
 
     spikes: dict[str, torch.Tensor]
     traces: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    counts: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 class Network(nn.Module):
@@ -187,6 +189,7 @@ class Network(nn.Module):
     def _run_layers(self, inputs, record) -> NetworkOutput:
         spikes: dict[str, torch.Tensor] = {}
         traces: dict[str, dict[str, torch.Tensor]] = {}
+        counts: dict[str, torch.Tensor] = {}
         for name in self.order:
             pop = self.populations[name]
             if pop.is_input:
@@ -196,7 +199,9 @@ class Network(nn.Module):
             current, fresh = self._current(name, spikes, first.shape[0], first.shape[1])
             spikes[name], traces[name] = pop.neuron(current, record.get(name, ()), reuse_input=fresh)
             del current  # with reuse_input the scan may keep its memory for the backward
-        return NetworkOutput(spikes, traces)
+            if pop.neuron.spike_counts is not None:
+                counts[name] = pop.neuron.spike_counts
+        return NetworkOutput(spikes, traces, counts)
 
     def _run_steps(self, inputs, record) -> NetworkOutput:
         first = next(iter(inputs.values()))

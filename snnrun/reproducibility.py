@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import platform
 import random
 import subprocess
@@ -39,8 +40,13 @@ def _python_state():
 
 
 def git_commit(path: Path | None = None) -> str | None:
-    """The commit of the snnrun source checkout, when it is one."""
-    path = path or Path(__file__).resolve().parent
+    """The commit of the snnrun source checkout, when it is one (asked once per process: it is
+    the commit of the code that was imported, and every checkpoint records it)."""
+    return _git_commit(path or Path(__file__).resolve().parent)
+
+
+@functools.lru_cache(maxsize=None)
+def _git_commit(path: Path) -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):

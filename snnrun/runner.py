@@ -131,10 +131,20 @@ class Runner:
         scores = exp.decoder(out.spikes[exp.network.output], v)
         return scores, out
 
-    def _rates(self, out, totals: dict[str, float]) -> None:
+    def _counts(self, out) -> dict[str, torch.Tensor]:
+        """This batch's spike count of every neuron of each spiking population (one reduction each,
+        shared by the rate bookkeeping and the spike metrics)."""
+        counts = {}
         for name in self.populations:
             if self.exp.network.populations[name].neuron.spiking:
-                totals[name] = totals.get(name, 0.0) + out.spikes[name].detach().float().mean().item() * out.spikes[name].shape[1]
+                c = out.counts.get(name)  # counted by the fused scan, per sample
+                counts[name] = (c.sum(0) if c is not None else out.spikes[name].detach().sum((0, 1))).reshape(-1).float()
+        return counts
+
+    def _rates(self, counts: dict[str, torch.Tensor], steps: int, totals: dict[str, float]) -> None:
+        """Add each population's spikes per neuron and step, times the batch size."""
+        for name, c in counts.items():
+            totals[name] = totals.get(name, 0.0) + c.sum().item() / (steps * c.numel())
 
     def run_epoch(self, train: bool, split: str | None = None) -> dict[str, float]:
         exp = self.exp
@@ -187,8 +197,9 @@ class Runner:
                 loss_sum += loss_value * n
                 correct += (exp.decoder.predict(scores.detach()) == y).sum().item()
                 count += n
-                self._rates(out, rates)
-                self.instruments.observe(split, out, scores, y)
+                counts = self._counts(out)
+                self._rates(counts, next(iter(out.spikes.values())).shape[0], rates)
+                self.instruments.observe(split, out, scores, y, counts)
                 if self.signals.received:
                     raise Interrupted(f"{split}, batch {i + 1}/{total}")
                 bar.update(1)
@@ -296,10 +307,9 @@ class Runner:
         if improved:
             self.best = {**metrics, "epoch": self.epoch}
         if self.dist.is_main:
-            state = self.state_dict()
-            checkpoint.save_rotating(state, ckpt_dir)  # last.pt; the one before becomes prev.pt
+            last = checkpoint.save_rotating(self.state_dict(), ckpt_dir)  # the one before becomes prev.pt
             if improved:
-                checkpoint.save(state, ckpt_dir / "best.pt")
+                checkpoint.save_copy(last, ckpt_dir / "best.pt")
         self.checkpointed = self.epoch
         self.instruments.after_epoch(self.epoch, metrics_log)
         log.info("epoch %d: %s", self.epoch, ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()

@@ -127,8 +127,11 @@ class SynOpsCounter:
                 return
             x = args[0].detach()
             x2d = x.reshape(x.shape[0], -1)
-            if uniform is not None:  # dense, one_to_one, lateral inhibition: events x the common fan-out
-                ops = torch.count_nonzero(x2d).double() * uniform
+            events = getattr(module, "events", None)  # counted by the dense gather kernel in this call
+            if uniform is not None and events is not None:
+                ops = float(events) * uniform
+            elif uniform is not None:  # dense, one_to_one, lateral inhibition: events x the common fan-out
+                ops = (x2d != 0).sum().double() * uniform
             else:  # conv2d, sparse, recurrent: Σ_n Σ_i [x_ni != 0] fan_out_i as one mat-vec
                 f = self.fan_out[key]
                 if f.device != x.device:
@@ -198,14 +201,16 @@ class SpikeMetrics:
         if train and self.params.enabled:
             self._start_weights = {n: projection_weight(self.network.projections[n]).clone() for n in self.weighted}
 
-    def observe(self, spikes: dict[str, torch.Tensor]) -> None:
-        """Add one batch: ``spikes[pop]`` [T, B, *shape]."""
+    def observe(self, spikes: dict[str, torch.Tensor], counts: dict[str, torch.Tensor] | None = None) -> None:
+        """Add one batch: ``spikes[pop]`` [T, B, *shape]; ``counts[pop]``, if given, its per-neuron
+        spike counts (flattened), already summed over time and batch."""
         if not self.params.enabled:
             return
         first = next(iter(spikes.values()))
         self._steps, self._samples = first.shape[0], self._samples + first.shape[1]
         for name in self.populations:
-            c = spikes[name].detach().sum((0, 1)).reshape(-1).float()
+            c = counts[name] if counts is not None and name in counts else \
+                spikes[name].detach().sum((0, 1)).reshape(-1).float()
             self._counts[name] = c if name not in self._counts else self._counts[name] + c
 
     def end(self, split: str, train: bool) -> dict[str, float]:

@@ -88,7 +88,8 @@ def test_detect_anomaly_names_the_backward_function(tiny_cfg, tmp_path):
     cfg = tiny_cfg("decoder=final_step_voltage", "+network.populations.out.neuron={name: leaky, tau_m: 5.0}",
                    "trainer.detect_anomaly=true")
     run = runner(cfg, tmp_path)
-    with torch.no_grad():
+    with torch.no_grad():  # hidden neuron 0 never spikes, so the forward stays finite; its NaN
+        weight(run.exp, "inp_hidden")[0, :] = -10.0  # outgoing weight reaches only the backward
         weight(run.exp, "hidden_out")[0, 0] = float("nan")
     with pytest.warns(UserWarning, match="Error detected in"), \
             pytest.raises(NumericalError, match=r"a gradient \(autograd anomaly: Function '\w+' returned nan values"):

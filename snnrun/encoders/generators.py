@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..kernels.bernoulli import bernoulli_steps
 from ..schema import param
 from .base import ENCODERS, Encoder
 
@@ -21,8 +22,7 @@ class Bernoulli(Encoder):
         scale: float = param(1.0, ge=0, help="probability per step for intensity 1")
 
     def forward(self, x):
-        p = (x * self.params.scale).clamp(0, 1).unsqueeze(0).expand(self.time_steps, *x.shape)
-        return (torch.rand(p.shape, device=x.device, dtype=x.dtype) < p).to(x.dtype)
+        return bernoulli_steps(x, self.time_steps, self.params.scale)
 
 
 @ENCODERS.register("poisson_generator")
@@ -36,8 +36,7 @@ class PoissonGenerator(Encoder):
 
     def forward(self, x):
         p = min(self.params.rate * self.dt / 1000.0, 1.0)
-        shape = (self.time_steps, *x.shape)
-        return (torch.rand(shape, device=x.device, dtype=x.dtype) < p).to(x.dtype)
+        return bernoulli_steps(torch.full_like(x, p), self.time_steps)
 
 
 @ENCODERS.register("cc_generator")
@@ -98,6 +97,4 @@ class Population(Encoder):
         return torch.exp(-((x.unsqueeze(-1) - centres) ** 2) / (2 * sigma ** 2))
 
     def forward(self, x):
-        prob = (self.activation(x) * self.params.max_rate * self.dt / 1000.0).clamp(0, 1)
-        prob = prob.unsqueeze(0).expand(self.time_steps, *prob.shape)
-        return (torch.rand(prob.shape, device=x.device, dtype=x.dtype) < prob).to(x.dtype)
+        return bernoulli_steps(self.activation(x), self.time_steps, self.params.max_rate * self.dt / 1000.0)

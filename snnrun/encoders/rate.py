@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..kernels.bernoulli import bernoulli_steps
 from ..schema import param
 from .base import ENCODERS, Encoder
 
@@ -16,7 +17,7 @@ class Poisson(Encoder):
 
     Discretised as independent Bernoulli draws per step with
     ``P(spike) = min(r · dt / 1000, 1)`` (dt in ms), so the mean count over
-    duration D ms is ``r · D / 1000``.
+    duration D ms is ``r · D / 1000``. Draws: :mod:`snnrun.kernels.bernoulli`.
     """
 
     @dataclass
@@ -25,9 +26,7 @@ class Poisson(Encoder):
         scale: float = param(1.0, ge=0, help="multiplies the input before encoding")
 
     def forward(self, x):
-        p = (x * self.params.scale * self.params.max_rate * self.dt / 1000.0).clamp(0.0, 1.0)
-        p = p.unsqueeze(0).expand(self.time_steps, *p.shape)
-        return (torch.rand(p.shape, device=x.device, dtype=x.dtype) < p).to(x.dtype)
+        return bernoulli_steps(x, self.time_steps, self.params.scale * self.params.max_rate * self.dt / 1000.0)
 
 
 @ENCODERS.register("direct", "constant_current")

@@ -10,9 +10,9 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from . import diehl_cook, lif_scan, spike_linear
+from . import bernoulli, diehl_cook, lif_scan, spike_linear
 
-KERNELS = {"lif_scan": lif_scan._load, "spike_linear": spike_linear._load, "diehl_cook": diehl_cook.available}
+KERNELS = {"lif_scan": lif_scan._load, "bernoulli": bernoulli._load, "spike_linear": spike_linear._load, "diehl_cook": diehl_cook.available}
 
 
 def _build(name: str) -> str:

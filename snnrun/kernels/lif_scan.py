@@ -48,12 +48,13 @@ _SOURCE = r"""
 
 // leak: 0 Euler, 1 exact, 2 none (IF). Same expressions and association as lif_step.
 template <typename S, int LEAK, bool HARD>
-static void fwd_impl(const S* in, S* z, S* hs, S* vout, int64_t T, int64_t N, S r, S v_rest, S v_th,
+static void fwd_impl(const S* in, S* z, S* hs, S* vout, S* cnt, int64_t T, int64_t N, S r, S v_rest, S v_th,
                      S v_reset, S soft, S decay, S one_m_decay, S k) {
     at::parallel_for(0, N, 4096, [&](int64_t b, int64_t e) {
         const int64_t n = e - b;
-        std::vector<S> vbuf(n, v_rest);
+        std::vector<S> vbuf(n, v_rest), cbuf(n, S(0));
         S* v = vbuf.data();
+        S* c = cbuf.data();
         for (int64_t t = 0; t < T; ++t) {
             const S* cur = in + t * N + b;
             S* zt = z + t * N + b;
@@ -67,10 +68,11 @@ static void fwd_impl(const S* in, S* z, S* hs, S* vout, int64_t T, int64_t N, S 
                 const S zz = (h - v_th >= S(0)) ? S(1) : S(0);
                 if (ht) ht[i] = h;
                 zt[i] = zz;
+                c[i] += zz;
                 v[i] = HARD ? h * (S(1) - zz) + v_reset * zz : h - soft * zz;
             }
         }
-        for (int64_t i = 0; i < n; ++i) vout[b + i] = v[i];
+        for (int64_t i = 0; i < n; ++i) { vout[b + i] = v[i]; cnt[b + i] = c[i]; }
     });
 }
 
@@ -83,15 +85,17 @@ std::vector<torch::Tensor> lif_forward(torch::Tensor current, double r, double v
     auto z = torch::empty_like(I);
     auto h = save_h ? (reuse && I.is_same(current) ? I : torch::empty_like(I)) : torch::empty({0}, I.options());
     auto v = torch::empty({N}, I.options());
+    auto counts = torch::empty({N}, I.options());  // spikes of each neuron and sample over the T steps
     AT_DISPATCH_FLOATING_TYPES(I.scalar_type(), "lif_forward", [&] {
         using S = scalar_t;
         const S* in = I.data_ptr<S>();
         S* hp = save_h ? h.data_ptr<S>() : nullptr;
         S* zp = z.data_ptr<S>();
         S* vp = v.data_ptr<S>();
+        S* cp = counts.data_ptr<S>();
         const S a[] = {(S)r, (S)v_rest, (S)v_th, (S)v_reset, (S)(v_th - v_reset), (S)decay, (S)(1 - decay), (S)k};
         auto run = [&](auto L, auto H) {
-            fwd_impl<S, decltype(L)::value, decltype(H)::value>(in, zp, hp, vp, T, N, a[0], a[1], a[2], a[3],
+            fwd_impl<S, decltype(L)::value, decltype(H)::value>(in, zp, hp, vp, cp, T, N, a[0], a[1], a[2], a[3],
                                                                a[4], a[5], a[6], a[7]);
         };
         using T0 = std::integral_constant<int, 0>; using T1 = std::integral_constant<int, 1>;
@@ -100,7 +104,7 @@ std::vector<torch::Tensor> lif_forward(torch::Tensor current, double r, double v
         if (hard) { if (leak == 0) run(T0{}, Hy{}); else if (leak == 1) run(T1{}, Hy{}); else run(T2{}, Hy{}); }
         else { if (leak == 0) run(T0{}, Hn{}); else if (leak == 1) run(T1{}, Hn{}); else run(T2{}, Hn{}); }
     });
-    return {z, h, v};
+    return {z, h, v, counts};
 }
 
 // surrogate derivative of x = h - v_th: 0 sigmoid(alpha), 1 atan(alpha), 2 fast_sigmoid(slope),
@@ -157,7 +161,7 @@ torch::Tensor lif_backward(torch::Tensor grad_z, torch::Tensor h, torch::Tensor 
 }
 """
 
-_EXTENSION = Extension("snnrun_lif_scan_v2", _SOURCE, ["lif_forward", "lif_backward"],
+_EXTENSION = Extension("snnrun_lif_scan_v3", _SOURCE, ["lif_forward", "lif_backward"],
                        ["-O3", "-march=native", "-ffp-contract=off"])
 _load = _EXTENSION.load  # the compiled module, or None when it cannot be built here
 
@@ -202,14 +206,15 @@ def _leak_code(p, leak: bool) -> int:
 
 
 def _forward(current: torch.Tensor, p, dt: float, leak: bool, save_h: bool = True, reuse: bool = False):
-    """Returns (spikes [T,...], pre-reset potentials h [T,...] (empty unless ``save_h``), final v).
+    """Returns (spikes [T,...], pre-reset potentials h [T,...] (empty unless ``save_h``), final v,
+    spike count of each neuron and sample [...]).
 
     ``reuse``: the compiled scan may write h into ``current``'s memory (h is then ``current``)."""
     ext = _compiled(current)
     if ext is not None:
-        z, h, v = ext.lif_forward(current, p.r, p.v_rest, p.v_th, p.v_reset, _leak_code(p, leak),
-                                  p.reset == "hard", math.exp(-dt / p.tau_m), dt / p.tau_m, save_h, reuse)
-        return z, h, v.reshape(current.shape[1:])
+        z, h, v, counts = ext.lif_forward(current, p.r, p.v_rest, p.v_th, p.v_reset, _leak_code(p, leak),
+                                          p.reset == "hard", math.exp(-dt / p.tau_m), dt / p.tau_m, save_h, reuse)
+        return z, h, v.reshape(current.shape[1:]), counts.reshape(current.shape[1:])
     drive = p.r * current
     h_all = torch.empty_like(current)
     z_all = torch.empty_like(current)
@@ -230,7 +235,7 @@ def _forward(current: torch.Tensor, p, dt: float, leak: bool, save_h: bool = Tru
             v = h * (1 - z) + p.v_reset * z
         else:
             v = h - (p.v_th - p.v_reset) * z
-    return z_all, h_all, v
+    return z_all, h_all, v, z_all.sum(0)
 
 
 def _backward(grad_z: torch.Tensor, h: torch.Tensor, p, dt: float, leak: bool, spike_fn,
@@ -270,17 +275,17 @@ class LIFScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, current, p, dt, leak, spike_fn, reuse):
         with torch.no_grad():
-            z, h, v = _forward(current, p, dt, leak, reuse=reuse)
+            z, h, v, counts = _forward(current, p, dt, leak, reuse=reuse)
         if h is current:  # overwritten: whatever else saved it for a backward now fails loudly
             torch.autograd.graph.increment_version(current)
         ctx.save_for_backward(h)
         ctx.cfg = (p, dt, leak, spike_fn)
         ctx.consumed = False
-        ctx.mark_non_differentiable(v)
-        return z, v
+        ctx.mark_non_differentiable(v, counts)
+        return z, v, counts
 
     @staticmethod
-    def backward(ctx, grad_z, _grad_v):
+    def backward(ctx, grad_z, _grad_v, _grad_counts):
         if ctx.consumed:
             raise RuntimeError("the fused LIF scan's saved potentials were used by an earlier backward "
                                "(retain_graph); call snnrun.kernels.lif_scan.set_enabled(False) to backward twice")
@@ -297,15 +302,16 @@ def lif_scan(neuron, current: torch.Tensor, reuse: bool = False):
 
     ``reuse``: the caller owns ``current`` and lets the scan overwrite it (with h, the
     pre-reset potentials kept for the backward), saving one [T, B, ...] tensor.
-    Returns ``(spikes, final_state)`` like the reference loop.
+    Returns ``(spikes, final_state, counts)``: spikes and state like the reference loop, and
+    each neuron's spike count per sample ``[B, ...]`` (summed as the scan writes the spikes).
     """
     from ..neurons.lif import LIFState
     from ..surrogate import Heaviside
     p = neuron.params
     if current.requires_grad and torch.is_grad_enabled() and type(neuron.spike_fn) is not Heaviside:
-        z, v = LIFScan.apply(current, p, neuron.dt, neuron.leak, neuron.spike_fn, reuse)
+        z, v, counts = LIFScan.apply(current, p, neuron.dt, neuron.leak, neuron.spike_fn, reuse)
     else:
         with torch.no_grad():
-            z, _, v = _forward(current, p, neuron.dt, neuron.leak, save_h=False)
+            z, _, v, counts = _forward(current, p, neuron.dt, neuron.leak, save_h=False)
     refrac = torch.zeros(v.shape, device=v.device, dtype=torch.int32)
-    return z, LIFState(v, refrac)
+    return z, LIFState(v, refrac), counts

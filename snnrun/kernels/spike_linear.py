@@ -212,13 +212,20 @@ class _SpikeLinear(torch.autograd.Function):
         return grad_x, grad_w, None, None
 
 
-def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+def linear_events(x: torch.Tensor, weight: torch.Tensor,
+                  bias: torch.Tensor | None = None) -> tuple[torch.Tensor, int | None]:
     """``torch.nn.functional.linear(x, weight, bias)`` for 2-d ``x``; uses the gather kernel when
-    ``x`` is binary and at most :data:`MAX_DENSITY` dense (CPU, float32/64), else the dense GEMM."""
+    ``x`` is binary and at most :data:`MAX_DENSITY` dense (CPU, float32/64), else the dense GEMM.
+    Also returns the number of spikes in ``x`` when the gather kernel counted them (else None)."""
     if (_ENABLED and x.dim() == 2 and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
             and weight.dtype == x.dtype and weight.device.type == "cpu" and x.shape[0] > 0 and _load() is not None):
         found = _EXTENSION.module.spike_index(x.detach(), MAX_DENSITY)
         if found:
             y = _SpikeLinear.apply(x, weight, found[0], found[1])
-            return y if bias is None else y + bias
-    return torch.nn.functional.linear(x, weight, bias)
+            return (y if bias is None else y + bias), int(found[1].numel())
+    return torch.nn.functional.linear(x, weight, bias), None
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`linear_events` without the count."""
+    return linear_events(x, weight, bias)[0]

@@ -81,6 +81,9 @@ class Neuron(nn.Module):
         self.dt = float(dt)
         self.spike_fn = spike_fn or Heaviside()
         self.state: Any = None
+        #: per-sample spike counts [B, *shape] of the last ``forward``, when a fused scan counted
+        #: them on the way (else None: count from the spikes)
+        self.spike_counts: torch.Tensor | None = None
 
     # --- to implement -----------------------------------------------------------
     def initial_state(self, batch_shape: tuple[int, ...], device, dtype) -> Any:

@@ -72,8 +72,9 @@ class LIF(Neuron):
         # gradients as the lif_step loop; see snnrun/kernels/lif_scan.py for when it applies.
         from ..kernels import lif_scan
         if lif_scan.applicable(self, self.state, record):
-            spikes, self.state = lif_scan.lif_scan(self, current, reuse=reuse_input)
+            spikes, self.state, self.spike_counts = lif_scan.lif_scan(self, current, reuse=reuse_input)
             return spikes, {}
+        self.spike_counts = None
         return super().forward(current, record)
 
 

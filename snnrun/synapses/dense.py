@@ -30,10 +30,13 @@ class Dense(Synapse):
         self.weight = torch.nn.Parameter(torch.empty(n_out, n_in))
         init_weight(self.weight, params, n_in)
         self.bias = torch.nn.Parameter(torch.zeros(n_out)) if params.bias else None
+        self.events: int | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # binary, sparse input (spikes): gather weight columns instead of the dense GEMM (issue 10)
-        y = spike_linear.linear(x.reshape(x.shape[0], -1), self.weight, self.bias)
+        # binary, sparse input (spikes): gather weight columns instead of the dense GEMM (issue 10);
+        # `events` (spikes in this call's input, when the gather kernel counted them) spares the
+        # SynOps counter a pass over the input
+        y, self.events = spike_linear.linear_events(x.reshape(x.shape[0], -1), self.weight, self.bias)
         return y.reshape(x.shape[0], *self.out_shape)
 
 

@@ -1,0 +1,119 @@
+"""The compiled Bernoulli generator: its streams, its spikes, their statistics, determinism."""
+
+import math
+
+import pytest
+import torch
+
+from snnrun.kernels import bernoulli
+
+needs_ext = pytest.mark.skipif(bernoulli._load() is None, reason="the C++ kernel does not build here (no compiler)")
+
+MASK64 = 2 ** 64 - 1
+GOLDEN = 0x9E3779B97F4A7C15
+
+
+def reference_stream(key: int, i: int, n: int) -> list[int]:
+    """SplitMix64 seeding + xoshiro128** (Blackman & Vigna), written from the published algorithms."""
+    def splitmix(state):
+        state = (state + GOLDEN) & MASK64
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+        return state, z ^ (z >> 31)
+
+    def rotl(x, k):
+        return ((x << k) | (x >> (32 - k))) & 0xFFFFFFFF
+
+    state = (key + i * GOLDEN) & MASK64
+    state, a = splitmix(state)
+    state, b = splitmix(state)
+    s = [a & 0xFFFFFFFF, a >> 32, b & 0xFFFFFFFF, b >> 32]
+    out = []
+    for _ in range(n):
+        out.append((rotl((s[1] * 5) & 0xFFFFFFFF, 7) * 9) & 0xFFFFFFFF)
+        t = (s[1] << 9) & 0xFFFFFFFF
+        s[2] ^= s[0]
+        s[3] ^= s[1]
+        s[1] ^= s[2]
+        s[0] ^= s[3]
+        s[2] ^= t
+        s[3] = rotl(s[3], 11)
+    return out
+
+
+@needs_ext
+def test_streams_match_reference_xoshiro128starstar():
+    ext = bernoulli._load()
+    for key, i in ((0, 0), (12345, 7), (-(2 ** 63), 100_000), (2 ** 63 - 1, 3)):
+        assert [v & 0xFFFFFFFF for v in ext.stream(key, i, 6)] == reference_stream(key & MASK64, i, 6)
+
+
+@needs_ext
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_spikes_are_the_stream_compared_with_the_probability(dtype):
+    """19 inputs (one full group of 16 plus a tail), p = 0, 1 and in between, 7 steps."""
+    p = torch.tensor([0.0, 1.0, 0.5, 0.13, 1e-9, 0.999999, 2.0, -1.0] + [k / 11 for k in range(11)], dtype=dtype)
+    key = 987654321
+    out = bernoulli._load().bernoulli_steps(p, 7, key, 1.0)
+    assert out.shape == (7, 19) and out.dtype == dtype
+    for i, q in enumerate(p.tolist()):
+        q = min(max(q, 0.0), 1.0)
+        stream = reference_stream(key, i, 7)
+        expected = [1.0 if q >= 1.0 else float(q > 0 and u < int(q * 2 ** 32)) for u in stream]
+        assert out[:, i].tolist() == expected, i
+    # the probability is scale * p: doubling p and halving the scale draws the same spikes
+    assert torch.equal(bernoulli._load().bernoulli_steps(p * 2, 7, key, 0.5), out)
+
+
+@needs_ext
+@pytest.mark.parametrize("q", [0.01, 0.13, 0.5, 0.9])
+def test_spike_statistics_are_bernoulli(q):
+    torch.manual_seed(0)
+    T, n = 2000, 64
+    s = bernoulli.bernoulli_steps(torch.full((n,), q), T)
+    # mean within 4 standard errors
+    assert abs(s.mean().item() - q) < 4 * math.sqrt(q * (1 - q) / (T * n))
+    # no correlation between successive steps or neighbouring inputs (|r| < 4/sqrt(samples))
+    c = s - s.mean()
+    lag = (c[1:] * c[:-1]).mean() / c.pow(2).mean()
+    neighbour = (c[:, 1:] * c[:, :-1]).mean() / c.pow(2).mean()
+    assert abs(lag.item()) < 4 / math.sqrt(T * n) and abs(neighbour.item()) < 4 / math.sqrt(T * n)
+    # counts over 20-step windows follow Binomial(20, q): chi-square over the likely counts
+    counts = s[: T // 20 * 20].reshape(T // 20, 20, n).sum(1).flatten().long()
+    k = torch.arange(21)
+    pmf = torch.tensor([math.comb(20, int(j)) * q ** int(j) * (1 - q) ** (20 - int(j)) for j in k])
+    expected = pmf * counts.numel()
+    keep = expected >= 5
+    observed = torch.bincount(counts, minlength=21).double()
+    chi2 = ((observed[keep] - expected[keep]) ** 2 / expected[keep]).sum().item()
+    dof = int(keep.sum()) - 1
+    assert chi2 < dof + 5 * math.sqrt(2 * dof)  # far above the 99.9 % quantile would fail
+
+
+@needs_ext
+def test_same_seed_same_spikes_any_thread_count():
+    p = torch.rand(3, 100)
+    runs = []
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 2, 1):
+            torch.set_num_threads(n)
+            torch.manual_seed(5)
+            runs.append(bernoulli.bernoulli_steps(p, 30))
+    finally:
+        torch.set_num_threads(threads)
+    assert runs[0].shape == (30, 3, 100)
+    assert torch.equal(runs[0], runs[1]) and torch.equal(runs[0], runs[2])
+    assert not torch.equal(bernoulli.bernoulli_steps(p, 30), runs[0])  # the next call draws a new key
+
+
+def test_torch_fallback_has_the_same_distribution():
+    bernoulli.set_enabled(False)
+    try:
+        torch.manual_seed(1)
+        s = bernoulli.bernoulli_steps(torch.tensor([0.0, 0.3, 1.0]), 4000)
+    finally:
+        bernoulli.set_enabled(True)
+    assert s[:, 0].sum() == 0 and s[:, 2].sum() == 4000
+    assert abs(s[:, 1].mean().item() - 0.3) < 4 * math.sqrt(0.3 * 0.7 / 4000)
