@@ -15,6 +15,7 @@ Surrogates: sigmoid(4) for snnrun, spikingjelly, snntorch; norse has none, it us
    blocks above 128 KiB, MALLOC_MMAP_THRESHOLD_, so RSS follows the live tensors); after one
    warm-up step, the extra memory is the peak RSS during 3 training steps (VmHWM, reset with
    /proc/self/clear_refs) minus the RSS just before them (libraries, data, weights, optimizer state).
+4. `--bf16` adds snnrun under bf16 autocast as its own row (not a peer: ratios use the peers only).
 
 Usage:
   .venv/bin/python scripts/bench_peers.py --configs 25x128,100x128,25x32 --reps 5 --iters 3
@@ -57,6 +58,16 @@ def snnrun_system(w1, w2, T):
         net.reset()
         return net(x).spikes["out"]
     return net, run
+
+
+def snnrun_bf16_system(w1, w2, T):
+    """snnrun under bf16 autocast (trainer.precision=bf16): dense products in bfloat16, state in float32."""
+    net, run = snnrun_system(w1, w2, T)
+
+    def run_bf16(x):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return run(x)
+    return net, run_bf16
 
 
 def spikingjelly_system(w1, w2, T):
@@ -129,7 +140,8 @@ def norse_system(w1, w2, T):
 
 
 BUILDERS = {"snnrun": snnrun_system, "spikingjelly": spikingjelly_system, "snntorch": snntorch_system,
-            "norse": norse_system}
+            "norse": norse_system, "snnrun-bf16": snnrun_bf16_system}
+PEERS = ("spikingjelly", "snntorch", "norse")
 
 
 def available() -> list[str]:
@@ -215,6 +227,7 @@ def main() -> None:
     ap.add_argument("--modes", default="train,infer")
     ap.add_argument("--memory", action="store_true", help="measure training memory (one subprocess per system and rep)")
     ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads for every system (0: torch's default)")
+    ap.add_argument("--bf16", action="store_true", help="also run snnrun under bf16 autocast (reported separately)")
     ap.add_argument("--child", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.threads:
@@ -224,7 +237,7 @@ def main() -> None:
         T, batch = configs[0]
         memory_child(args.child, T, batch, args.hidden)
         return
-    names = available()
+    names = available() + (["snnrun-bf16"] if args.bf16 else [])
     if args.systems:
         names = [n for n in args.systems.split(",") if n in names]
     print(f"# torch {torch.__version__}, threads {torch.get_num_threads()}, systems {names}")
@@ -241,7 +254,7 @@ def main() -> None:
                     out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=MEMORY_ENV).stdout
                     mem[name].append(json.loads(out.strip().splitlines()[-1])["extra_mib"])
             med = {k: statistics.median(v) for k, v in mem.items()}
-            low = min(v for k, v in med.items() if k != "snnrun") if len(med) > 1 else float("nan")
+            low = min((v for k, v in med.items() if k in PEERS), default=float("nan"))
             print(f"memory train T={T} B={batch} H={args.hidden} (extra MiB, median of {args.reps}): "
                   + ", ".join(f"{k} {v:.0f}" for k, v in med.items())
                   + f"; snnrun / lowest peer {med['snnrun'] / low:.2f}", flush=True)
@@ -258,7 +271,7 @@ def main() -> None:
                     run, opt = systems[name]
                     res[name].append(timed(run, opt, x, y, mode == "train", args.iters))
             med = {k: statistics.median(v) for k, v in res.items()}
-            peers = {k: v for k, v in med.items() if k != "snnrun"}
+            peers = {k: v for k, v in med.items() if k in PEERS}
             best = max(peers, key=peers.get) if peers else None
             print(f"{mode} T={T} B={batch} H={args.hidden} (samples/s, median of {args.reps}): "
                   + ", ".join(f"{k} {v:.0f}" for k, v in med.items())

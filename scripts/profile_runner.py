@@ -8,7 +8,8 @@ the runner's parts, without changing them:
 - compute: network forward, decoder, loss, backward, optimizer step and weight constraints
   (the rest of the batch loop, measured as epoch time minus every other part)
 - metrics: rate/accuracy bookkeeping, spike metrics and monitors (``Instruments``), metric sinks
-- checkpoint: collecting the runner's state and writing ``last.pt`` / ``best.pt``
+- checkpoint: collecting and serialising the runner's state, and the writes of ``last.pt`` /
+  ``best.pt`` (on a background thread: what counts is the time the loop waits for them)
 
 and prints each part's share of the epoch time (train + test evaluation + checkpoint + logging).
 
@@ -89,6 +90,8 @@ def install() -> None:
     checkpoint.save = timed("checkpoint", checkpoint.save)
     checkpoint.save_copy = timed("checkpoint", checkpoint.save_copy)
     R.state_dict = timed("checkpoint", R.state_dict)
+    checkpoint.serialize = timed("checkpoint", checkpoint.serialize)
+    checkpoint.BackgroundWriter.submit = timed("checkpoint", checkpoint.BackgroundWriter.submit)
 
 
 def main() -> None:

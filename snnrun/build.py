@@ -38,6 +38,8 @@ class TrainerParams:
     stop_after: int | None = param(None, help="stop cleanly after N epochs in this invocation (resume later)")
     eval_every: int = param(1, ge=1, help="evaluate every N epochs (and after the last)")
     detect_anomaly: bool = param(False, help="torch.autograd anomaly mode: name the backward op that made NaN (slow)")
+    precision: str = param("fp32", choices=("fp32", "bf16"),
+                           help="bf16: autocast the forward (synaptic products in bfloat16, neuron state in float32)")
 
 
 @dataclass

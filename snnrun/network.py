@@ -23,6 +23,10 @@ from .schema import param, parse_params
 from .synapses import SYNAPSES
 
 
+#: dtypes of synaptic products under autocast (trainer.precision=bf16); currents are cast back to float32
+_REDUCED = (torch.bfloat16, torch.float16)
+
+
 @dataclass
 class NetworkParams:
     dt: float = param(1.0, unit="ms", gt=0, help="simulation time step")
@@ -184,6 +188,8 @@ class Network(nn.Module):
         incoming = self.incoming[name]
         last = incoming[0].stages[-1]
         fresh = len(incoming) > 1 or (getattr(last, "fresh_output", False) and not last._forward_hooks)
+        if total.dtype in _REDUCED:  # autocast products: neurons integrate in float32
+            total, fresh = total.float(), True
         return total.reshape(steps, batch, *pop.shape), fresh
 
     def _run_layers(self, inputs, record) -> NetworkOutput:
@@ -227,6 +233,8 @@ class Network(nn.Module):
                             pre = now[proj.source]
                         y = proj(pre)
                         total = y if total is None else total + y
+                    if total.dtype in _REDUCED:
+                        total = total.float()
                     now[name] = pop.neuron.forward_step(total.reshape(batch, *pop.shape))
                     for var in rec.get(name, {}):
                         rec[name][var].append(getattr(pop.neuron.state, var))

@@ -53,6 +53,7 @@ class Runner:
         self.best: dict[str, Any] = {}
         self.final: dict[str, Any] = {}
         self.wall_offset = 0.0
+        self.writer = checkpoint.BackgroundWriter()
         self.generator = torch.Generator()
         pops = [n for n, p in exp.network.populations.items() if not p.is_input]
         self.populations = pops
@@ -162,15 +163,17 @@ class Runner:
         start = time.perf_counter()
         self.instruments.begin(split, train)
         anomaly = bool(getattr(exp.trainer, "detect_anomaly", False)) and train
+        bf16 = getattr(exp.trainer, "precision", "fp32") == "bf16"
         with torch.set_grad_enabled(train and learner.gradient), torch.autograd.set_detect_anomaly(anomaly):
             for i, (x, y) in enumerate(batches):
                 if i >= total:
                     break
                 x, y = x.to(exp.device, non_blocking=True), y.to(exp.device, non_blocking=True)
                 active = local.begin_batch(exp, self.epoch + 1, train, x.shape[0])
-                scores, out = self._forward(x)
-                self.instruments.learner_batch(local.end_batch(exp, active, scores, y))
-                loss = learner.loss(scores, y) if learner.gradient else torch.zeros((), device=exp.device)
+                with torch.autocast(exp.device.type, dtype=torch.bfloat16, enabled=bf16):
+                    scores, out = self._forward(x)
+                    self.instruments.learner_batch(local.end_batch(exp, active, scores, y))
+                    loss = learner.loss(scores, y) if learner.gradient else torch.zeros((), device=exp.device)
                 loss_value = loss.item()  # read once per batch for the metrics; checked before any update
                 if not math.isfinite(loss_value):
                     raise self._nonfinite(f"the {split} loss ({loss_value})", split, i, total, x)
@@ -261,12 +264,16 @@ class Runner:
                     ran += 1
         except Interrupted as where:
             status = "interrupted"
+            self.writer.wait()  # the last epoch's checkpoint is on disk before we say so
             self.epoch = self.checkpointed  # a partly run epoch (train done, evaluation cut) is not counted
             log.warning("%s received during epoch %d (%s): the partial epoch is discarded; checkpoints/last.pt "
                         "holds epoch %d; resume with: snnrun resume %s", self.signals.name, self.epoch + 1, where,
                         self.epoch, self.run_dir)
         finally:
-            metrics_log.close()
+            try:
+                self.writer.close()
+            finally:
+                metrics_log.close()
         summary = self.summary(status)
         if status == "interrupted":
             summary["signal"] = self.signals.name
@@ -307,13 +314,18 @@ class Runner:
         if improved:
             self.best = {**metrics, "epoch": self.epoch}
         if self.dist.is_main:
-            last = checkpoint.save_rotating(self.state_dict(), ckpt_dir)  # the one before becomes prev.pt
-            if improved:
-                checkpoint.save_copy(last, ckpt_dir / "best.pt")
+            # the state is taken now; the files are written while the next epoch trains
+            self.writer.submit(self._write_checkpoints, ckpt_dir, checkpoint.serialize(self.state_dict()), improved)
         self.checkpointed = self.epoch
         self.instruments.after_epoch(self.epoch, metrics_log)
         log.info("epoch %d: %s", self.epoch, ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()
                                                        if isinstance(v, float)))
+
+    @staticmethod
+    def _write_checkpoints(ckpt_dir: Path, data: bytes, improved: bool) -> None:
+        last = checkpoint.save_rotating(data, ckpt_dir)  # the one before becomes prev.pt
+        if improved:
+            checkpoint.save_copy(last, ckpt_dir / "best.pt")
 
     def _nonfinite(self, what: str, split: str, batch: int | None, total: int | None,
                    inputs: torch.Tensor | None = None) -> NumericalError:

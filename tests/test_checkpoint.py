@@ -134,3 +134,39 @@ def test_rotation_after_a_crash_between_file_and_checksum(tmp_path):
     checkpoint.save_rotating(payload(4), tmp_path)
     assert checkpoint.load_latest(tmp_path)[0]["epoch"] == 4
     assert checkpoint.verify(tmp_path / "last.pt") is None
+
+
+def test_save_copy_links_best_and_survives_rotation(tmp_path):
+    from snnrun import checkpoint as ck
+    first = ck.save_rotating({"epoch": 1, "w": torch.ones(3)}, tmp_path)
+    best = ck.save_copy(first, tmp_path / "best.pt")
+    assert ck.verify(best) is None and best.read_bytes() == first.read_bytes()
+    ck.save_rotating({"epoch": 2, "w": torch.zeros(3)}, tmp_path)  # last.pt replaced, the old one is prev.pt
+    assert ck.load(best)["epoch"] == 1 and ck.load(tmp_path / "last.pt")["epoch"] == 2
+    assert ck.verify(best) is None and ck.verify(tmp_path / "prev.pt") is None
+    with pytest.raises(SnnrunError, match="not a verified checkpoint of this run"):
+        ck.save_copy(tmp_path / "nowhere.pt", tmp_path / "best.pt")
+
+
+def test_verify_rehashes_a_file_changed_after_this_process_wrote_it(tmp_path):
+    from snnrun import checkpoint as ck
+    path = ck.save({"epoch": 3}, tmp_path / "last.pt")
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF
+    path.write_bytes(bytes(data))  # same size, new mtime: the remembered digest no longer applies
+    assert "checksum mismatch" in ck.verify(path)
+
+
+def test_background_writer_keeps_order_and_reraises_a_failed_write():
+    from snnrun.checkpoint import BackgroundWriter
+    writer, seen = BackgroundWriter(), []
+    writer.submit(seen.append, 1)
+    writer.submit(seen.append, 2)
+    writer.wait()
+    assert seen == [1, 2]
+
+    def fail():
+        raise SnnrunError("cannot write checkpoint /x/last.pt: No space left on device")
+    writer.submit(fail)
+    with pytest.raises(SnnrunError, match="No space left on device"):
+        writer.close()

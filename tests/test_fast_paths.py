@@ -232,3 +232,30 @@ def test_network_reuses_only_currents_nobody_else_holds():
     net.reset()
     net(torch.rand(5, 2, 6))
     assert seen["hidden"] is False  # a hook may keep the dense output: it is left alone
+
+
+@needs_ext
+def test_fast_paths_give_the_same_result_with_one_or_two_threads():
+    """The compiled kernels split work over threads by neuron and output block only: spikes and
+    the gather projection's weight gradient are bitwise the same for any thread count."""
+    from snnrun.network import build_network
+    node = {"dt": 1.0, "duration": 20.0, "output": "out",
+            "populations": {"inp": {"shape": 784}, "hidden": {"shape": 300}, "out": {"shape": 10}},
+            "projections": {"a": {"from": "inp", "to": "hidden", "synapse": {"name": "dense", "gain": 8.0}},
+                            "b": {"from": "hidden", "to": "out", "synapse": {"name": "dense", "gain": 8.0}}}}
+    torch.manual_seed(7)
+    net = build_network(node, {"name": "lif", "tau_m": 2.0}, (784,), spike_fn=Sigmoid(Sigmoid.Params()))
+    x = (torch.rand(20, 64, 784) < 0.13).float()
+    threads, runs = torch.get_num_threads(), []
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            net.reset()
+            net.zero_grad()
+            out = net(x)
+            torch.nn.functional.cross_entropy(out.spikes["out"].sum(0), torch.arange(64) % 10).backward()
+            runs.append((out.spikes["hidden"].detach(), net.projections["a"].stages[0].weight.grad.clone()))
+    finally:
+        torch.set_num_threads(threads)
+    assert runs[0][0].sum() > 0 and runs[0][1].abs().sum() > 0
+    assert torch.equal(runs[0][0], runs[1][0]) and torch.equal(runs[0][1], runs[1][1])

@@ -161,8 +161,8 @@ torch::Tensor lif_backward(torch::Tensor grad_z, torch::Tensor h, torch::Tensor 
 }
 """
 
-_EXTENSION = Extension("snnrun_lif_scan_v3", _SOURCE, ["lif_forward", "lif_backward"],
-                       ["-O3", "-march=native", "-ffp-contract=off"])
+_EXTENSION = Extension("snnrun_lif_scan_v4", _SOURCE, ["lif_forward", "lif_backward"],
+                       ["-O3", "-march=native", "-ffp-contract=off", "-fopenmp"])
 _load = _EXTENSION.load  # the compiled module, or None when it cannot be built here
 
 

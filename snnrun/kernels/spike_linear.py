@@ -189,8 +189,8 @@ def set_enabled(flag: bool) -> None:
     _ENABLED = bool(flag)
 
 
-_EXTENSION = Extension("snnrun_spike_linear_v5", _SOURCE, ["spike_index", "gather_rows", "scatter_rows"],
-                       ["-O3", "-march=native", "-mprefer-vector-width=256"])
+_EXTENSION = Extension("snnrun_spike_linear_v6", _SOURCE, ["spike_index", "gather_rows", "scatter_rows"],
+                       ["-O3", "-march=native", "-mprefer-vector-width=256", "-fopenmp"])
 _load = _EXTENSION.load  # the compiled module, or None when it cannot be built here
 
 
