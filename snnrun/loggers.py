@@ -195,6 +195,11 @@ class MetricLogger:
                 raise SnnrunError(f"cannot write metrics to {getattr(sink, 'path', type(sink).__name__)}: "
                                   f"{err.strerror or err}; the last good checkpoint is kept") from None
 
+    @property
+    def wants_tensors(self) -> bool:
+        """Whether any sink shows histograms and images (else nobody needs them computed)."""
+        return any(hasattr(sink, "log_tensors") for sink in self.sinks)
+
     def log_tensors(self, step: int, histograms: dict, images: dict) -> None:
         """Histograms (name -> array) and images (name -> [H, W] uint8) for the sinks that show them."""
         for sink in self.sinks:

@@ -386,6 +386,8 @@ class Instruments:
 
     def after_epoch(self, epoch: int, metrics_log) -> None:
         self._record_probes(epoch)
+        if not getattr(metrics_log, "wants_tensors", True):
+            return
         histograms = {f"weights/{n}": projection_weight(self.exp.network.projections[n]).float().cpu().numpy()
                       for n in self.metrics.weighted}
         histograms.update({f"rates_hz/{n}": r for n, r in self._rates.items()})

@@ -133,19 +133,20 @@ class Runner:
         return scores, out
 
     def _counts(self, out) -> dict[str, torch.Tensor]:
-        """This batch's spike count of every neuron of each spiking population (one reduction each,
-        shared by the rate bookkeeping and the spike metrics)."""
+        """This batch's spike counts of each spiking population's neurons, ``[b, neurons]`` (per sample
+        as the fused scan counted them, else summed here: ``[1, neurons]``). Kept per batch and
+        reduced once per epoch; shared by the rate bookkeeping and the spike metrics."""
         counts = {}
         for name in self.populations:
             if self.exp.network.populations[name].neuron.spiking:
-                c = out.counts.get(name)  # counted by the fused scan, per sample
-                counts[name] = (c.sum(0) if c is not None else out.spikes[name].detach().sum((0, 1))).reshape(-1).float()
+                c = out.counts.get(name)
+                counts[name] = c.reshape(c.shape[0], -1) if c is not None else \
+                    out.spikes[name].detach().sum((0, 1)).reshape(1, -1).float()
         return counts
 
-    def _rates(self, counts: dict[str, torch.Tensor], steps: int, totals: dict[str, float]) -> None:
-        """Add each population's spikes per neuron and step, times the batch size."""
-        for name, c in counts.items():
-            totals[name] = totals.get(name, 0.0) + c.sum().item() / (steps * c.numel())
+    def _rates(self, batch_counts: dict[str, list[torch.Tensor]], steps: int) -> dict[str, float]:
+        """Each population's spikes per neuron and step, summed over samples."""
+        return {name: float(torch.cat(cs).sum()) / (steps * cs[0].shape[1]) for name, cs in batch_counts.items()}
 
     def run_epoch(self, train: bool, split: str | None = None) -> dict[str, float]:
         exp = self.exp
@@ -156,7 +157,8 @@ class Runner:
         batches = self._batches(split)
         total = min(len(batches), limit) if limit else len(batches)
         exp.network.train(train)
-        loss_sum, correct, count, rates = 0.0, 0, 0, {}
+        loss_sum, correct, count, steps = 0.0, 0, 0, 1
+        batch_counts: dict[str, list[torch.Tensor]] = {}
         learner = local.gradient_learner(exp.learners, self.epoch + 1, train)
         bar = tqdm(total=total, desc=f"epoch {self.epoch + 1}/{exp.trainer.epochs} {split}", leave=False,
                    disable=self._bar_disabled(), dynamic_ncols=True, file=sys.stderr)
@@ -201,14 +203,19 @@ class Runner:
                 correct += (exp.decoder.predict(scores.detach()) == y).sum().item()
                 count += n
                 counts = self._counts(out)
-                self._rates(counts, next(iter(out.spikes.values())).shape[0], rates)
+                steps = next(iter(out.spikes.values())).shape[0]
+                for name, c in counts.items():
+                    batch_counts.setdefault(name, []).append(c)
                 self.instruments.observe(split, out, scores, y, counts)
                 if self.signals.received:
                     raise Interrupted(f"{split}, batch {i + 1}/{total}")
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss_sum / count:.3f}", acc=f"{correct / count:.3f}",
-                                rate=f"{self._hz(rates, count, self.populations[0]):.1f}Hz" if rates else "-")
+                if not bar.disable:
+                    rates = self._rates({k: v for k, v in batch_counts.items() if k == self.populations[0]}, steps)
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss_sum / count:.3f}", acc=f"{correct / count:.3f}",
+                                    rate=f"{self._hz(rates, count, self.populations[0]):.1f}Hz" if rates else "-")
         bar.close()
+        rates = self._rates(batch_counts, steps)
         if train:
             exp.decoder.end_epoch()
         elapsed = time.perf_counter() - start

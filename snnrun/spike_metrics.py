@@ -168,7 +168,7 @@ class SpikeMetrics:
         self.populations = [n for n, p in network.populations.items() if not p.is_input and p.neuron.spiking]
         self.synops = SynOpsCounter(network) if params.enabled else None
         self.weighted = [n for n, proj in network.projections.items() if projection_weight(proj) is not None]
-        self._counts: dict[str, torch.Tensor] = {}
+        self._counts: dict[str, list[torch.Tensor] | torch.Tensor] = {}
         self._steps = 0
         self._samples = 0
         self._start_weights: dict[str, torch.Tensor] = {}
@@ -208,16 +208,19 @@ class SpikeMetrics:
             return
         first = next(iter(spikes.values()))
         self._steps, self._samples = first.shape[0], self._samples + first.shape[1]
-        for name in self.populations:
+        for name in self.populations:  # kept per batch, summed once per epoch (see neuron_counts)
             c = counts[name] if counts is not None and name in counts else \
-                spikes[name].detach().sum((0, 1)).reshape(-1).float()
-            self._counts[name] = c if name not in self._counts else self._counts[name] + c
+                spikes[name].detach().sum((0, 1)).reshape(1, -1).float()
+            parts = self._counts.setdefault(name, [])
+            if isinstance(parts, torch.Tensor):  # already reduced by neuron_counts(): continue from it
+                parts = self._counts[name] = [parts.reshape(1, -1)]
+            parts.append(c)
 
     def end(self, split: str, train: bool) -> dict[str, float]:
         if not self.params.enabled or self._samples == 0:
             return {}
         out: dict[str, float] = {}
-        for name, counts in self._counts.items():
+        for name, counts in self.neuron_counts().items():
             prob = counts / (self._steps * self._samples)
             out[f"{split}/silent/{name}"] = float((counts == 0).float().mean())
             out[f"{split}/saturated/{name}"] = float((prob >= self.params.saturation).float().mean())
@@ -245,7 +248,10 @@ class SpikeMetrics:
             self.synops.remove()
 
     def neuron_counts(self) -> dict[str, torch.Tensor]:
-        """Per-neuron spike counts of the current split so far (for histograms)."""
+        """Per-neuron spike counts of the current split so far (flattened neurons)."""
+        for name, parts in self._counts.items():
+            if isinstance(parts, list):  # the batches' counts, reduced once
+                self._counts[name] = torch.cat(parts).sum(0)
         return dict(self._counts)
 
     @property

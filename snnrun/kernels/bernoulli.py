@@ -20,6 +20,7 @@ import torch
 from . import Extension
 
 _ENABLED = True
+_DTYPES = (torch.float32, torch.float64)
 
 _SOURCE = r"""
 #include <torch/extension.h>
@@ -92,13 +93,14 @@ torch::Tensor bernoulli_steps(torch::Tensor p, int64_t T, int64_t key, double sc
                 for (int j = 0; j < LANES; ++j) seed((uint64_t)key, i0 + j, s0[j], s1[j], s2[j], s3[j]);
                 scalar_t z[LANES];
                 for (int64_t t = 0; t < T; ++t) {
-                    for (int j = 0; j < LANES; ++j) {
-                        const uint32_t u = rotl(s1[j] * 5, 7) * 9, x = s1[j] << 9;
+                    scalar_t* dst = n == LANES ? o + t * N + i0 : z;  // full groups: straight to the output
+                    for (int j = 0; j < LANES; ++j) {  // 16 streams side by side: vectorised
+                        const uint32_t u = rotl(s1[j] * 5u, 7) * 9u, x = s1[j] << 9;
                         s2[j] ^= s0[j]; s3[j] ^= s1[j]; s1[j] ^= s2[j]; s0[j] ^= s3[j]; s2[j] ^= x;
                         s3[j] = rotl(s3[j], 11);
-                        z[j] = (u < th[j]) | on[j] ? scalar_t(1) : scalar_t(0);
+                        dst[j] = (scalar_t)((uint32_t)(u < th[j]) | on[j]);
                     }
-                    std::copy(z, z + n, o + t * N + i0);
+                    if (n != LANES) std::copy(z, z + n, o + t * N + i0);
                 }
             }
         });
@@ -107,7 +109,7 @@ torch::Tensor bernoulli_steps(torch::Tensor p, int64_t T, int64_t key, double sc
 }
 """
 
-_EXTENSION = Extension("snnrun_bernoulli_v6", _SOURCE, ["bernoulli_steps", "stream"],
+_EXTENSION = Extension("snnrun_bernoulli_v7", _SOURCE, ["bernoulli_steps", "stream"],
                        ["-O3", "-march=native", "-mprefer-vector-width=256", "-fopenmp"])
 _load = _EXTENSION.load
 
@@ -121,9 +123,9 @@ def set_enabled(flag: bool) -> None:
 def bernoulli_steps(x: torch.Tensor, steps: int, scale: float = 1.0) -> torch.Tensor:
     """``[steps, *x.shape]`` independent Bernoulli draws with probability ``clamp(scale·x, 0, 1)``,
     as 0/1 in ``x``'s dtype."""
-    ext = _load() if _ENABLED and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) else None
+    ext = (_EXTENSION.module or _load()) if _ENABLED and x.device.type == "cpu" and x.dtype in _DTYPES else None
     if ext is None:
         q = (x * scale).clamp(0.0, 1.0).unsqueeze(0).expand(steps, *x.shape)
         return (torch.rand(q.shape, device=x.device, dtype=x.dtype) < q).to(x.dtype)
     key = int(torch.randint(-2 ** 63, 2 ** 63 - 1, (), dtype=torch.int64))  # one draw of torch's generator
-    return ext.bernoulli_steps(x.detach(), steps, key, float(scale)).reshape(steps, *x.shape)
+    return ext.bernoulli_steps(x, steps, key, float(scale)).view(steps, *x.shape)
