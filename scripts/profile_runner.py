@@ -16,7 +16,7 @@ the runner's parts, without changing them:
 
 and prints each part's share of the epoch time (train + test evaluation + checkpoint + logging).
 
-Usage: .venv/bin/python scripts/profile_runner.py [hydra overrides ...]
+Usage: .venv/bin/python scripts/profile_runner.py [--no-prefetch] [hydra overrides ...]
   e.g. .venv/bin/python scripts/profile_runner.py trainer.epochs=10 seed=0
 """
 
@@ -109,6 +109,11 @@ def install() -> None:
 
 def main() -> None:
     overrides = sys.argv[1:]
+    if "--no-prefetch" in overrides:  # encode in the loop, to compare epoch times with and without
+        overrides.remove("--no-prefetch")
+        from snnrun.encoders import ENCODERS
+        for name in ENCODERS.names():
+            ENCODERS.get(name).prefetch = False
     install()
     from snnrun import cli
     out = tempfile.mkdtemp(prefix="snnrun_profile_")

@@ -136,17 +136,23 @@ def test_spike_linear_falls_back_to_dense():
     assert torch.equal(spike_linear.linear(empty_rows, w), torch.zeros(4, 5))
 
 
+
+def _mnist_like_net(hidden: int, seed: int):
+    """784 -> hidden -> 10 LIF (tau_m 2 ms, 20 steps), dense projections with gain 8."""
+    from snnrun.network import build_network
+    node = {"dt": 1.0, "duration": 20.0, "output": "out",
+            "populations": {"inp": {"shape": 784}, "hidden": {"shape": hidden}, "out": {"shape": 10}},
+            "projections": {"a": {"from": "inp", "to": "hidden", "synapse": {"name": "dense", "gain": 8.0}},
+                            "b": {"from": "hidden", "to": "out", "synapse": {"name": "dense", "gain": 8.0}}}}
+    torch.manual_seed(seed)
+    return build_network(node, {"name": "lif", "tau_m": 2.0}, (784,), spike_fn=Sigmoid(Sigmoid.Params()))
+
+
 @needs_ext
 def test_network_fast_paths_match_reference_end_to_end():
     """784-128-10 LIF on 13 % Bernoulli input: same spikes, same weight gradients with and without
     the compiled scan and the gather projection."""
-    from snnrun.network import build_network
-    node = {"dt": 1.0, "duration": 20.0, "output": "out",
-            "populations": {"inp": {"shape": 784}, "hidden": {"shape": 128}, "out": {"shape": 10}},
-            "projections": {"a": {"from": "inp", "to": "hidden", "synapse": {"name": "dense", "gain": 8.0}},
-                            "b": {"from": "hidden", "to": "out", "synapse": {"name": "dense", "gain": 8.0}}}}
-    torch.manual_seed(5)
-    net = build_network(node, {"name": "lif", "tau_m": 2.0}, (784,), spike_fn=Sigmoid(Sigmoid.Params()))
+    net = _mnist_like_net(128, seed=5)
     x = (torch.rand(20, 16, 784) < 0.13).float()
     runs = []
     for fast in (True, False):
@@ -238,13 +244,7 @@ def test_network_reuses_only_currents_nobody_else_holds():
 def test_fast_paths_give_the_same_result_with_one_or_two_threads():
     """The compiled kernels split work over threads by neuron and output block only: spikes and
     the gather projection's weight gradient are bitwise the same for any thread count."""
-    from snnrun.network import build_network
-    node = {"dt": 1.0, "duration": 20.0, "output": "out",
-            "populations": {"inp": {"shape": 784}, "hidden": {"shape": 300}, "out": {"shape": 10}},
-            "projections": {"a": {"from": "inp", "to": "hidden", "synapse": {"name": "dense", "gain": 8.0}},
-                            "b": {"from": "hidden", "to": "out", "synapse": {"name": "dense", "gain": 8.0}}}}
-    torch.manual_seed(7)
-    net = build_network(node, {"name": "lif", "tau_m": 2.0}, (784,), spike_fn=Sigmoid(Sigmoid.Params()))
+    net = _mnist_like_net(300, seed=7)
     x = (torch.rand(20, 64, 784) < 0.13).float()
     threads, runs = torch.get_num_threads(), []
     try:
