@@ -5,9 +5,6 @@ the runner's parts, without changing them:
 
 - data: fetching batches (``next()`` on the batch iterator, including shuffling and device copies)
 - encode: the encoder
-- prefetch wait: with a prefetching encoder (``Encoder.prefetch``) data and encode run on a
-  background thread one batch ahead (not counted: they overlap the training); this is the time
-  the loop waits for that thread
 - compute: network forward, decoder, loss, backward, optimizer step and weight constraints
   (the rest of the batch loop, measured as epoch time minus every other part)
 - metrics: rate/accuracy bookkeeping, spike metrics and monitors (``Instruments``), metric sinks
@@ -16,7 +13,7 @@ the runner's parts, without changing them:
 
 and prints each part's share of the epoch time (train + test evaluation + checkpoint + logging).
 
-Usage: .venv/bin/python scripts/profile_runner.py [--no-prefetch] [hydra overrides ...]
+Usage: .venv/bin/python scripts/profile_runner.py [hydra overrides ...]
   e.g. .venv/bin/python scripts/profile_runner.py trainer.epochs=10 seed=0
 """
 
@@ -66,32 +63,25 @@ class TimedIterable:
             except StopIteration:
                 return
             finally:
-                if threading.current_thread() is threading.main_thread():  # not the prefetch thread
-                    totals["data"] += time.perf_counter() - t0
+                totals["data"] += time.perf_counter() - t0
             yield item
 
 
 def install() -> None:
-    from snnrun import checkpoint, loggers, monitors, prefetch, runner
+    from snnrun import checkpoint, loggers, monitors, runner
 
     R = runner.Runner
     original_batches = R._batches
     R._batches = lambda self, split: TimedIterable(original_batches(self, split))
     original_forward = R._forward
 
-    def forward(self, x, spikes_in=None):
-        return original_forward(self, x, spikes_in)
-    R._forward = forward
-    original_prepared = R._prepared
-
-    def prepared(self, *args):
+    def forward(self, x):
         enc = self.exp.encoder
         if not getattr(enc, "_profiled", False):
             enc.forward = timed("encode", enc.forward)
             enc._profiled = True
-        return original_prepared(self, *args)
-    R._prepared = prepared
-    prefetch.Prefetched.wait = timed("prefetch wait", prefetch.Prefetched.wait)
+        return original_forward(self, x)
+    R._forward = forward
     R._counts = timed("metrics", R._counts)
     R._rates = timed("metrics", R._rates)
     R._fit_epoch = timed("epoch", R._fit_epoch)
@@ -109,11 +99,6 @@ def install() -> None:
 
 def main() -> None:
     overrides = sys.argv[1:]
-    if "--no-prefetch" in overrides:  # encode in the loop, to compare epoch times with and without
-        overrides.remove("--no-prefetch")
-        from snnrun.encoders import ENCODERS
-        for name in ENCODERS.names():
-            ENCODERS.get(name).prefetch = False
     install()
     from snnrun import cli
     out = tempfile.mkdtemp(prefix="snnrun_profile_")
@@ -121,13 +106,13 @@ def main() -> None:
     cli.main(["trainer.progress=false", "plots=off", f"hydra.run.dir={out}", *overrides])
     wall = time.perf_counter() - t0
     epoch = totals["epoch"]
-    parts = {k: totals[k] for k in ("data", "encode", "prefetch wait", "metrics", "checkpoint")}
+    parts = {k: totals[k] for k in ("data", "encode", "metrics", "checkpoint")}
     compute = epoch - sum(parts.values())
     print(f"profile ({' '.join(overrides) or 'default experiment'}): {epoch:.2f} s in epochs, {wall:.2f} s wall")
     for k, v in {**parts, "compute (network fwd/bwd, decoder, loss, optimizer)": compute}.items():
         print(f"  {k:55s} {v:7.3f} s  {100 * v / epoch:5.1f} %")
     overhead = sum(parts.values())
-    print(f"  runner overhead (all of the above but compute)          {overhead:7.3f} s  {100 * overhead / epoch:5.1f} %")
+    print(f"  runner overhead (data + encode + metrics + checkpoint)  {overhead:7.3f} s  {100 * overhead / epoch:5.1f} %")
 
 
 if __name__ == "__main__":

@@ -268,8 +268,6 @@ def simulate(exp, x: torch.Tensor, record: dict, currents: tuple[str, ...] = ())
     """
     net = exp.network
     saved_rng, was_training = rng_state(), net.training
-    generator = getattr(exp.encoder, "generator", None)
-    saved_generator = generator.get_state() if generator is not None else None
     net.eval()
     try:
         with torch.no_grad():
@@ -283,8 +281,6 @@ def simulate(exp, x: torch.Tensor, record: dict, currents: tuple[str, ...] = ())
     finally:
         net.train(was_training)
         set_rng_state(saved_rng)
-        if generator is not None:
-            generator.set_state(saved_generator)
     return result
 
 

@@ -23,11 +23,9 @@ from .faults import StopSignals, check_writable, find_nonfinite
 from .learning import local
 from .loggers import MetricLogger, truncate_after
 from .monitors import Instruments
-from .prefetch import Prefetched
 from .reproducibility import rng_state, set_rng_state, versions
 
 log = logging.getLogger("snnrun")
-SPLITS = ("train", "val", "test")
 
 
 class Interrupted(Exception):
@@ -124,30 +122,15 @@ class Runner:
         x, y = (d.x_val, d.y_val) if split == "val" else (d.x_test, d.y_test)
         return self.dist.tensor_batches(TensorBatches(x, y, p.test_batch_size or p.batch_size), train=False)
 
-    def _forward(self, x: torch.Tensor, spikes_in: torch.Tensor | None = None):
+    def _forward(self, x: torch.Tensor):
         exp = self.exp
         exp.network.reset()
-        if spikes_in is None:
-            spikes_in = exp.encoder(x)
+        spikes_in = exp.encoder(x)
         record = {exp.network.output: ("v",)} if exp.decoder.needs_voltage else None
         out = exp.network(spikes_in, record=record)
         v = out.traces.get(exp.network.output, {}).get("v")
         scores = exp.decoder(out.spikes[exp.network.output], v)
         return scores, out
-
-    def _prepared(self, batches, total: int, split: str) -> Prefetched:
-        """The split's batches on the device, encoded one batch ahead on a background thread when the
-        encoder allows it (``Encoder.prefetch``). Its generator is then seeded from the run seed,
-        epoch, split and rank, so the spikes are the same however the threads interleave, and a
-        resumed run draws what the uninterrupted one drew."""
-        exp, enc = self.exp, self.exp.encoder
-        if not type(enc).prefetch:
-            return Prefetched(batches, total, exp.device, None, background=False)
-        rank = self.dist.ctx.rank if self.dist.enabled else 0
-        mixed = (exp.seed * 0x9E3779B1 + self.epoch * 0x85EBCA77 + SPLITS.index(split) * 0xC2B2AE3D
-                 + rank * 0x27D4EB2F) % (2 ** 63)
-        enc.generator = torch.Generator(device=exp.device).manual_seed(mixed)
-        return Prefetched(batches, total, exp.device, enc)
 
     def _counts(self, out) -> dict[str, torch.Tensor]:
         """This batch's spike counts of each spiking population's neurons, ``[b, neurons]`` (per sample
@@ -184,10 +167,13 @@ class Runner:
         anomaly = bool(getattr(exp.trainer, "detect_anomaly", False)) and train
         bf16 = getattr(exp.trainer, "precision", "fp32") == "bf16"
         with torch.set_grad_enabled(train and learner.gradient), torch.autograd.set_detect_anomaly(anomaly):
-            for i, (x, y, spikes_in) in enumerate(self._prepared(batches, total, split)):
+            for i, (x, y) in enumerate(batches):
+                if i >= total:
+                    break
+                x, y = x.to(exp.device, non_blocking=True), y.to(exp.device, non_blocking=True)
                 active = local.begin_batch(exp, self.epoch + 1, train, x.shape[0])
                 with torch.autocast(exp.device.type, dtype=torch.bfloat16, enabled=bf16):
-                    scores, out = self._forward(x, spikes_in)
+                    scores, out = self._forward(x)
                     self.instruments.learner_batch(local.end_batch(exp, active, scores, y))
                     loss = learner.loss(scores, y) if learner.gradient else torch.zeros((), device=exp.device)
                 loss_value = loss.item()  # read once per batch for the metrics; checked before any update

@@ -11,22 +11,13 @@ ENCODERS = Registry("encoder")
 
 
 class Encoder(nn.Module):
-    """Built as ``cls(params, dt=..., time_steps=...)``; ``dt`` in ms.
-
-    A random encoder draws from ``self.generator`` (None: torch's global generator). Encoders
-    that draw only from it (or not at all) set ``prefetch = True``: the runner then encodes the
-    next batch on a background thread while the current one trains, with a generator seeded per
-    run seed, epoch and split, so the spikes do not depend on the thread timing.
-    """
-
-    prefetch = False
+    """Built as ``cls(params, dt=..., time_steps=...)``; ``dt`` in ms."""
 
     def __init__(self, params, dt: float = 1.0, time_steps: int = 1):
         super().__init__()
         self.params = params
         self.dt = float(dt)
         self.time_steps = int(time_steps)
-        self.generator: torch.Generator | None = None
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """Per-sample shape of the encoded input (most encoders keep it)."""

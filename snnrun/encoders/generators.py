@@ -17,14 +17,12 @@ class Bernoulli(Encoder):
     """Independent Bernoulli spikes with probability ``p = clamp(scale · x, 0, 1)`` per step
     (no dt scaling: a per-step probability, as snntorch's ``rate``)."""
 
-    prefetch = True
-
     @dataclass
     class Params:
         scale: float = param(1.0, ge=0, help="probability per step for intensity 1")
 
     def forward(self, x):
-        return bernoulli_steps(x, self.time_steps, self.params.scale, self.generator)
+        return bernoulli_steps(x, self.time_steps, self.params.scale)
 
 
 @ENCODERS.register("poisson_generator")
@@ -32,15 +30,13 @@ class PoissonGenerator(Encoder):
     """Poisson spikes at a fixed ``rate`` (Hz) for every input neuron, whatever the data:
     ``P(spike per step) = rate · dt / 1000``."""
 
-    prefetch = True
-
     @dataclass
     class Params:
         rate: float = param(20.0, unit="Hz", ge=0, help="firing rate")
 
     def forward(self, x):
         p = min(self.params.rate * self.dt / 1000.0, 1.0)
-        return bernoulli_steps(torch.full_like(x, p), self.time_steps, generator=self.generator)
+        return bernoulli_steps(torch.full_like(x, p), self.time_steps)
 
 
 @ENCODERS.register("cc_generator")
@@ -83,8 +79,6 @@ class Population(Encoder):
     ``σ = width · (high − low)/(neurons − 1)``; cell activation ``a = exp(−(x − c)²/2σ²)`` is
     emitted as Poisson spikes at ``a · max_rate`` Hz. Output shape ``(*input_shape, neurons)``."""
 
-    prefetch = True
-
     @dataclass
     class Params:
         neurons: int = param(10, ge=2, help="receptive fields per input feature")
@@ -103,5 +97,4 @@ class Population(Encoder):
         return torch.exp(-((x.unsqueeze(-1) - centres) ** 2) / (2 * sigma ** 2))
 
     def forward(self, x):
-        return bernoulli_steps(self.activation(x), self.time_steps, self.params.max_rate * self.dt / 1000.0,
-                               self.generator)
+        return bernoulli_steps(self.activation(x), self.time_steps, self.params.max_rate * self.dt / 1000.0)

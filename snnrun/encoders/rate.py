@@ -20,23 +20,18 @@ class Poisson(Encoder):
     duration D ms is ``r · D / 1000``. Draws: :mod:`snnrun.kernels.bernoulli`.
     """
 
-    prefetch = True
-
     @dataclass
     class Params:
         max_rate: float = param(1000.0, unit="Hz", gt=0, help="rate for intensity 1")
         scale: float = param(1.0, ge=0, help="multiplies the input before encoding")
 
     def forward(self, x):
-        return bernoulli_steps(x, self.time_steps, self.params.scale * self.params.max_rate * self.dt / 1000.0,
-                               self.generator)
+        return bernoulli_steps(x, self.time_steps, self.params.scale * self.params.max_rate * self.dt / 1000.0)
 
 
 @ENCODERS.register("direct", "constant_current")
 class Direct(Encoder):
     """The input itself as a constant current at every step: ``I[t] = gain · x`` (no spikes)."""
-
-    prefetch = True
 
     @dataclass
     class Params:

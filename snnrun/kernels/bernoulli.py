@@ -62,7 +62,6 @@ std::vector<int64_t> stream(int64_t key, int64_t i, int64_t n) {
 
 // p: [N]; spike probabilities scale * p (clamped to [0, 1]); returns [T, N] of 0/1 in p's dtype.
 torch::Tensor bernoulli_steps(torch::Tensor p, int64_t T, int64_t key, double scale) {
-    pybind11::gil_scoped_release no_gil;  // a prefetching thread encodes while the loop trains
     auto P = p.contiguous();
     const int64_t N = P.numel();
     auto out = torch::empty({T, N}, P.options());
@@ -110,7 +109,7 @@ torch::Tensor bernoulli_steps(torch::Tensor p, int64_t T, int64_t key, double sc
 }
 """
 
-_EXTENSION = Extension("snnrun_bernoulli_v8", _SOURCE, ["bernoulli_steps", "stream"],
+_EXTENSION = Extension("snnrun_bernoulli_v7", _SOURCE, ["bernoulli_steps", "stream"],
                        ["-O3", "-march=native", "-mprefer-vector-width=256", "-fopenmp"])
 _load = _EXTENSION.load
 
@@ -121,13 +120,12 @@ def set_enabled(flag: bool) -> None:
     _ENABLED = bool(flag)
 
 
-def bernoulli_steps(x: torch.Tensor, steps: int, scale: float = 1.0,
-                    generator: torch.Generator | None = None) -> torch.Tensor:
+def bernoulli_steps(x: torch.Tensor, steps: int, scale: float = 1.0) -> torch.Tensor:
     """``[steps, *x.shape]`` independent Bernoulli draws with probability ``clamp(scale·x, 0, 1)``,
-    as 0/1 in ``x``'s dtype, from ``generator`` (default: torch's global generator)."""
+    as 0/1 in ``x``'s dtype."""
     ext = (_EXTENSION.module or _load()) if _ENABLED and x.device.type == "cpu" and x.dtype in _DTYPES else None
     if ext is None:
         q = (x * scale).clamp(0.0, 1.0).unsqueeze(0).expand(steps, *x.shape)
-        return (torch.rand(q.shape, device=x.device, dtype=x.dtype, generator=generator) < q).to(x.dtype)
-    key = int(torch.randint(-2 ** 63, 2 ** 63 - 1, (), dtype=torch.int64, generator=generator))  # one draw
+        return (torch.rand(q.shape, device=x.device, dtype=x.dtype) < q).to(x.dtype)
+    key = int(torch.randint(-2 ** 63, 2 ** 63 - 1, (), dtype=torch.int64))  # one draw of torch's generator
     return ext.bernoulli_steps(x, steps, key, float(scale)).view(steps, *x.shape)
