@@ -354,8 +354,14 @@ class Instruments:
         self.metrics.observe(out.spikes, counts)
         if split == "test":
             pred = self.exp.decoder.predict(scores.detach()).reshape(-1).long()
-            classes = int(max(int(scores.shape[-1]) if scores.dim() > 1 else 0, int(y.max()) + 1, int(pred.max()) + 1))
-            counts = torch.bincount(y.reshape(-1).long().cpu() * classes + pred.cpu(), minlength=classes * classes)
+            # scores [B, classes] bound every label and prediction; other decoders: from the values
+            # scores [B, classes] usually bound every label and prediction (no extra pass over them)
+            classes = int(scores.shape[-1]) if scores.dim() > 1 else 0
+            labels, pred = y.reshape(-1).long().cpu(), pred.cpu()
+            counts = torch.bincount(labels * classes + pred, minlength=classes * classes) if classes else None
+            if counts is None or counts.numel() > classes * classes or int(pred.max()) >= classes:
+                classes = int(max(classes, int(labels.max()) + 1, int(pred.max()) + 1))
+                counts = torch.bincount(labels * classes + pred, minlength=classes * classes)
             counts = counts.reshape(classes, classes)
             if self._confusion_epoch is not None and self._confusion_epoch.shape != counts.shape:
                 n = max(classes, self._confusion_epoch.shape[0])

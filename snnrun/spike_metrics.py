@@ -125,12 +125,15 @@ class SynOpsCounter:
         def hook(module, args, output):
             if not self.active:
                 return
-            x = args[0].detach()
-            x2d = x.reshape(x.shape[0], -1)
             events = getattr(module, "events", None)  # counted by the dense gather kernel in this call
             if uniform is not None and events is not None:
                 ops = float(events) * uniform
-            elif uniform is not None:  # dense, one_to_one, lateral inhibition: events x the common fan-out
+                old = self.ops.get(key)
+                self.ops[key] = ops if old is None else old + ops
+                return
+            x = args[0].detach()
+            x2d = x.reshape(x.shape[0], -1)
+            if uniform is not None:  # dense, one_to_one, lateral inhibition: events x the common fan-out
                 ops = (x2d != 0).sum().double() * uniform
             else:  # conv2d, sparse, recurrent: Σ_n Σ_i [x_ni != 0] fan_out_i as one mat-vec
                 f = self.fan_out[key]

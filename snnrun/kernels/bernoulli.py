@@ -31,12 +31,13 @@ _SOURCE = r"""
 
 constexpr int LANES = 16;  // streams advanced together (one per input)
 
-static inline uint64_t splitmix64(uint64_t& s) {
-    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+static inline uint64_t mix64(uint64_t z) {
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
 }
+
+static inline uint64_t splitmix64(uint64_t& s) { return mix64(s += 0x9E3779B97F4A7C15ull); }
 
 static inline uint32_t rotl(uint32_t x, int k) { return (x << k) | (x >> (32 - k)); }
 
@@ -90,7 +91,15 @@ torch::Tensor bernoulli_steps(torch::Tensor p, int64_t T, int64_t key, double sc
                     for (int64_t t = 0; t < T; ++t) std::fill(o + t * N + i0, o + t * N + i0 + n, scalar_t(0));
                     continue;
                 }
-                for (int j = 0; j < LANES; ++j) seed((uint64_t)key, i0 + j, s0[j], s1[j], s2[j], s3[j]);
+                uint64_t a[LANES], b[LANES];  // the two SplitMix64 outputs of each lane: as seed(), vectorised
+                for (int j = 0; j < LANES; ++j) {
+                    const uint64_t base = (uint64_t)key + (uint64_t)(i0 + j) * 0x9E3779B97F4A7C15ull;
+                    a[j] = mix64(base + 0x9E3779B97F4A7C15ull);
+                    b[j] = mix64(base + 2 * 0x9E3779B97F4A7C15ull);
+                }
+                for (int j = 0; j < LANES; ++j) {
+                    s0[j] = (uint32_t)a[j]; s1[j] = (uint32_t)(a[j] >> 32); s2[j] = (uint32_t)b[j]; s3[j] = (uint32_t)(b[j] >> 32);
+                }
                 scalar_t z[LANES];
                 for (int64_t t = 0; t < T; ++t) {
                     scalar_t* dst = n == LANES ? o + t * N + i0 : z;  // full groups: straight to the output
@@ -109,7 +118,7 @@ torch::Tensor bernoulli_steps(torch::Tensor p, int64_t T, int64_t key, double sc
 }
 """
 
-_EXTENSION = Extension("snnrun_bernoulli_v7", _SOURCE, ["bernoulli_steps", "stream"],
+_EXTENSION = Extension("snnrun_bernoulli_v10", _SOURCE, ["bernoulli_steps", "stream"],
                        ["-O3", "-march=native", "-mprefer-vector-width=256", "-fopenmp"])
 _load = _EXTENSION.load
 
