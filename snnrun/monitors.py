@@ -354,8 +354,8 @@ class Instruments:
         self.metrics.observe(out.spikes, counts)
         if split == "test":
             pred = self.exp.decoder.predict(scores.detach()).reshape(-1).long()
-            # scores [B, classes] bound every label and prediction; other decoders: from the values
-            # scores [B, classes] usually bound every label and prediction (no extra pass over them)
+            # scores [B, classes] usually bound every label and prediction (no extra pass over them);
+            # otherwise (other decoders, out-of-range values) the size comes from the values
             classes = int(scores.shape[-1]) if scores.dim() > 1 else 0
             labels, pred = y.reshape(-1).long().cpu(), pred.cpu()
             counts = torch.bincount(labels * classes + pred, minlength=classes * classes) if classes else None

@@ -205,8 +205,8 @@ class SpikeMetrics:
             self._start_weights = {n: projection_weight(self.network.projections[n]).clone() for n in self.weighted}
 
     def observe(self, spikes: dict[str, torch.Tensor], counts: dict[str, torch.Tensor] | None = None) -> None:
-        """Add one batch: ``spikes[pop]`` [T, B, *shape]; ``counts[pop]``, if given, its per-neuron
-        spike counts (flattened), already summed over time and batch."""
+        """Add one batch: ``spikes[pop]`` [T, B, *shape]; ``counts[pop]``, if given, its spike counts
+        summed over time, ``[b, neurons]`` (per sample, or ``b = 1`` already summed over the batch)."""
         if not self.params.enabled:
             return
         first = next(iter(spikes.values()))

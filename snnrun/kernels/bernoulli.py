@@ -41,7 +41,8 @@ static inline uint64_t splitmix64(uint64_t& s) { return mix64(s += 0x9E3779B97F4
 
 static inline uint32_t rotl(uint32_t x, int k) { return (x << k) | (x >> (32 - k)); }
 
-// xoshiro128** state of input i: two SplitMix64 outputs from key + i * golden
+// xoshiro128** state of input i: two SplitMix64 outputs from key + i * golden (bernoulli_steps
+// computes the same for 16 lanes at once)
 static inline void seed(uint64_t key, int64_t i, uint32_t& a, uint32_t& b, uint32_t& c, uint32_t& d) {
     uint64_t sm = key + (uint64_t)i * 0x9E3779B97F4A7C15ull;
     const uint64_t x = splitmix64(sm), y = splitmix64(sm);
