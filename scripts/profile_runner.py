@@ -7,7 +7,8 @@ the runner's parts, without changing them:
 - encode: the encoder
 - compute: network forward, decoder, loss, backward, optimizer step and weight constraints
   (the rest of the batch loop, measured as epoch time minus every other part)
-- metrics: rate/accuracy bookkeeping, spike metrics and monitors (``Instruments``), metric sinks
+- metrics: loss/accuracy/rate bookkeeping, spike metrics (including the SynOps counter's forward
+  hooks, which run inside the network's forward) and monitors (``Instruments``), metric sinks
 - checkpoint: collecting and serialising the runner's state, and the writes of ``last.pt`` /
   ``best.pt`` (on a background thread: what counts is the time the loop waits for them)
 
@@ -68,7 +69,7 @@ class TimedIterable:
 
 
 def install() -> None:
-    from snnrun import checkpoint, loggers, monitors, runner
+    from snnrun import checkpoint, loggers, monitors, runner, spike_metrics
 
     R = runner.Runner
     original_batches = R._batches
@@ -82,8 +83,10 @@ def install() -> None:
             enc._profiled = True
         return original_forward(self, x)
     R._forward = forward
-    R._counts = timed("metrics", R._counts)
-    R._rates = timed("metrics", R._rates)
+    R._record = timed("metrics", R._record)  # loss, prediction, spike counts and the instruments of a batch
+    R._summarise = timed("metrics", R._summarise)  # the epoch's accuracy, rates, confusion and columns
+    hook = spike_metrics.SynOpsCounter._hook  # SynOps: forward hooks inside the network's forward
+    spike_metrics.SynOpsCounter._hook = lambda self, *a: timed("metrics", hook(self, *a))
     R._fit_epoch = timed("epoch", R._fit_epoch)
     for name in ("begin", "observe", "end", "after_epoch", "learner_batch"):
         if hasattr(monitors.Instruments, name):

@@ -244,7 +244,7 @@ class _Quiet:
     def columns(self, splits) -> list:
         return []
 
-    def end(self, split, train) -> dict:
+    def end(self, split, train, *args) -> dict:
         return {}
 
     def __getattr__(self, name):

@@ -301,6 +301,14 @@ def synaptic_current(net, name: str, spikes: dict[str, torch.Tensor]) -> torch.T
     return total.reshape(total.shape[0], total.shape[1], *target)
 
 
+def confusion_counts(labels: torch.Tensor, pred: torch.Tensor, classes: int = 0) -> torch.Tensor:
+    """``[classes, classes]`` counts of (label, prediction) pairs, rows the labels; ``classes`` is
+    grown to fit every label and prediction."""
+    labels, pred = labels.reshape(-1).long().cpu(), pred.reshape(-1).long().cpu()
+    classes = int(max(classes, int(labels.max()) + 1, int(pred.max()) + 1))
+    return torch.bincount(labels * classes + pred, minlength=classes * classes).reshape(classes, classes)
+
+
 class Instruments:
     """What the runner calls to see inside a run: spike metrics, probes, the sample file, plots, tensor logs.
 
@@ -335,9 +343,7 @@ class Instruments:
                               f"the cap of {self.params.max_mb:g} MB; record fewer samples, epochs, variables or a "
                               f"shorter window, or raise monitors.max_mb")
         self.written = 0
-        self.num_classes = None
         self.confusion: torch.Tensor | None = None
-        self._confusion_epoch: torch.Tensor | None = None
         self._rates: dict[str, np.ndarray] = {}
         self._raster: dict[str, torch.Tensor] = {}
 
@@ -347,43 +353,31 @@ class Instruments:
 
     def begin(self, split: str, train: bool) -> None:
         self.metrics.begin(train)
-        self._confusion_epoch = None
 
-    def observe(self, split: str, out, scores: torch.Tensor, y: torch.Tensor,
-                counts: dict[str, torch.Tensor] | None = None) -> None:
+    def observe(self, split: str, out, counts: dict[str, torch.Tensor] | None = None, last: bool = False) -> None:
+        """One batch's spikes (``counts``: the runner's per-population counts); the last test batch's
+        first sample is kept for the raster image."""
         self.metrics.observe(out.spikes, counts)
-        if split == "test":
-            pred = self.exp.decoder.predict(scores.detach()).reshape(-1).long()
-            # scores [B, classes] usually bound every label and prediction (no extra pass over them);
-            # otherwise (other decoders, out-of-range values) the size comes from the values
-            classes = int(scores.shape[-1]) if scores.dim() > 1 else 0
-            labels, pred = y.reshape(-1).long().cpu(), pred.cpu()
-            counts = torch.bincount(labels * classes + pred, minlength=classes * classes) if classes else None
-            if counts is None or counts.numel() > classes * classes or int(pred.max()) >= classes:
-                classes = int(max(classes, int(labels.max()) + 1, int(pred.max()) + 1))
-                counts = torch.bincount(labels * classes + pred, minlength=classes * classes)
-            counts = counts.reshape(classes, classes)
-            if self._confusion_epoch is not None and self._confusion_epoch.shape != counts.shape:
-                n = max(classes, self._confusion_epoch.shape[0])
-                grown = torch.zeros(n, n, dtype=torch.long)
-                grown[:self._confusion_epoch.shape[0], :self._confusion_epoch.shape[0]] += self._confusion_epoch
-                grown[:classes, :classes] += counts
-                self._confusion_epoch = grown
-            else:
-                self._confusion_epoch = counts if self._confusion_epoch is None else self._confusion_epoch + counts
+        if split == "test" and last:
             self._raster = {n: s[:, 0].detach().cpu() for n, s in out.spikes.items()}
 
     def learner_batch(self, values: dict | None) -> None:
         """What the local learners returned for this batch (e.g. ``{"reward": r}``)."""
         self.metrics.observe_learners(values)
 
-    def end(self, split: str, train: bool) -> dict[str, float]:
-        if split == "test" and self._confusion_epoch is not None:
-            self.confusion = self._confusion_epoch
+    def end(self, split: str, train: bool, pred: torch.Tensor | None = None, labels: torch.Tensor | None = None,
+            classes: int = 0, counts: dict[str, np.ndarray] | None = None) -> dict[str, float]:
+        """The split's metric columns. ``pred``/``labels``: the epoch's predictions, for the test
+        split's confusion matrix (``classes``: the score width, grown to fit every value);
+        ``counts``: each population's spike count per neuron over the epoch, when the caller has
+        reduced them already."""
+        if split == "test" and pred is not None and pred.numel():
+            self.confusion = confusion_counts(labels, pred, classes)
+        columns = self.metrics.end(split, train, counts)
         if train and self.metrics.samples:
             scale = 1000.0 / (self.metrics.steps * self.metrics.samples * self.exp.network.dt)
-            self._rates = {n: (c * scale).cpu().numpy() for n, c in self.metrics.neuron_counts().items()}
-        return self.metrics.end(split, train)
+            self._rates = {n: c * scale for n, c in self.metrics.neuron_counts().items()}
+        return columns
 
     # --- epochs --------------------------------------------------------------------------
     def start(self, epoch: int) -> None:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
@@ -30,6 +31,59 @@ log = logging.getLogger("snnrun")
 
 class Interrupted(Exception):
     """SIGINT/SIGTERM arrived; raised between batches (the message says where)."""
+
+
+class EpochTally:
+    """One split's sums over an epoch: loss and samples, and per batch the detached scores, labels
+    and spike counts. Those are kept as they are and compared or reduced once, at the end of the
+    epoch: a small tensor op costs about as much as a batch of the default network's encoding."""
+
+    def __init__(self, predict):
+        self.predict = predict  # the decoder's scores -> classes (stateless)
+        self.loss_sum, self.count, self.steps, self.classes = 0.0, 0, 1, 0
+        self.scores: list[torch.Tensor] = []
+        self.labels: list[torch.Tensor] = []
+        self.counts: dict[str, list[torch.Tensor]] = {}
+        self._correct, self._checked = 0, 0  # correct predictions among the first `_checked` batches
+        self._spikes: dict[str, tuple[float, int]] = {}  # per population: spikes among the first n batches
+
+    def add(self, loss_value: float, scores: torch.Tensor, y: torch.Tensor, counts: dict[str, torch.Tensor],
+            steps: int) -> None:
+        n = y.shape[0]
+        self.loss_sum += loss_value * n
+        self.count += n
+        self.steps = steps
+        self.classes = max(self.classes, int(scores.shape[-1]) if scores.dim() > 1 else 0)
+        self.scores.append(scores.detach() if scores.requires_grad else scores)
+        self.labels.append(y)
+        for name, c in counts.items():
+            self.counts.setdefault(name, []).append(c)
+
+    def predictions(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every prediction and label of the epoch, ``[samples]`` each."""
+        if not self.scores:
+            return torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)
+        return self.predict(torch.cat(self.scores)).reshape(-1), torch.cat(self.labels).reshape(-1)
+
+    def running_correct(self) -> int:
+        """Correct predictions so far, for the progress bar (predicts only the new batches)."""
+        if self._checked < len(self.scores):
+            pred = self.predict(torch.cat(self.scores[self._checked:])).reshape(-1)
+            self._correct += int((pred == torch.cat(self.labels[self._checked:]).reshape(-1)).sum())
+            self._checked = len(self.scores)
+        return self._correct
+
+    def running_spikes(self, name: str) -> float:
+        """Spikes of population ``name`` so far, for the progress bar (sums only the new batches)."""
+        total, seen = self._spikes.get(name, (0.0, 0))
+        parts = self.counts[name]
+        total += sum(float(c.sum()) for c in parts[seen:])
+        self._spikes[name] = (total, len(parts))
+        return total
+
+    def neuron_counts(self) -> dict[str, np.ndarray]:
+        """Each spiking population's spike count per neuron over the epoch (float64)."""
+        return {name: torch.cat(cs).sum(0).cpu().numpy().astype(np.float64) for name, cs in self.counts.items()}
 
 
 class Runner:
@@ -140,13 +194,37 @@ class Runner:
         for name in self.populations:
             if self.exp.network.populations[name].neuron.spiking:
                 c = out.counts.get(name)
-                counts[name] = c.reshape(c.shape[0], -1) if c is not None else \
-                    out.spikes[name].detach().sum((0, 1)).reshape(1, -1).float()
+                if c is None:
+                    c = out.spikes[name].detach().sum((0, 1)).reshape(1, -1).float()
+                counts[name] = c if c.dim() == 2 else c.reshape(c.shape[0], -1)
         return counts
 
-    def _rates(self, batch_counts: dict[str, list[torch.Tensor]], steps: int) -> dict[str, float]:
+    def _record(self, tally: EpochTally, split: str, loss_value: float, scores: torch.Tensor, y: torch.Tensor,
+                out, last: bool) -> None:
+        """A batch's bookkeeping: loss, scores, spike counts, the instruments. Only what must be kept
+        is taken here; it is compared and reduced once per epoch (:meth:`_summarise`)."""
+        counts = self._counts(out)
+        tally.add(loss_value, scores, y, counts, next(iter(out.spikes.values())).shape[0])
+        self.instruments.observe(split, out, counts, last)
+
+    @staticmethod
+    def _rates(counts: dict[str, np.ndarray], steps: int) -> dict[str, float]:
         """Each population's spikes per neuron and step, summed over samples."""
-        return {name: float(torch.cat(cs).sum()) / (steps * cs[0].shape[1]) for name, cs in batch_counts.items()}
+        return {name: float(c.sum()) / (steps * c.size) for name, c in counts.items()}
+
+    def _summarise(self, tally: EpochTally, split: str, train: bool, elapsed: float) -> dict[str, float]:
+        """The split's metrics row from its epoch tally (all ranks agree on it)."""
+        pred, labels = tally.predictions()
+        counts = tally.neuron_counts()
+        rates = self._rates(counts, tally.steps)
+        loss_sum, correct, count, rates = self.dist.sum_totals(tally.loss_sum, int((pred == labels).sum()),
+                                                               tally.count, rates)
+        metrics = {f"{split}/loss": loss_sum / max(count, 1), f"{split}/accuracy": correct / max(count, 1),
+                   "samples_per_s": count / elapsed if elapsed > 0 else float("nan")}
+        for name in rates:
+            metrics[f"{split}/rate/{name}"] = self._hz(rates, count, name)
+        metrics.update(self.instruments.end(split, train, pred, labels, tally.classes, counts))
+        return self.dist.agree(metrics)
 
     def run_epoch(self, train: bool, split: str | None = None) -> dict[str, float]:
         exp = self.exp
@@ -157,8 +235,7 @@ class Runner:
         batches = self._batches(split)
         total = min(len(batches), limit) if limit else len(batches)
         exp.network.train(train)
-        loss_sum, correct, count, steps = 0.0, 0, 0, 1
-        batch_counts: dict[str, list[torch.Tensor]] = {}
+        tally = EpochTally(exp.decoder.predict)
         learner = local.gradient_learner(exp.learners, self.epoch + 1, train)
         bar = tqdm(total=total, desc=f"epoch {self.epoch + 1}/{exp.trainer.epochs} {split}", leave=False,
                    disable=self._bar_disabled(), dynamic_ncols=True, file=sys.stderr)
@@ -198,34 +275,21 @@ class Runner:
                 if train:
                     exp.decoder.observe(out.spikes[exp.network.output].detach(), y)
                     self.step += 1
-                n = y.shape[0]
-                loss_sum += loss_value * n
-                correct += (exp.decoder.predict(scores.detach()) == y).sum().item()
-                count += n
-                counts = self._counts(out)
-                steps = next(iter(out.spikes.values())).shape[0]
-                for name, c in counts.items():
-                    batch_counts.setdefault(name, []).append(c)
-                self.instruments.observe(split, out, scores, y, counts)
+                self._record(tally, split, loss_value, scores, y, out, last=i == total - 1)
                 if self.signals.received:
                     raise Interrupted(f"{split}, batch {i + 1}/{total}")
                 if not bar.disable:
-                    rates = self._rates({k: v for k, v in batch_counts.items() if k == self.populations[0]}, steps)
+                    first = self.populations[0] if self.populations else None
+                    rates = {first: tally.running_spikes(first) / (tally.steps * tally.counts[first][0].shape[1])} \
+                        if first in tally.counts else {}
                     bar.update(1)
-                    bar.set_postfix(loss=f"{loss_sum / count:.3f}", acc=f"{correct / count:.3f}",
-                                    rate=f"{self._hz(rates, count, self.populations[0]):.1f}Hz" if rates else "-")
+                    bar.set_postfix(loss=f"{tally.loss_sum / tally.count:.3f}",
+                                    acc=f"{tally.running_correct() / tally.count:.3f}",
+                                    rate=f"{self._hz(rates, tally.count, first):.1f}Hz" if rates else "-")
         bar.close()
-        rates = self._rates(batch_counts, steps)
         if train:
             exp.decoder.end_epoch()
-        elapsed = time.perf_counter() - start
-        loss_sum, correct, count, rates = self.dist.sum_totals(loss_sum, correct, count, rates)
-        metrics = {f"{split}/loss": loss_sum / max(count, 1), f"{split}/accuracy": correct / max(count, 1),
-                   "samples_per_s": count / elapsed if elapsed > 0 else float("nan")}
-        for name in rates:
-            metrics[f"{split}/rate/{name}"] = self._hz(rates, count, name)
-        metrics.update(self.instruments.end(split, train))
-        return self.dist.agree(metrics)
+        return self._summarise(tally, split, train, time.perf_counter() - start)
 
     def _hz(self, rates: dict, count: int, name: str) -> float:
         """Mean firing rate in Hz: spikes per neuron per step / dt (ms) · 1000."""

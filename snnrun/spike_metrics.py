@@ -33,6 +33,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -171,7 +172,7 @@ class SpikeMetrics:
         self.populations = [n for n, p in network.populations.items() if not p.is_input and p.neuron.spiking]
         self.synops = SynOpsCounter(network) if params.enabled else None
         self.weighted = [n for n, proj in network.projections.items() if projection_weight(proj) is not None]
-        self._counts: dict[str, list[torch.Tensor] | torch.Tensor] = {}
+        self._counts: dict[str, list[torch.Tensor] | np.ndarray] = {}
         self._steps = 0
         self._samples = 0
         self._start_weights: dict[str, torch.Tensor] = {}
@@ -215,18 +216,21 @@ class SpikeMetrics:
             c = counts[name] if counts is not None and name in counts else \
                 spikes[name].detach().sum((0, 1)).reshape(1, -1).float()
             parts = self._counts.setdefault(name, [])
-            if isinstance(parts, torch.Tensor):  # already reduced by neuron_counts(): continue from it
-                parts = self._counts[name] = [parts.reshape(1, -1)]
+            if isinstance(parts, np.ndarray):  # already reduced by neuron_counts(): continue from it
+                parts = self._counts[name] = [torch.from_numpy(parts).to(c.device, c.dtype).reshape(1, -1)]
             parts.append(c)
 
-    def end(self, split: str, train: bool) -> dict[str, float]:
+    def end(self, split: str, train: bool, counts: dict[str, np.ndarray] | None = None) -> dict[str, float]:
+        """The split's columns; ``counts``: the per-neuron spike counts of the epoch if the caller has
+        reduced them already (else this reduces the batches it observed)."""
         if not self.params.enabled or self._samples == 0:
             return {}
+        if counts is not None:
+            self._counts.update({n: c for n, c in counts.items() if n in self._counts})
         out: dict[str, float] = {}
-        for name, counts in self.neuron_counts().items():
-            prob = counts / (self._steps * self._samples)
-            out[f"{split}/silent/{name}"] = float((counts == 0).float().mean())
-            out[f"{split}/saturated/{name}"] = float((prob >= self.params.saturation).float().mean())
+        for name, c in self.neuron_counts().items():
+            out[f"{split}/silent/{name}"] = float((c == 0).mean())
+            out[f"{split}/saturated/{name}"] = float((c / (self._steps * self._samples) >= self.params.saturation).mean())
         total, counts = 0.0, self.synops.counts
         for name in self.synops.projections:
             per_sample = counts.get(name, 0.0) / self._samples
@@ -236,10 +240,11 @@ class SpikeMetrics:
         out[f"{split}/energy_nj"] = total * self.params.pj_per_synop * 1e-3
         if train:
             for name in self.weighted:
-                w = projection_weight(self.network.projections[name])
-                out[f"weight_norm/{name}"] = float(w.float().norm())
+                w = projection_weight(self.network.projections[name]).detach()
+                w = w if w.dtype in (torch.float32, torch.float64) else w.float()
+                out[f"weight_norm/{name}"] = float(torch.linalg.vector_norm(w))
                 if name in self._start_weights:
-                    out[f"dw/{name}"] = float((w - self._start_weights[name]).abs().float().mean())
+                    out[f"dw/{name}"] = float(torch.dist(w, self._start_weights[name], 1)) / max(w.numel(), 1)
             out.update({f"learner/{k}": total / n for k, (total, n) in self._learner.items() if n})
             for learner in self.learners:
                 out.update({f"learner/{k}": v for k, v in learner_metrics(learner).items()})
@@ -250,11 +255,11 @@ class SpikeMetrics:
         if self.synops is not None:
             self.synops.remove()
 
-    def neuron_counts(self) -> dict[str, torch.Tensor]:
-        """Per-neuron spike counts of the current split so far (flattened neurons)."""
+    def neuron_counts(self) -> dict[str, np.ndarray]:
+        """Per-neuron spike counts of the current split so far (flattened neurons, float64)."""
         for name, parts in self._counts.items():
             if isinstance(parts, list):  # the batches' counts, reduced once
-                self._counts[name] = torch.cat(parts).sum(0)
+                self._counts[name] = torch.cat(parts).sum(0).cpu().numpy().astype(np.float64)
         return dict(self._counts)
 
     @property

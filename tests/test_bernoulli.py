@@ -108,6 +108,23 @@ def test_same_seed_same_spikes_any_thread_count():
     assert not torch.equal(bernoulli.bernoulli_steps(p, 30), runs[0])  # the next call draws a new key
 
 
+@needs_ext
+def test_key_is_one_draw_of_torchs_default_generator():
+    """The kernel's own key draw takes the value torch.randint(-2**63, 2**63 - 1, ()) would, so runs
+    follow torch.manual_seed; the shape of the input is kept behind the time axis."""
+    ext = bernoulli._load()
+    torch.manual_seed(123)
+    drawn = [ext.draw_key() for _ in range(4)]
+    torch.manual_seed(123)
+    assert drawn == [int(torch.randint(-2 ** 63, 2 ** 63 - 1, (), dtype=torch.int64)) for _ in range(4)]
+    p = torch.rand(2, 3, 5)
+    torch.manual_seed(9)
+    spikes = bernoulli.bernoulli_steps(p, 6)
+    torch.manual_seed(9)
+    assert spikes.shape == (6, 2, 3, 5)
+    assert torch.equal(spikes, ext.bernoulli_steps(p, 6, ext.draw_key(), 1.0))
+
+
 def test_torch_fallback_has_the_same_distribution():
     bernoulli.set_enabled(False)
     try:

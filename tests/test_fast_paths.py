@@ -111,7 +111,8 @@ def test_spike_linear_matches_dense(dtype, out_features):
     w = torch.randn(out_features, 70, dtype=dtype, requires_grad=True)
     b = torch.randn(out_features, dtype=dtype, requires_grad=True)
     g = torch.randn(300, out_features, dtype=dtype)
-    assert spike_linear._EXTENSION.module.spike_index(x.detach(), spike_linear.MAX_DENSITY)  # the gather path is taken
+    spikes, index = spike_linear._EXTENSION.module.spike_index(x.detach(), spike_linear.MAX_DENSITY)
+    assert index and spikes == int(x.detach().sum())  # the gather path is taken, and it counted the spikes
     results = []
     for fn in (spike_linear.linear, torch.nn.functional.linear):
         y = fn(x, w, b)
@@ -129,9 +130,11 @@ def test_spike_linear_falls_back_to_dense():
     w = torch.randn(5, 12)
     graded = torch.rand(6, 12)  # not binary
     dense = (torch.rand(6, 12) < 0.9).float()  # binary but above MAX_DENSITY
-    for x in (graded, dense):
-        assert not spike_linear._EXTENSION.module.spike_index(x, spike_linear.MAX_DENSITY)
-        assert torch.equal(spike_linear.linear(x, w), torch.nn.functional.linear(x, w))
+    for x, spikes in ((graded, None), (dense, int(dense.sum()))):
+        assert not spike_linear._EXTENSION.module.spike_index(x, spike_linear.MAX_DENSITY)[1]
+        y, events = spike_linear.linear_events(x, w)
+        assert torch.equal(y, torch.nn.functional.linear(x, w))
+        assert events == spikes  # binary input: counted even on the dense path; graded: not spikes
     empty_rows = torch.zeros(4, 12)
     assert torch.equal(spike_linear.linear(empty_rows, w), torch.zeros(4, 5))
 

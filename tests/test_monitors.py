@@ -63,7 +63,7 @@ def test_recording_does_not_change_training(tiny_cfg, tmp_path):
 
 
 def test_sample_file_holds_every_population(tiny_cfg, tmp_path):
-    _, exp = fit(tiny_cfg("monitors.sample_size=5"), tmp_path)
+    summary, exp = fit(tiny_cfg("monitors.sample_size=5"), tmp_path)
     s = np.load(tmp_path / "monitors" / "sample.npz")
     assert s["input/inp"].shape == (5, 8, 20)
     assert s["spikes/hidden"].shape == (5, 8, 16) and s["spikes/out"].shape == (5, 8, 4)
@@ -75,6 +75,16 @@ def test_sample_file_holds_every_population(tiny_cfg, tmp_path):
     rows = list(csv.reader(open(tmp_path / "confusion_matrix.csv")))
     counts = np.array([[int(v) for v in r[1:]] for r in rows[1:]])
     assert counts.shape == (4, 4) and counts.sum() == 128  # every test sample of the last epoch
+    assert counts.trace() / 128 == pytest.approx(summary["final"]["test/accuracy"])  # the diagonal: correct ones
+
+
+def test_confusion_counts_grow_to_fit_every_label_and_prediction():
+    from snnrun.monitors import confusion_counts
+    labels, pred = torch.tensor([0, 1, 1, 2]), torch.tensor([0, 1, 2, 4])
+    c = confusion_counts(labels, pred, classes=3)
+    assert c.shape == (5, 5) and c.sum() == 4
+    assert c[0, 0] == 1 and c[1, 1] == 1 and c[1, 2] == 1 and c[2, 4] == 1
+    assert confusion_counts(labels[:2], pred[:2], classes=4).shape == (4, 4)
 
 
 def test_cap_and_bad_probes_are_one_line_config_errors(tiny_cfg, tmp_path):

@@ -146,12 +146,13 @@ class TensorBatches:
         return (len(self.x) + self.batch_size - 1) // self.batch_size
 
     def __iter__(self):
-        n = len(self.x)
-        index = torch.randperm(n, generator=self.generator) if self.shuffle else None
-        for start in range(0, n, self.batch_size):
-            if index is None:
-                x, y = self.x[start:start + self.batch_size], self.y[start:start + self.batch_size]
-            else:
-                idx = index[start:start + self.batch_size]
-                x, y = self.x[idx], self.y[idx]
+        if self.shuffle:
+            index = torch.randperm(len(self.x), generator=self.generator)
+            batches = ((self.x.index_select(0, idx), self.y.index_select(0, idx))
+                       for idx in index.split(self.batch_size))
+        else:  # views, split once
+            batches = zip(self.x.split(self.batch_size), self.y.split(self.batch_size))
+        for x, y in batches:
+            if not len(x):  # split() of no samples gives one empty part
+                return
             yield (random_shift(x, self.shift, self.generator) if self.shift else x), y

@@ -24,9 +24,11 @@ _DTYPES = (torch.float32, torch.float64)
 
 _SOURCE = r"""
 #include <torch/extension.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <algorithm>
 #include <cstdint>
+#include <mutex>
 #include <vector>
 
 constexpr int LANES = 16;  // streams advanced together (one per input)
@@ -62,11 +64,24 @@ std::vector<int64_t> stream(int64_t key, int64_t i, int64_t n) {
     return out;
 }
 
-// p: [N]; spike probabilities scale * p (clamped to [0, 1]); returns [T, N] of 0/1 in p's dtype.
-torch::Tensor bernoulli_steps(torch::Tensor p, int64_t T, int64_t key, double scale) {
+// one draw of torch's default CPU generator, as torch.randint(-2**63, 2**63 - 1, ()) makes it
+// (random64() % range + low); here it costs no dispatcher call or tensor
+int64_t draw_key() {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    const uint64_t r = at::check_generator<at::CPUGeneratorImpl>(gen)->random64();
+    return (int64_t)(r % 0xFFFFFFFFFFFFFFFFull + 0x8000000000000000ull);
+}
+
+// p: any shape, N elements; spike probabilities scale * p (clamped to [0, 1]); returns
+// [T, *p.shape] of 0/1 in p's dtype. key: the generator's key, or draw_key() when none is given.
+torch::Tensor bernoulli_steps(torch::Tensor p, int64_t T, c10::optional<int64_t> key_arg, double scale) {
     auto P = p.contiguous();
     const int64_t N = P.numel();
-    auto out = torch::empty({T, N}, P.options());
+    const int64_t key = key_arg.has_value() ? *key_arg : draw_key();
+    std::vector<int64_t> shape{T};
+    shape.insert(shape.end(), P.sizes().begin(), P.sizes().end());
+    auto out = torch::empty(shape, P.options());
     const int64_t groups = (N + LANES - 1) / LANES;
     std::vector<uint32_t> thr(groups * LANES, 0u);  // floor(p 2^32), padded; p >= 1 -> always
     std::vector<uint8_t> always(groups * LANES, 0);
@@ -119,7 +134,7 @@ torch::Tensor bernoulli_steps(torch::Tensor p, int64_t T, int64_t key, double sc
 }
 """
 
-_EXTENSION = Extension("snnrun_bernoulli_v10", _SOURCE, ["bernoulli_steps", "stream"],
+_EXTENSION = Extension("snnrun_bernoulli_v12", _SOURCE, ["bernoulli_steps", "stream", "draw_key"],
                        ["-O3", "-march=native", "-mprefer-vector-width=256", "-fopenmp"])
 _load = _EXTENSION.load
 
@@ -137,5 +152,4 @@ def bernoulli_steps(x: torch.Tensor, steps: int, scale: float = 1.0) -> torch.Te
     if ext is None:
         q = (x * scale).clamp(0.0, 1.0).unsqueeze(0).expand(steps, *x.shape)
         return (torch.rand(q.shape, device=x.device, dtype=x.dtype) < q).to(x.dtype)
-    key = int(torch.randint(-2 ** 63, 2 ** 63 - 1, (), dtype=torch.int64))  # one draw of torch's generator
-    return ext.bernoulli_steps(x, steps, key, float(scale)).view(steps, *x.shape)
+    return ext.bernoulli_steps(x, steps, None, float(scale))  # key: one draw of torch's default generator

@@ -6,8 +6,9 @@ is, row by row, the sum of the columns of ``W`` of the inputs that spiked:
 ``∂L/∂W_{:, j} = Σ_{r: s_rj = 1} ∂L/∂I_r``. At input density ρ both cost ρ·R·K·M additions
 instead of the 2·R·K·M flops of the dense GEMMs (13 % dense MNIST rate codes: ~7× fewer).
 
-The kernel (C++, ``load_inline``) first scans ``s`` once: if an entry is neither 0 nor 1,
-or the density exceeds ``max_density``, it returns nothing and the caller uses the dense
+The kernel (C++, ``load_inline``) first scans ``s`` once, counting the spikes (the SynOps
+counter reads that count): if an entry is neither 0 nor 1, or the density exceeds
+``max_density``, it returns no indices and the caller uses the dense
 ``torch.nn.functional.linear``. Otherwise it builds the row-compressed indices of the spikes
 (int32, kept for the backward instead of the float input), and runs both products over column
 blocks of 64 outputs (each block of ``Wᵀ`` stays in cache; threads own disjoint blocks, so the
@@ -36,8 +37,9 @@ _SOURCE = r"""
 #include <atomic>
 #include <vector>
 
-// Row-compressed indices of a binary [R, K] matrix; {} if not binary or denser than max_density.
-std::vector<torch::Tensor> spike_index(torch::Tensor x, double max_density) {
+// (spikes, {row offsets, column indices}) of a binary [R, K] matrix: the indices are {} when it is
+// denser than max_density (the count is still exact), and spikes is -1 when it is not binary.
+std::tuple<int64_t, std::vector<torch::Tensor>> spike_index(torch::Tensor x, double max_density) {
     auto X = x.contiguous();
     const int64_t R = X.size(0), K = X.size(1);
     auto counts = torch::empty({R + 1}, torch::kInt64);
@@ -55,11 +57,11 @@ std::vector<torch::Tensor> spike_index(torch::Tensor x, double max_density) {
             }
         });
     });
-    if (!ok) return {};
+    if (!ok) return {-1, {}};
     cnt[0] = 0;
     for (int64_t r = 0; r < R; ++r) cnt[r + 1] += cnt[r];
     const int64_t nnz = cnt[R];
-    if ((double)nnz > max_density * (double)R * (double)K) return {};
+    if ((double)nnz > max_density * (double)R * (double)K) return {nnz, {}};
     auto idx = torch::empty({nnz}, torch::kInt32);
     int32_t* ip = idx.data_ptr<int32_t>();
     AT_DISPATCH_FLOATING_TYPES(X.scalar_type(), "spike_index_fill", [&] {
@@ -74,7 +76,7 @@ std::vector<torch::Tensor> spike_index(torch::Tensor x, double max_density) {
             }
         });
     });
-    return {counts, idx};
+    return {nnz, {counts, idx}};
 }
 
 // Weights are used in a packed layout [nb, K, BLK]: each block of BLK output columns of W^T is
@@ -189,7 +191,7 @@ def set_enabled(flag: bool) -> None:
     _ENABLED = bool(flag)
 
 
-_EXTENSION = Extension("snnrun_spike_linear_v6", _SOURCE, ["spike_index", "gather_rows", "scatter_rows"],
+_EXTENSION = Extension("snnrun_spike_linear_v7", _SOURCE, ["spike_index", "gather_rows", "scatter_rows"],
                        ["-O3", "-march=native", "-mprefer-vector-width=256", "-fopenmp"])
 _load = _EXTENSION.load  # the compiled module, or None when it cannot be built here
 
@@ -216,13 +218,15 @@ def linear_events(x: torch.Tensor, weight: torch.Tensor,
                   bias: torch.Tensor | None = None) -> tuple[torch.Tensor, int | None]:
     """``torch.nn.functional.linear(x, weight, bias)`` for 2-d ``x``; uses the gather kernel when
     ``x`` is binary and at most :data:`MAX_DENSITY` dense (CPU, float32/64), else the dense GEMM.
-    Also returns the number of spikes in ``x`` when the gather kernel counted them (else None)."""
+    Also returns the number of spikes in ``x`` when the kernel's scan counted them (binary ``x``
+    on the kernel's path, at any density), else None."""
     if (_ENABLED and x.dim() == 2 and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
             and weight.dtype == x.dtype and weight.device.type == "cpu" and x.shape[0] > 0 and _load() is not None):
-        found = _EXTENSION.module.spike_index(x.detach(), MAX_DENSITY)
+        spikes, found = _EXTENSION.module.spike_index(x.detach(), MAX_DENSITY)
         if found:
             y = _SpikeLinear.apply(x, weight, found[0], found[1])
-            return (y if bias is None else y + bias), int(found[1].numel())
+            return (y if bias is None else y + bias), spikes
+        return torch.nn.functional.linear(x, weight, bias), (spikes if spikes >= 0 else None)
     return torch.nn.functional.linear(x, weight, bias), None
 
 
