@@ -301,12 +301,13 @@ def synaptic_current(net, name: str, spikes: dict[str, torch.Tensor]) -> torch.T
     return total.reshape(total.shape[0], total.shape[1], *target)
 
 
-def confusion_counts(labels: torch.Tensor, pred: torch.Tensor, classes: int = 0) -> torch.Tensor:
+def confusion_counts(labels: torch.Tensor, pred: torch.Tensor, classes: int = 0) -> np.ndarray:
     """``[classes, classes]`` counts of (label, prediction) pairs, rows the labels; ``classes`` is
-    grown to fit every label and prediction."""
-    labels, pred = labels.reshape(-1).long().cpu(), pred.reshape(-1).long().cpu()
-    classes = int(max(classes, int(labels.max()) + 1, int(pred.max()) + 1))
-    return torch.bincount(labels * classes + pred, minlength=classes * classes).reshape(classes, classes)
+    grown to fit every label and prediction (once per epoch, in numpy: a handful of values)."""
+    labels = labels.reshape(-1).cpu().numpy().astype(np.int64)
+    pred = pred.reshape(-1).cpu().numpy().astype(np.int64)
+    classes = int(max(classes, labels.max() + 1, pred.max() + 1))
+    return np.bincount(labels * classes + pred, minlength=classes * classes).reshape(classes, classes)
 
 
 class Instruments:
@@ -343,7 +344,7 @@ class Instruments:
                               f"the cap of {self.params.max_mb:g} MB; record fewer samples, epochs, variables or a "
                               f"shorter window, or raise monitors.max_mb")
         self.written = 0
-        self.confusion: torch.Tensor | None = None
+        self.confusion: np.ndarray | None = None
         self._rates: dict[str, np.ndarray] = {}
         self._raster: dict[str, torch.Tensor] = {}
 
@@ -432,7 +433,7 @@ def raster_image(spikes: torch.Tensor, max_neurons: int = 256) -> np.ndarray:
     return ((s.t() > 0).to(torch.uint8) * 255).numpy()
 
 
-def write_confusion(path: Path, confusion: torch.Tensor) -> None:
+def write_confusion(path: Path, confusion: np.ndarray) -> None:
     """``confusion_matrix.csv``: one row per true class, one column per predicted class (counts)."""
     n = confusion.shape[0]
     with open(path, "w", newline="") as f:

@@ -29,14 +29,16 @@ def rng_state() -> dict:
 def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
+    internal = internal.tolist() if isinstance(internal, torch.Tensor) else internal  # list: older checkpoints
+    random.setstate((version, tuple(int(v) for v in internal), gauss))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def _python_state():
+    """``random``'s state with its 625 words as one int64 tensor (one object to pickle, not 625)."""
     version, internal, gauss = random.getstate()
-    return [version, list(internal), gauss]
+    return [version, torch.tensor(internal, dtype=torch.int64), gauss]
 
 
 def git_commit(path: Path | None = None) -> str | None:

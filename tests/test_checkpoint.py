@@ -170,3 +170,20 @@ def test_background_writer_keeps_order_and_reraises_a_failed_write():
     writer.submit(fail)
     with pytest.raises(SnnrunError, match="No space left on device"):
         writer.close()
+
+
+def test_rng_state_round_trip_and_older_checkpoints_list_form():
+    import random
+
+    from snnrun.reproducibility import rng_state, set_rng_state
+
+    random.seed(5)
+    torch.manual_seed(5)
+    state = rng_state()
+    assert isinstance(state["python"][1], torch.Tensor) and state["python"][1].numel() == 625
+    expected = ([random.random() for _ in range(3)], torch.rand(3))
+    set_rng_state(state)
+    assert [random.random() for _ in range(3)] == expected[0] and torch.equal(torch.rand(3), expected[1])
+    older = {**state, "python": [state["python"][0], state["python"][1].tolist(), state["python"][2]]}
+    set_rng_state(older)  # checkpoints before the tensor form kept a list of ints
+    assert [random.random() for _ in range(3)] == expected[0]

@@ -244,3 +244,18 @@ def test_standard_normalisation_leaves_constant_features_centred_not_blown_up(tm
     std0 = float(np.std([0.0, 1.0, 2.0, 3.0], ddof=1))
     torch.testing.assert_close(data.x_test, torch.tensor([[0.0, 0.25, 0.5]]))
     torch.testing.assert_close(data.x_train[:, 0], torch.tensor([-1.5, -0.5, 0.5, 1.5]) / std0)
+
+
+@pytest.mark.parametrize("gather_bytes", [10 ** 9, 3 * 5 * 4 * 4])  # one chunk; chunks of 3 batches of 4
+def test_shuffled_batches_are_the_generators_permutation_in_order(monkeypatch, gather_bytes):
+    from snnrun.data import base
+
+    monkeypatch.setattr(base, "GATHER_BYTES", gather_bytes)
+    x, y = torch.arange(30 * 5, dtype=torch.float32).reshape(30, 5), torch.arange(30)
+    batches = list(base.TensorBatches(x, y, 4, shuffle=True, generator=torch.Generator().manual_seed(3)))
+    perm = torch.randperm(30, generator=torch.Generator().manual_seed(3))
+    assert [len(b) for b, _ in batches] == [4] * 7 + [2]
+    assert torch.equal(torch.cat([b for b, _ in batches]), x[perm]) and torch.equal(torch.cat([t for _, t in batches]), perm)
+    plain = list(base.TensorBatches(x, y, 4))
+    assert torch.equal(torch.cat([b for b, _ in plain]), x) and len(plain) == 8
+    assert list(base.TensorBatches(x[:0], y[:0], 4, shuffle=True)) == [] == list(base.TensorBatches(x[:0], y[:0], 4))

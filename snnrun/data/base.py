@@ -126,6 +126,11 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator | N
     return out.reshape(x.shape)
 
 
+#: shuffled batches are gathered this many bytes of samples at a time (a few small ops per chunk
+#: instead of per batch; the copy in memory stays small next to the data)
+GATHER_BYTES = 8 * 2 ** 20
+
+
 class TensorBatches:
     """Iterate over ``(x, y)`` mini-batches of in-memory tensors.
 
@@ -145,14 +150,19 @@ class TensorBatches:
     def __len__(self) -> int:
         return (len(self.x) + self.batch_size - 1) // self.batch_size
 
+    def _batches(self):
+        if not self.shuffle:  # views, split once
+            yield from zip(self.x.split(self.batch_size), self.y.split(self.batch_size))
+            return
+        index = torch.randperm(len(self.x), generator=self.generator)
+        sample_bytes = self.x[:1].numel() * self.x.element_size()
+        chunk = self.batch_size * max(1, GATHER_BYTES // max(1, self.batch_size * sample_bytes))
+        for part in index.split(chunk):  # one gather per chunk of batches, then views of it
+            yield from zip(self.x.index_select(0, part).split(self.batch_size),
+                           self.y.index_select(0, part).split(self.batch_size))
+
     def __iter__(self):
-        if self.shuffle:
-            index = torch.randperm(len(self.x), generator=self.generator)
-            batches = ((self.x.index_select(0, idx), self.y.index_select(0, idx))
-                       for idx in index.split(self.batch_size))
-        else:  # views, split once
-            batches = zip(self.x.split(self.batch_size), self.y.split(self.batch_size))
-        for x, y in batches:
+        for x, y in self._batches():
             if not len(x):  # split() of no samples gives one empty part
                 return
             yield (random_shift(x, self.shift, self.generator) if self.shift else x), y
