@@ -178,7 +178,8 @@ class Network(nn.Module):
     def _current(self, name: str, spikes: Mapping[str, torch.Tensor], steps: int,
                  batch: int) -> tuple[torch.Tensor, bool]:
         """The summed input current of population ``name``, and whether it is a fresh tensor
-        nobody else holds (a sum, or a weighted stage's own output that no hook can keep)."""
+        nobody else holds (a sum, or a weighted stage's own output that no hook can keep: hooks
+        marked ``keeps_output = False``, like the SynOps counter's, only read it)."""
         pop = self.populations[name]
         total = None
         for proj in self.incoming[name]:
@@ -187,7 +188,8 @@ class Network(nn.Module):
             total = y if total is None else total + y
         incoming = self.incoming[name]
         last = incoming[0].stages[-1]
-        fresh = len(incoming) > 1 or (getattr(last, "fresh_output", False) and not last._forward_hooks)
+        fresh = len(incoming) > 1 or (getattr(last, "fresh_output", False) and
+                                      not any(getattr(h, "keeps_output", True) for h in last._forward_hooks.values()))
         if total.dtype in _REDUCED:  # autocast products: neurons integrate in float32
             total, fresh = total.float(), True
         return total.reshape(steps, batch, *pop.shape), fresh

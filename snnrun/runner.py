@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -18,6 +19,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from . import checkpoint
 from .build import Experiment
 from .data import TensorBatches
+from .decoders.base import Decoder
 from .distributed import DataParallel
 from .errors import NumericalError, SnnrunError
 from .faults import StopSignals, check_writable, find_nonfinite
@@ -243,13 +245,15 @@ class Runner:
         self.instruments.begin(split, train)
         anomaly = bool(getattr(exp.trainer, "detect_anomaly", False)) and train
         bf16 = getattr(exp.trainer, "precision", "fp32") == "bf16"
+        autocast = (lambda: torch.autocast(exp.device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
+        observe = train and type(exp.decoder).observe is not Decoder.observe  # decoders that learn from activity
         with torch.set_grad_enabled(train and learner.gradient), torch.autograd.set_detect_anomaly(anomaly):
             for i, (x, y) in enumerate(batches):
                 if i >= total:
                     break
                 x, y = x.to(exp.device, non_blocking=True), y.to(exp.device, non_blocking=True)
                 active = local.begin_batch(exp, self.epoch + 1, train, x.shape[0])
-                with torch.autocast(exp.device.type, dtype=torch.bfloat16, enabled=bf16):
+                with autocast():
                     scores, out = self._forward(x)
                     self.instruments.learner_batch(local.end_batch(exp, active, scores, y))
                     loss = learner.loss(scores, y) if learner.gradient else torch.zeros((), device=exp.device)
@@ -265,15 +269,17 @@ class Runner:
                             raise
                         raise self._nonfinite(f"a gradient (autograd anomaly: {str(err).splitlines()[0]})",
                                               split, i, total, x) from None
-                    self.dist.average_gradients(learner.parameters())
+                    if self.dist.enabled:
+                        self.dist.average_gradients(learner.parameters())
                     if learner.params.max_grad_norm:
                         torch.nn.utils.clip_grad_norm_(learner.parameters(), learner.params.max_grad_norm)
                     exp.optimizer.step()
                     exp.network.apply_constraints()
                     if exp.scheduler is not None and exp.scheduler_interval == "step":
                         exp.scheduler.step()
-                if train:
+                if observe:
                     exp.decoder.observe(out.spikes[exp.network.output].detach(), y)
+                if train:
                     self.step += 1
                 self._record(tally, split, loss_value, scores, y, out, last=i == total - 1)
                 if self.signals.received:

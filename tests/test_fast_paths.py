@@ -236,6 +236,13 @@ def test_network_reuses_only_currents_nobody_else_holds():
                 seen.__setitem__(_n, reuse_input), _f(c, r, reuse_input))[1]
     net(torch.rand(5, 2, 6).requires_grad_(True))
     assert seen == {"hidden": True, "out": False}  # one_to_one's output is not a fresh tensor
+    from snnrun.spike_metrics import SynOpsCounter
+    counter = SynOpsCounter(net)  # its hooks only count: the reuse stays on, and the counts are right
+    net.reset()
+    x = (torch.rand(5, 2, 6) < 0.5).float()
+    net(x)
+    assert seen["hidden"] is True and counter.counts["a"] == x.sum().item() * 6
+    counter.remove()
     captured = []
     net.projections["a"].stages[0].register_forward_hook(lambda m, a, out: captured.append(out))
     net.reset()

@@ -150,10 +150,7 @@ class TensorBatches:
     def __len__(self) -> int:
         return (len(self.x) + self.batch_size - 1) // self.batch_size
 
-    def _batches(self):
-        if not self.shuffle:  # views, split once
-            yield from zip(self.x.split(self.batch_size), self.y.split(self.batch_size))
-            return
+    def _shuffled(self):
         index = torch.randperm(len(self.x), generator=self.generator)
         sample_bytes = self.x[:1].numel() * self.x.element_size()
         chunk = self.batch_size * max(1, GATHER_BYTES // max(1, self.batch_size * sample_bytes))
@@ -162,7 +159,9 @@ class TensorBatches:
                            self.y.index_select(0, part).split(self.batch_size))
 
     def __iter__(self):
-        for x, y in self._batches():
-            if not len(x):  # split() of no samples gives one empty part
-                return
-            yield (random_shift(x, self.shift, self.generator) if self.shift else x), y
+        if not len(self.x):
+            return iter(())
+        batches = self._shuffled() if self.shuffle else zip(self.x.split(self.batch_size), self.y.split(self.batch_size))
+        if not self.shift:
+            return batches  # the batches themselves: no generator frame per batch
+        return ((random_shift(x, self.shift, self.generator), y) for x, y in batches)

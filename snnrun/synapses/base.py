@@ -60,10 +60,13 @@ def init_weight(weight: torch.Tensor, p: WeightParams, fan_in: int) -> None:
 
 def constrain(weight: torch.Tensor, p) -> None:
     """Apply bounds and sign constraints in place (after init and after every update)."""
+    bounded = getattr(p, "w_min", None) is not None or getattr(p, "w_max", None) is not None
+    sign = getattr(p, "sign", None)
+    if not bounded and sign not in ("excitatory", "inhibitory"):
+        return
     with torch.no_grad():
-        if getattr(p, "w_min", None) is not None or getattr(p, "w_max", None) is not None:
+        if bounded:
             weight.clamp_(p.w_min, p.w_max)
-        sign = getattr(p, "sign", None)
         if sign == "excitatory":
             weight.clamp_(min=0)
         elif sign == "inhibitory":

@@ -1,0 +1,114 @@
+"""Everything the runner adds to the computation of an epoch, measured A/B (a cross-check of
+``scripts/profile_runner.py``, which times the runner's parts from inside).
+
+Builds the experiment, trains it ``--warmup`` epochs through the runner, then alternates, for
+``--rounds`` rounds:
+
+- A: one runner epoch exactly as ``snnrun`` runs it: training, test evaluation, metrics rows,
+  spike metrics, checkpoint;
+- B: the same epoch's computation alone: the batches are drawn and encoded beforehand (untimed),
+  then network forward, decoder, loss, backward and optimizer step for each training batch and
+  the forward for each test batch, with the spike metrics' hooks removed.
+
+and prints the medians and ``1 - B/A``: the share of a runner epoch spent on anything but the
+computation (data, encoding, metrics, checkpointing, and the per-batch glue: learner hooks,
+autocast and grad contexts, the finite-loss check). Alternating cancels slow machine drift.
+
+Usage: .venv/bin/python scripts/overhead_ab.py [--warmup 5] [--rounds 9] [hydra overrides ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+
+def compose(overrides: list[str]):
+    from conftest import compose_config  # the packaged config tree through Hydra's compose API
+
+    return compose_config(["trainer.progress=false", "plots=off", *overrides])
+
+
+def bare_epoch(exp, train_batches, test_batches) -> None:
+    """The computation of one epoch on encoded batches, nothing else."""
+    from snnrun.learning import local
+
+    net, learner = exp.network, local.gradient_learner(exp.learners, 1, True)
+    net.train(True)
+    for spikes, y in train_batches:
+        net.reset()
+        scores = exp.decoder(net(spikes).spikes[net.output], None)
+        loss = learner.loss(scores, y)
+        exp.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        exp.optimizer.step()
+    net.train(False)
+    with torch.no_grad():
+        for spikes, y in test_batches:
+            net.reset()
+            exp.decoder(net(spikes).spikes[net.output], None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=9)
+    args, overrides = parser.parse_known_args()
+
+    from snnrun.build import build_experiment
+    from snnrun.faults import StopSignals
+    from snnrun.loggers import MetricLogger
+    from snnrun.runner import Runner
+    from snnrun.spike_metrics import SynOpsCounter
+
+    cfg = compose([*overrides, f"trainer.epochs={args.warmup + 2 * args.rounds + 10}"])
+    exp = build_experiment(cfg)
+    if exp.decoder.needs_voltage or any(getattr(lr, "local", False) for lr in exp.learners):
+        raise SystemExit("overhead_ab.py: the bare loop covers gradient learners and spike-reading decoders only")
+    run_dir = Path(tempfile.mkdtemp(prefix="snnrun_ab_"))
+    runner = Runner(exp, run_dir, "")
+    runner.signals = StopSignals()
+    ckpt_dir = run_dir / "checkpoints"
+    ckpt_dir.mkdir(parents=True)
+    metrics_log = MetricLogger(run_dir, exp.logger.sinks, runner.columns, config=exp.config)
+    runner._start = time.perf_counter()
+    metrics = runner.instruments.metrics
+    for _ in range(args.warmup):
+        runner._fit_epoch(metrics_log, ckpt_dir)
+
+    def encoded(split: str):
+        with torch.no_grad():
+            return [(exp.encoder(x.to(exp.device)), y.to(exp.device)) for x, y in runner._batches(split)]
+
+    times: dict[str, list[float]] = {"runner": [], "bare": []}
+    for _ in range(args.rounds):
+        t0 = time.perf_counter()
+        runner._fit_epoch(metrics_log, ckpt_dir)
+        times["runner"].append(time.perf_counter() - t0)
+        train_batches, test_batches = encoded("train"), encoded("test")
+        runner.writer.wait()  # the checkpoint written in the background is on disk: B runs alone
+        if metrics.synops is not None:
+            metrics.synops.remove()
+        t0 = time.perf_counter()
+        bare_epoch(exp, train_batches, test_batches)
+        times["bare"].append(time.perf_counter() - t0)
+        if metrics.synops is not None:
+            metrics.synops = SynOpsCounter(exp.network)
+    runner.writer.close()
+    metrics_log.close()
+    a, b = statistics.median(times["runner"]), statistics.median(times["bare"])
+    print(f"overhead A/B ({' '.join(overrides) or 'default experiment'}, {torch.get_num_threads()} threads, "
+          f"{args.rounds} rounds): runner epoch {a * 1e3:.1f} ms, bare computation {b * 1e3:.1f} ms, "
+          f"runner's share {100 * (1 - b / a):.1f} %")
+
+
+if __name__ == "__main__":
+    main()
