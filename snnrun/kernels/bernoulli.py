@@ -8,7 +8,8 @@ linear pseudorandom number generators"), seeded by SplitMix64 from ``key + i·φ
 64-bit ``key`` is one draw of torch's generator; step ``t`` of input ``i`` is the stream's
 ``t``-th 32-bit output ``u``, and the spike is the integer comparison ``u < ⌊p·2³²⌋`` (p = 1
 always spikes, p = 0 never: those inputs skip the generator). Sixteen streams advance side by
-side in vector registers. The result depends only on the key, not on the thread count, and
+side in vector registers (GCC/Clang vector extensions; a compiler without them fails the build
+and the torch path below is used). The result depends only on the key, not on the thread count, and
 follows ``torch.manual_seed``. On CUDA, other dtypes, or without a compiler, ``torch.rand(...) < p``
 is used.
 """
