@@ -9,8 +9,8 @@ the runner's parts, without changing them:
   (the rest of the batch loop, measured as epoch time minus every other part)
 - metrics: loss/accuracy/rate bookkeeping, spike metrics (including the SynOps counter's forward
   hooks, which run inside the network's forward) and monitors (``Instruments``), metric sinks
-- checkpoint: collecting and serialising the runner's state, and the writes of ``last.pt`` /
-  ``best.pt`` (on a background thread: what counts is the time the loop waits for them)
+- checkpoint: collecting and copying the runner's state, and its serialisation and the writes of
+  ``last.pt`` / ``best.pt`` (on a background thread: what counts is the time the loop waits for them)
 
 and prints each part's share of the epoch time (train + test evaluation + checkpoint + logging).
 
@@ -97,6 +97,7 @@ def install() -> None:
     checkpoint.save_copy = timed("checkpoint", checkpoint.save_copy)
     R.state_dict = timed("checkpoint", R.state_dict)
     checkpoint.serialize = timed("checkpoint", checkpoint.serialize)
+    checkpoint.snapshot = timed("checkpoint", checkpoint.snapshot)
     checkpoint.BackgroundWriter.submit = timed("checkpoint", checkpoint.BackgroundWriter.submit)
 
 

@@ -113,6 +113,7 @@ class Runner:
         self.generator = torch.Generator()
         pops = [n for n, p in exp.network.populations.items() if not p.is_input]
         self.populations = pops
+        self.spiking = [n for n in pops if exp.network.populations[n].neuron.spiking]  # have spike counts
         splits = ("train", "val", "test") if exp.data.x_val is not None else ("train", "test")
         self.columns = (["epoch", "step", "split"] + [f"{s}/{m}" for s in splits for m in ("loss", "accuracy")] + ["lr"]
                         + [f"{s}/rate/{p}" for s in splits for p in pops]
@@ -193,12 +194,11 @@ class Runner:
         as the fused scan counted them, else summed here: ``[1, neurons]``). Kept per batch and
         reduced once per epoch; shared by the rate bookkeeping and the spike metrics."""
         counts = {}
-        for name in self.populations:
-            if self.exp.network.populations[name].neuron.spiking:
-                c = out.counts.get(name)
-                if c is None:
-                    c = out.spikes[name].detach().sum((0, 1)).reshape(1, -1).float()
-                counts[name] = c if c.dim() == 2 else c.reshape(c.shape[0], -1)
+        for name in self.spiking:
+            c = out.counts.get(name)
+            if c is None:
+                c = out.spikes[name].detach().sum((0, 1)).reshape(1, -1).float()
+            counts[name] = c if c.dim() == 2 else c.reshape(c.shape[0], -1)
         return counts
 
     def _record(self, tally: EpochTally, split: str, loss_value: float, scores: torch.Tensor, y: torch.Tensor,
@@ -391,16 +391,16 @@ class Runner:
         if improved:
             self.best = {**metrics, "epoch": self.epoch}
         if self.dist.is_main:
-            # the state is taken now; the files are written while the next epoch trains
-            self.writer.submit(self._write_checkpoints, ckpt_dir, checkpoint.serialize(self.state_dict()), improved)
+            # the state is copied now; it is serialised and written while the next epoch trains
+            self.writer.submit(self._write_checkpoints, ckpt_dir, checkpoint.snapshot(self.state_dict()), improved)
         self.checkpointed = self.epoch
         self.instruments.after_epoch(self.epoch, metrics_log)
         log.info("epoch %d: %s", self.epoch, ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()
                                                        if isinstance(v, float)))
 
     @staticmethod
-    def _write_checkpoints(ckpt_dir: Path, data: bytes, improved: bool) -> None:
-        last = checkpoint.save_rotating(data, ckpt_dir)  # the one before becomes prev.pt
+    def _write_checkpoints(ckpt_dir: Path, state: dict, improved: bool) -> None:
+        last = checkpoint.save_rotating(checkpoint.serialize(state), ckpt_dir)  # the one before becomes prev.pt
         if improved:
             checkpoint.save_copy(last, ckpt_dir / "best.pt")
 
