@@ -4,17 +4,19 @@
 Builds the experiment, trains it ``--warmup`` epochs through the runner, then alternates, for
 ``--rounds`` rounds:
 
-- A: one runner epoch exactly as ``snnrun`` runs it: training, test evaluation, metrics rows,
-  spike metrics, checkpoint;
-- B: the same epoch's computation alone: the batches are drawn and encoded beforehand (untimed),
-  then network forward, decoder, loss, backward and optimizer step for each training batch and
-  the forward for each test batch, with the spike metrics' hooks removed.
+- A: ``--epochs`` runner epochs back to back, exactly as ``snnrun`` runs them: training, test
+  evaluation, metrics rows, spike metrics, checkpoints (each serialised and written on the
+  background thread while the next epoch trains, as in a run: only the last one's falls outside
+  the timing);
+- B: the same number of epochs of computation alone: the batches are drawn and encoded
+  beforehand (untimed), then network forward, decoder, loss, backward and optimizer step for each
+  training batch and the forward for each test batch, with the spike metrics' hooks removed.
 
-and prints the medians and ``1 - B/A``: the share of a runner epoch spent on anything but the
+and prints the medians per epoch and ``1 - B/A``: the share of a runner epoch spent on anything but the
 computation (data, encoding, metrics, checkpointing, and the per-batch glue: learner hooks,
 autocast and grad contexts, the finite-loss check). Alternating cancels slow machine drift.
 
-Usage: .venv/bin/python scripts/overhead_ab.py [--warmup 5] [--rounds 9] [hydra overrides ...]
+Usage: .venv/bin/python scripts/overhead_ab.py [--warmup 5] [--rounds 7] [--epochs 3] [hydra overrides ...]
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ def bare_epoch(exp, train_batches, test_batches) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per round and side")
     args, overrides = parser.parse_known_args()
 
     from snnrun.build import build_experiment
@@ -69,7 +72,7 @@ def main() -> None:
     from snnrun.runner import Runner
     from snnrun.spike_metrics import SynOpsCounter
 
-    cfg = compose([*overrides, f"trainer.epochs={args.warmup + 2 * args.rounds + 10}"])
+    cfg = compose([*overrides, f"trainer.epochs={args.warmup + 2 * args.rounds * args.epochs + 10}"])
     exp = build_experiment(cfg)
     if exp.decoder.needs_voltage or any(getattr(lr, "local", False) for lr in exp.learners):
         raise SystemExit("overhead_ab.py: the bare loop covers gradient learners and spike-reading decoders only")
@@ -90,23 +93,26 @@ def main() -> None:
 
     times: dict[str, list[float]] = {"runner": [], "bare": []}
     for _ in range(args.rounds):
+        runner.writer.wait()
         t0 = time.perf_counter()
-        runner._fit_epoch(metrics_log, ckpt_dir)
-        times["runner"].append(time.perf_counter() - t0)
-        train_batches, test_batches = encoded("train"), encoded("test")
-        runner.writer.wait()  # the checkpoint written in the background is on disk: B runs alone
+        for _ in range(args.epochs):
+            runner._fit_epoch(metrics_log, ckpt_dir)
+        times["runner"].append((time.perf_counter() - t0) / args.epochs)
+        epochs = [(encoded("train"), encoded("test")) for _ in range(args.epochs)]
+        runner.writer.wait()  # the last checkpoint is on disk: B runs alone
         if metrics.synops is not None:
             metrics.synops.remove()
         t0 = time.perf_counter()
-        bare_epoch(exp, train_batches, test_batches)
-        times["bare"].append(time.perf_counter() - t0)
+        for train_batches, test_batches in epochs:
+            bare_epoch(exp, train_batches, test_batches)
+        times["bare"].append((time.perf_counter() - t0) / args.epochs)
         if metrics.synops is not None:
             metrics.synops = SynOpsCounter(exp.network)
     runner.writer.close()
     metrics_log.close()
     a, b = statistics.median(times["runner"]), statistics.median(times["bare"])
     print(f"overhead A/B ({' '.join(overrides) or 'default experiment'}, {torch.get_num_threads()} threads, "
-          f"{args.rounds} rounds): runner epoch {a * 1e3:.1f} ms, bare computation {b * 1e3:.1f} ms, "
+          f"{args.rounds} rounds of {args.epochs} epochs): runner epoch {a * 1e3:.1f} ms, bare computation {b * 1e3:.1f} ms, "
           f"runner's share {100 * (1 - b / a):.1f} %")
 
 
