@@ -8,9 +8,11 @@ the runner's parts, without changing them:
 - compute: network forward, decoder, loss, backward, optimizer step and weight constraints
   (the rest of the batch loop, measured as epoch time minus every other part)
 - metrics: loss/accuracy/rate bookkeeping, spike metrics (including the SynOps counter's forward
-  hooks, which run inside the network's forward) and monitors (``Instruments``), metric sinks
-- checkpoint: collecting and copying the runner's state, and its serialisation and the writes of
-  ``last.pt`` / ``best.pt`` (on a background thread: what counts is the time the loop waits for them)
+  hooks, which run inside the network's forward) and monitors (``Instruments``), metric sinks and
+  the epoch's log line
+- checkpoint: the finite-values check of weights and states before it, collecting and
+  serialising the runner's state, and the writes of ``last.pt`` / ``best.pt`` (on a background
+  thread: what counts is the time the loop waits for them)
 
 and prints each part's share of the epoch time (train + test evaluation + checkpoint + logging).
 
@@ -97,7 +99,8 @@ def install() -> None:
     checkpoint.save_copy = timed("checkpoint", checkpoint.save_copy)
     R.state_dict = timed("checkpoint", R.state_dict)
     checkpoint.serialize = timed("checkpoint", checkpoint.serialize)
-    checkpoint.snapshot = timed("checkpoint", checkpoint.snapshot)
+    runner.find_nonfinite = timed("checkpoint", runner.find_nonfinite)  # the check before each checkpoint
+    runner.log.info = timed("metrics", runner.log.info)  # the epoch's log line (console and snnrun.log)
     checkpoint.BackgroundWriter.submit = timed("checkpoint", checkpoint.BackgroundWriter.submit)
 
 

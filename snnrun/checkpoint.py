@@ -53,18 +53,6 @@ def _write_atomic(path: Path, data: bytes) -> None:
             tmp.unlink()
 
 
-def snapshot(state: Any) -> Any:
-    """A copy of ``state`` (nested dicts, lists, tuples) whose tensors are clones: it can be
-    serialised on another thread while training goes on changing the originals in place."""
-    if isinstance(state, torch.Tensor):
-        return state.detach().clone()
-    if isinstance(state, dict):
-        return {k: snapshot(v) for k, v in state.items()}
-    if isinstance(state, (list, tuple)):
-        return type(state)(snapshot(v) for v in state)
-    return state
-
-
 def serialize(payload: dict[str, Any]) -> bytes:
     """The bytes of a checkpoint file holding ``payload`` (``torch.save`` into memory)."""
     buffer = io.BytesIO()

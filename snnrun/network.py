@@ -21,6 +21,7 @@ from .errors import ConfigError, ShapeError
 from .neurons import NEURONS, Neuron
 from .schema import param, parse_params
 from .synapses import SYNAPSES
+from .synapses.base import has_constraints
 
 
 #: dtypes of synaptic products under autocast (trainer.precision=bf16); currents are cast back to float32
@@ -133,9 +134,15 @@ class Network(nn.Module):
                               f"{', '.join(back_edges)} close a cycle; use 'step' or 'auto'")
         self.mode = mode
         self.step_hook = None  # callable(step, now, previous) after each step; set by local learners
+        self._constrained: list | None = None  # projections with weight constraints (apply_constraints)
 
     def apply_constraints(self) -> None:
-        for proj in self.projections.values():
+        """Re-apply every weight bound and sign constraint (after each update; the projections
+        that have none are found once)."""
+        if self._constrained is None:
+            self._constrained = [proj for proj in self.projections.values()
+                                 if any(has_constraints(getattr(stage, "params", None)) for stage in proj.stages)]
+        for proj in self._constrained:
             proj.apply_constraints()
 
     def reset(self) -> None:

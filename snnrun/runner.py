@@ -247,15 +247,19 @@ class Runner:
         bf16 = getattr(exp.trainer, "precision", "fp32") == "bf16"
         autocast = (lambda: torch.autocast(exp.device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
         observe = train and type(exp.decoder).observe is not Decoder.observe  # decoders that learn from activity
+        local_learners = local.local_learners(exp.learners, self.epoch + 1) if train else []
+        to_device = exp.device.type != "cpu"  # in-memory and loader batches are on the CPU already there
         with torch.set_grad_enabled(train and learner.gradient), torch.autograd.set_detect_anomaly(anomaly):
             for i, (x, y) in enumerate(batches):
                 if i >= total:
                     break
-                x, y = x.to(exp.device, non_blocking=True), y.to(exp.device, non_blocking=True)
-                active = local.begin_batch(exp, self.epoch + 1, train, x.shape[0])
+                if to_device:
+                    x, y = x.to(exp.device, non_blocking=True), y.to(exp.device, non_blocking=True)
+                active = local.begin_batch(exp, local_learners, x.shape[0])
                 with autocast():
                     scores, out = self._forward(x)
-                    self.instruments.learner_batch(local.end_batch(exp, active, scores, y))
+                    if active:
+                        self.instruments.learner_batch(local.end_batch(exp, active, scores, y))
                     loss = learner.loss(scores, y) if learner.gradient else torch.zeros((), device=exp.device)
                 loss_value = loss.item()  # read once per batch for the metrics; checked before any update
                 if not math.isfinite(loss_value):
@@ -332,7 +336,9 @@ class Runner:
             if not resume and self.dist.is_main:  # epoch 0: a run killed in its first epoch resumes exactly
                 checkpoint.save_rotating(self.state_dict(), ckpt_dir)
             self.checkpointed = self.epoch
-            with logging_redirect_tqdm(), self.signals:  # log lines never tear the progress bars
+            # with progress bars on screen, log lines go through tqdm so they never tear the bars
+            bars = self._bar_disabled() is False or (self._bar_disabled() is None and sys.stderr.isatty())
+            with logging_redirect_tqdm() if bars else contextlib.nullcontext(), self.signals:
                 while self.epoch < exp.trainer.epochs:
                     if exp.trainer.stop_after is not None and ran >= exp.trainer.stop_after:
                         status = "stopped"
@@ -391,16 +397,16 @@ class Runner:
         if improved:
             self.best = {**metrics, "epoch": self.epoch}
         if self.dist.is_main:
-            # the state is copied now; it is serialised and written while the next epoch trains
-            self.writer.submit(self._write_checkpoints, ckpt_dir, checkpoint.snapshot(self.state_dict()), improved)
+            # the state is taken now; the files are written while the next epoch trains
+            self.writer.submit(self._write_checkpoints, ckpt_dir, checkpoint.serialize(self.state_dict()), improved)
         self.checkpointed = self.epoch
         self.instruments.after_epoch(self.epoch, metrics_log)
         log.info("epoch %d: %s", self.epoch, ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()
                                                        if isinstance(v, float)))
 
     @staticmethod
-    def _write_checkpoints(ckpt_dir: Path, state: dict, improved: bool) -> None:
-        last = checkpoint.save_rotating(checkpoint.serialize(state), ckpt_dir)  # the one before becomes prev.pt
+    def _write_checkpoints(ckpt_dir: Path, data: bytes, improved: bool) -> None:
+        last = checkpoint.save_rotating(data, ckpt_dir)  # the one before becomes prev.pt
         if improved:
             checkpoint.save_copy(last, ckpt_dir / "best.pt")
 

@@ -100,9 +100,9 @@ def local_learners(learners: list[Learner], epoch: int) -> list[Learner]:
     return [lr for lr in learners if getattr(lr, "local", False) and is_active(lr, epoch)]
 
 
-def begin_batch(exp, epoch: int, train: bool, batch: int) -> list[Learner]:
-    """Attach the active local learners to the network for this batch (or detach them)."""
-    active = local_learners(exp.learners, epoch) if train else []
+def begin_batch(exp, active: list[Learner], batch: int) -> list[Learner]:
+    """Attach the local learners ``active`` in this epoch (:func:`local_learners`; none when
+    evaluating) to the network for this batch, or detach them."""
     for learner in active:
         learner.begin_sample(batch)
     if active:

@@ -58,12 +58,18 @@ def init_weight(weight: torch.Tensor, p: WeightParams, fan_in: int) -> None:
         constrain(weight, p)
 
 
+def has_constraints(p) -> bool:
+    """Whether the parameters ``p`` bound the weights or fix their sign."""
+    return (getattr(p, "w_min", None) is not None or getattr(p, "w_max", None) is not None
+            or getattr(p, "sign", None) in ("excitatory", "inhibitory"))
+
+
 def constrain(weight: torch.Tensor, p) -> None:
     """Apply bounds and sign constraints in place (after init and after every update)."""
+    if not has_constraints(p):
+        return
     bounded = getattr(p, "w_min", None) is not None or getattr(p, "w_max", None) is not None
     sign = getattr(p, "sign", None)
-    if not bounded and sign not in ("excitatory", "inhibitory"):
-        return
     with torch.no_grad():
         if bounded:
             weight.clamp_(p.w_min, p.w_max)
