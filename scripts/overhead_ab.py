@@ -23,20 +23,17 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
 
 def compose(overrides: list[str]):
-    from conftest import compose_config  # the packaged config tree through Hydra's compose API
+    from snnrun.validate import compose as compose_like_snnrun  # the package configs, as the CLI composes them
 
-    return compose_config(["trainer.progress=false", "plots=off", *overrides])
+    return compose_like_snnrun(["trainer.progress=false", "plots=off", *overrides])
 
 
 def bare_epoch(exp, train_batches, test_batches) -> None:

@@ -337,7 +337,8 @@ class Runner:
                 checkpoint.save_rotating(self.state_dict(), ckpt_dir)
             self.checkpointed = self.epoch
             # with progress bars on screen, log lines go through tqdm so they never tear the bars
-            bars = self._bar_disabled() is False or (self._bar_disabled() is None and sys.stderr.isatty())
+            disabled = self._bar_disabled()  # None: tqdm shows bars on a terminal
+            bars = disabled is False or (disabled is None and sys.stderr.isatty())
             with logging_redirect_tqdm() if bars else contextlib.nullcontext(), self.signals:
                 while self.epoch < exp.trainer.epochs:
                     if exp.trainer.stop_after is not None and ran >= exp.trainer.stop_after:

@@ -68,10 +68,9 @@ def constrain(weight: torch.Tensor, p) -> None:
     """Apply bounds and sign constraints in place (after init and after every update)."""
     if not has_constraints(p):
         return
-    bounded = getattr(p, "w_min", None) is not None or getattr(p, "w_max", None) is not None
     sign = getattr(p, "sign", None)
     with torch.no_grad():
-        if bounded:
+        if getattr(p, "w_min", None) is not None or getattr(p, "w_max", None) is not None:
             weight.clamp_(p.w_min, p.w_max)
         if sign == "excitatory":
             weight.clamp_(min=0)
