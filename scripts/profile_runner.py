@@ -16,7 +16,8 @@ the runner's parts, without changing them:
 
 and prints each part's share of the epoch time (train + test evaluation + checkpoint + logging).
 
-Usage: .venv/bin/python scripts/profile_runner.py [hydra overrides ...]
+Usage: .venv/bin/python scripts/profile_runner.py [--detail] [hydra overrides ...]
+  --detail also lists each timed function's share
   e.g. .venv/bin/python scripts/profile_runner.py trainer.epochs=10 seed=0
 """
 
@@ -30,10 +31,13 @@ import time
 from collections import defaultdict
 
 totals: dict[str, float] = defaultdict(float)
+details: dict[str, float] = defaultdict(float)  # per wrapped function, outermost calls of its part only
 active: set[str] = set()  # timers running now: nested calls of the same part count once
 
 
-def timed(name: str, fn):
+def timed(name: str, fn, label: str | None = None):
+    label = f"{name}: {label or getattr(fn, '__qualname__', name)}"
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         if threading.current_thread() is not threading.main_thread():  # background checkpoint writes overlap
@@ -45,7 +49,9 @@ def timed(name: str, fn):
         try:
             return fn(*args, **kwargs)
         finally:
-            totals[name] += time.perf_counter() - t0
+            spent = time.perf_counter() - t0
+            totals[name] += spent
+            details[label] += spent
             active.discard(name)
     return wrapper
 
@@ -88,7 +94,7 @@ def install() -> None:
     R._record = timed("metrics", R._record)  # loss, prediction, spike counts and the instruments of a batch
     R._summarise = timed("metrics", R._summarise)  # the epoch's accuracy, rates, confusion and columns
     hook = spike_metrics.SynOpsCounter._hook  # SynOps: forward hooks inside the network's forward
-    spike_metrics.SynOpsCounter._hook = lambda self, *a: timed("metrics", hook(self, *a))
+    spike_metrics.SynOpsCounter._hook = lambda self, *a: timed("metrics", hook(self, *a), "SynOps hooks")
     R._fit_epoch = timed("epoch", R._fit_epoch)
     for name in ("begin", "observe", "end", "after_epoch", "learner_batch"):
         if hasattr(monitors.Instruments, name):
@@ -100,12 +106,13 @@ def install() -> None:
     R.state_dict = timed("checkpoint", R.state_dict)
     checkpoint.serialize = timed("checkpoint", checkpoint.serialize)
     runner.find_nonfinite = timed("checkpoint", runner.find_nonfinite)  # the check before each checkpoint
-    runner.log.info = timed("metrics", runner.log.info)  # the epoch's log line (console and snnrun.log)
+    runner.log.info = timed("metrics", runner.log.info, "log line")  # the epoch's log line (console and snnrun.log)
     checkpoint.BackgroundWriter.submit = timed("checkpoint", checkpoint.BackgroundWriter.submit)
 
 
 def main() -> None:
-    overrides = sys.argv[1:]
+    detail = "--detail" in sys.argv[1:]
+    overrides = [a for a in sys.argv[1:] if a != "--detail"]
     install()
     from snnrun import cli
     out = tempfile.mkdtemp(prefix="snnrun_profile_")
@@ -120,6 +127,10 @@ def main() -> None:
         print(f"  {k:55s} {v:7.3f} s  {100 * v / epoch:5.1f} %")
     overhead = sum(parts.values())
     print(f"  runner overhead (data + encode + metrics + checkpoint)  {overhead:7.3f} s  {100 * overhead / epoch:5.1f} %")
+    if detail:  # each wrapped function's share (outermost calls of its part)
+        for label, v in sorted(details.items(), key=lambda kv: -kv[1]):
+            if not label.startswith("epoch"):
+                print(f"    {label:53s} {v:7.3f} s  {100 * v / epoch:5.1f} %")
 
 
 if __name__ == "__main__":

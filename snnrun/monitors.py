@@ -355,11 +355,10 @@ class Instruments:
     def begin(self, split: str, train: bool) -> None:
         self.metrics.begin(train)
 
-    def observe(self, split: str, out, counts: dict[str, torch.Tensor] | None = None, last: bool = False) -> None:
-        """One batch's spikes (``counts``: the runner's per-population counts); the last test batch's
-        first sample is kept for the raster image."""
-        self.metrics.observe(out.spikes, counts)
-        if split == "test" and last:
+    def observe(self, split: str, out, last: bool = False) -> None:
+        """One batch of ``split`` (the runner counts its spikes for the metrics, see :meth:`end`);
+        the last test batch's first sample is kept for the raster image."""
+        if last and split == "test":
             self._raster = {n: s[:, 0].detach().cpu() for n, s in out.spikes.items()}
 
     def learner_batch(self, values: dict | None) -> None:
@@ -367,14 +366,15 @@ class Instruments:
         self.metrics.observe_learners(values)
 
     def end(self, split: str, train: bool, pred: torch.Tensor | None = None, labels: torch.Tensor | None = None,
-            classes: int = 0, counts: dict[str, np.ndarray] | None = None) -> dict[str, float]:
+            classes: int = 0, counts: dict[str, np.ndarray] | None = None, samples: int = 0,
+            steps: int = 0) -> dict[str, float]:
         """The split's metric columns. ``pred``/``labels``: the epoch's predictions, for the test
         split's confusion matrix (``classes``: the score width, grown to fit every value);
-        ``counts``: each population's spike count per neuron over the epoch, when the caller has
-        reduced them already."""
+        ``counts``: each spiking population's spike count per neuron over the epoch's ``samples``
+        samples of ``steps`` steps."""
         if split == "test" and pred is not None and pred.numel():
             self.confusion = confusion_counts(labels, pred, classes)
-        columns = self.metrics.end(split, train, counts)
+        columns = self.metrics.end(split, train, counts, samples, steps)
         if train and self.metrics.samples:
             scale = 1000.0 / (self.metrics.steps * self.metrics.samples * self.exp.network.dt)
             self._rates = {n: c * scale for n, c in self.metrics.neuron_counts().items()}

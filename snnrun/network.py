@@ -105,7 +105,7 @@ class Projection(nn.Module):
 class NetworkOutput:
     """Spikes (or, for non-spiking models, membrane potential) of every population, [T, B, *shape],
     recorded state traces: ``traces[population][variable]``, and, for the populations whose fused
-    scan counted them, each neuron's spike count per sample: ``counts[population]`` [B, *shape]."""
+    scan counted them, each neuron's spike count over the steps and the batch: ``counts[population]`` [*shape]."""
 
     spikes: dict[str, torch.Tensor]
     traces: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)

@@ -26,7 +26,7 @@ from .faults import StopSignals, check_writable, find_nonfinite
 from .learning import local
 from .loggers import MetricLogger, truncate_after
 from .monitors import Instruments
-from .reproducibility import rng_state, set_rng_state, versions
+from .reproducibility import rng_state, set_rng_state, state_bytes, state_tensor, versions
 
 log = logging.getLogger("snnrun")
 
@@ -84,8 +84,9 @@ class EpochTally:
         return total
 
     def neuron_counts(self) -> dict[str, np.ndarray]:
-        """Each spiking population's spike count per neuron over the epoch (float64)."""
-        return {name: torch.cat(cs).sum(0).cpu().numpy().astype(np.float64) for name, cs in self.counts.items()}
+        """Each spiking population's spike count per neuron over the epoch (flattened, float64)."""
+        return {name: torch.stack(cs).sum(0).reshape(-1).cpu().numpy().astype(np.float64)
+                for name, cs in self.counts.items()}
 
 
 class Runner:
@@ -133,7 +134,7 @@ class Runner:
             "scheduler": exp.scheduler.state_dict() if exp.scheduler else {},
             "learners": [lr.state_dict() for lr in exp.learners],
             "rng": rng_state(),
-            "data_rng": self.generator.get_state(),
+            "data_rng": state_bytes(self.generator.get_state()),
             "epoch": self.epoch,
             "step": self.step,
             "best": self.best,
@@ -154,7 +155,7 @@ class Runner:
         for learner, learner_state in zip(exp.learners, state.get("learners", [])):
             learner.load_state_dict(learner_state)
         set_rng_state(state["rng"])
-        self.generator.set_state(state["data_rng"])
+        self.generator.set_state(state_tensor(state["data_rng"]))
         self.epoch, self.step = state["epoch"], state["step"]
         self.best, self.final = dict(state["best"]), dict(state["final"])
         self.wall_offset = float(state["wall_time"])
@@ -190,24 +191,19 @@ class Runner:
         return scores, out
 
     def _counts(self, out) -> dict[str, torch.Tensor]:
-        """This batch's spike counts of each spiking population's neurons, ``[b, neurons]`` (per sample
-        as the fused scan counted them, else summed here: ``[1, neurons]``). Kept per batch and
-        reduced once per epoch; shared by the rate bookkeeping and the spike metrics."""
-        counts = {}
-        for name in self.spiking:
-            c = out.counts.get(name)
-            if c is None:
-                c = out.spikes[name].detach().sum((0, 1)).reshape(1, -1).float()
-            counts[name] = c if c.dim() == 2 else c.reshape(c.shape[0], -1)
-        return counts
+        """This batch's spike count of each spiking population's neurons, summed over steps and
+        samples, ``[*shape]`` (as the fused scan counted them, else summed here). Kept per batch
+        and reduced once per epoch, for the rates and the spike metrics."""
+        counts = out.counts
+        return {name: counts[name] if name in counts else out.spikes[name].detach().sum((0, 1), dtype=torch.float32)
+                for name in self.spiking}
 
     def _record(self, tally: EpochTally, split: str, loss_value: float, scores: torch.Tensor, y: torch.Tensor,
                 out, last: bool) -> None:
         """A batch's bookkeeping: loss, scores, spike counts, the instruments. Only what must be kept
         is taken here; it is compared and reduced once per epoch (:meth:`_summarise`)."""
-        counts = self._counts(out)
-        tally.add(loss_value, scores, y, counts, next(iter(out.spikes.values())).shape[0])
-        self.instruments.observe(split, out, counts, last)
+        tally.add(loss_value, scores, y, self._counts(out), next(iter(out.spikes.values())).shape[0])
+        self.instruments.observe(split, out, last)
 
     @staticmethod
     def _rates(counts: dict[str, np.ndarray], steps: int) -> dict[str, float]:
@@ -225,7 +221,8 @@ class Runner:
                    "samples_per_s": count / elapsed if elapsed > 0 else float("nan")}
         for name in rates:
             metrics[f"{split}/rate/{name}"] = self._hz(rates, count, name)
-        metrics.update(self.instruments.end(split, train, pred, labels, tally.classes, counts))
+        metrics.update(self.instruments.end(split, train, pred, labels, tally.classes, counts, tally.count,
+                                            tally.steps))
         return self.dist.agree(metrics)
 
     def run_epoch(self, train: bool, split: str | None = None) -> dict[str, float]:
@@ -290,7 +287,7 @@ class Runner:
                     raise Interrupted(f"{split}, batch {i + 1}/{total}")
                 if not bar.disable:
                     first = self.populations[0] if self.populations else None
-                    rates = {first: tally.running_spikes(first) / (tally.steps * tally.counts[first][0].shape[1])} \
+                    rates = {first: tally.running_spikes(first) / (tally.steps * tally.counts[first][0].numel())} \
                         if first in tally.counts else {}
                     bar.update(1)
                     bar.set_postfix(loss=f"{tally.loss_sum / tally.count:.3f}",

@@ -206,28 +206,28 @@ class SpikeMetrics:
         if train and self.params.enabled:
             self._start_weights = {n: projection_weight(self.network.projections[n]).clone() for n in self.weighted}
 
-    def observe(self, spikes: dict[str, torch.Tensor], counts: dict[str, torch.Tensor] | None = None) -> None:
-        """Add one batch: ``spikes[pop]`` [T, B, *shape]; ``counts[pop]``, if given, its spike counts
-        summed over time, ``[b, neurons]`` (per sample, or ``b = 1`` already summed over the batch)."""
+    def observe(self, spikes: dict[str, torch.Tensor]) -> None:
+        """Add one batch: ``spikes[pop]`` [T, B, *shape] (a caller that counts the spikes itself
+        gives the epoch's totals to :meth:`end` instead)."""
         if not self.params.enabled:
             return
         first = next(iter(spikes.values()))
         self._steps, self._samples = first.shape[0], self._samples + first.shape[1]
         for name in self.populations:  # kept per batch, summed once per epoch (see neuron_counts)
-            c = counts[name] if counts is not None and name in counts else \
-                spikes[name].detach().sum((0, 1)).reshape(1, -1).float()
-            parts = self._counts.setdefault(name, [])
-            if isinstance(parts, np.ndarray):  # already reduced by neuron_counts(): continue from it
-                parts = self._counts[name] = [torch.from_numpy(parts).to(c.device, c.dtype).reshape(1, -1)]
-            parts.append(c)
+            self._counts.setdefault(name, []).append(spikes[name].detach().sum((0, 1)).reshape(-1))
 
-    def end(self, split: str, train: bool, counts: dict[str, np.ndarray] | None = None) -> dict[str, float]:
-        """The split's columns; ``counts``: the per-neuron spike counts of the epoch if the caller has
-        reduced them already (else this reduces the batches it observed)."""
-        if not self.params.enabled or self._samples == 0:
+    def end(self, split: str, train: bool, counts: dict[str, np.ndarray] | None = None, samples: int = 0,
+            steps: int = 0) -> dict[str, float]:
+        """The split's columns. ``counts``: each population's spike count per neuron over the epoch's
+        ``samples`` samples of ``steps`` steps, when the caller has counted them (else the
+        batches given to :meth:`observe`)."""
+        if not self.params.enabled:
             return {}
         if counts is not None:
-            self._counts.update({n: c for n, c in counts.items() if n in self._counts})
+            self._counts = {n: c for n, c in counts.items() if n in self.populations}
+            self._samples, self._steps = samples, steps
+        if self._samples == 0:
+            return {}
         out: dict[str, float] = {}
         for name, c in self.neuron_counts().items():
             out[f"{split}/silent/{name}"] = float((c == 0).mean())
@@ -259,8 +259,8 @@ class SpikeMetrics:
     def neuron_counts(self) -> dict[str, np.ndarray]:
         """Per-neuron spike counts of the current split so far (flattened neurons, float64)."""
         for name, parts in self._counts.items():
-            if isinstance(parts, list):  # the batches' counts, reduced once
-                self._counts[name] = torch.cat(parts).sum(0).cpu().numpy().astype(np.float64)
+            if isinstance(parts, list):  # the observed batches' counts, reduced once
+                self._counts[name] = torch.stack(parts).sum(0).cpu().numpy().astype(np.float64)
         return dict(self._counts)
 
     @property

@@ -172,19 +172,31 @@ def test_background_writer_keeps_order_and_reraises_a_failed_write():
         writer.close()
 
 
-def test_rng_state_round_trip_and_older_checkpoints_list_form():
+def test_rng_state_round_trip_and_older_checkpoint_forms():
     import random
 
-    from snnrun.reproducibility import rng_state, set_rng_state
+    import numpy as np
+
+    from snnrun.reproducibility import rng_state, set_rng_state, state_bytes, state_tensor
 
     random.seed(5)
     torch.manual_seed(5)
     state = rng_state()
-    assert isinstance(state["python"][1], torch.Tensor) and state["python"][1].numel() == 625
+    assert isinstance(state["torch"], bytes) and len(state["torch"]) == torch.get_rng_state().numel()
+    assert isinstance(state["python"][1], bytes) and len(state["python"][1]) == 625 * 8
     expected = ([random.random() for _ in range(3)], torch.rand(3))
+    assert rng_state()["python"] != state["python"]  # the cached form follows the state
     set_rng_state(state)
     assert [random.random() for _ in range(3)] == expected[0] and torch.equal(torch.rand(3), expected[1])
-    older = {**state, "python": [state["python"][0], state["python"][1].tolist(), state["python"][2]]}
-    set_rng_state(older)  # checkpoints before the tensor form kept a list of ints
-    assert [random.random() for _ in range(3)] == expected[0]
+    words = np.frombuffer(state["python"][1], dtype=np.int64)
+    torch_state = state_tensor(state["torch"])
+    for internal in (torch.from_numpy(words.copy()), words.tolist()):  # older checkpoints: int64 tensor, list
+        set_rng_state({"torch": torch_state, "python": [state["python"][0], internal, state["python"][2]]})
+        assert [random.random() for _ in range(3)] == expected[0] and torch.equal(torch.rand(3), expected[1])
+    g = torch.Generator().manual_seed(3)
+    saved = state_bytes(g.get_state())
+    draws = torch.rand(4, generator=g)
+    g.set_state(state_tensor(saved))
+    assert torch.equal(torch.rand(4, generator=g), draws)
+    assert state_tensor(g.get_state()).dtype == torch.uint8  # older checkpoints: the state tensor itself
 

@@ -100,6 +100,22 @@ def test_torch_fallback_scan_matches_reference(monkeypatch):
     torch.testing.assert_close(g_fast, g_ref, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("compiled", [True, False])
+@pytest.mark.parametrize("grad", [True, False])
+def test_scan_counts_each_neurons_spikes_over_steps_and_batch(monkeypatch, compiled, grad):
+    if compiled and lif_scan._load() is None:
+        pytest.skip("the C++ kernels do not build here (no compiler)")
+    if not compiled:
+        monkeypatch.setattr(lif_scan, "_compiled", lambda t: None)
+    torch.manual_seed(3)
+    neuron = LIF(LIF.Params(tau_m=4.0), shape=(2, 3, 5), spike_fn=ATan(ATan.Params()))
+    current = (torch.rand(12, 7, 2, 3, 5) * 2.5).requires_grad_(grad)
+    z, _ = neuron(current)
+    counts = neuron.spike_counts
+    assert counts.shape == (2, 3, 5) and torch.equal(counts, z.detach().sum((0, 1)))
+    assert 0 < counts.sum() < 12 * 7 * 30
+
+
 # --- spike-gather projection --------------------------------------------------------------------
 
 @needs_ext

@@ -85,14 +85,18 @@ std::vector<torch::Tensor> lif_forward(torch::Tensor current, double r, double v
     auto z = torch::empty_like(I);
     auto h = save_h ? (reuse && I.is_same(current) ? I : torch::empty_like(I)) : torch::empty({0}, I.options());
     auto v = torch::empty({N}, I.options());
-    auto counts = torch::empty({N}, I.options());  // spikes of each neuron and sample over the T steps
+    // spikes of each neuron over the T steps, summed over the batch (dim 1) after the parallel scan
+    // has counted them per neuron and sample: one pass over data still in cache
+    const int64_t B = I.dim() >= 2 ? I.size(1) : 1, M = B > 0 ? N / B : 0;
+    auto counts = torch::zeros({M}, I.options());
     AT_DISPATCH_FLOATING_TYPES(I.scalar_type(), "lif_forward", [&] {
         using S = scalar_t;
         const S* in = I.data_ptr<S>();
         S* hp = save_h ? h.data_ptr<S>() : nullptr;
         S* zp = z.data_ptr<S>();
         S* vp = v.data_ptr<S>();
-        S* cp = counts.data_ptr<S>();
+        std::vector<S> per_sample(N);
+        S* cp = per_sample.data();
         const S a[] = {(S)r, (S)v_rest, (S)v_th, (S)v_reset, (S)(v_th - v_reset), (S)decay, (S)(1 - decay), (S)k};
         auto run = [&](auto L, auto H) {
             fwd_impl<S, decltype(L)::value, decltype(H)::value>(in, zp, hp, vp, cp, T, N, a[0], a[1], a[2], a[3],
@@ -103,6 +107,9 @@ std::vector<torch::Tensor> lif_forward(torch::Tensor current, double r, double v
         using Hy = std::true_type; using Hn = std::false_type;
         if (hard) { if (leak == 0) run(T0{}, Hy{}); else if (leak == 1) run(T1{}, Hy{}); else run(T2{}, Hy{}); }
         else { if (leak == 0) run(T0{}, Hn{}); else if (leak == 1) run(T1{}, Hn{}); else run(T2{}, Hn{}); }
+        S* total = counts.data_ptr<S>();
+        for (int64_t s = 0; s < B; ++s)
+            for (int64_t i = 0; i < M; ++i) total[i] += cp[s * M + i];
     });
     return {z, h, v, counts};
 }
@@ -161,7 +168,7 @@ torch::Tensor lif_backward(torch::Tensor grad_z, torch::Tensor h, torch::Tensor 
 }
 """
 
-_EXTENSION = Extension("snnrun_lif_scan_v4", _SOURCE, ["lif_forward", "lif_backward"],
+_EXTENSION = Extension("snnrun_lif_scan_v5", _SOURCE, ["lif_forward", "lif_backward"],
                        ["-O3", "-march=native", "-ffp-contract=off", "-fopenmp"])
 _load = _EXTENSION.load  # the compiled module, or None when it cannot be built here
 
@@ -206,15 +213,15 @@ def _leak_code(p, leak: bool) -> int:
 
 
 def _forward(current: torch.Tensor, p, dt: float, leak: bool, save_h: bool = True, reuse: bool = False):
-    """Returns (spikes [T,...], pre-reset potentials h [T,...] (empty unless ``save_h``), final v,
-    spike count of each neuron and sample [...]).
+    """Returns (spikes [T, B, ...], pre-reset potentials h [T, B, ...] (empty unless ``save_h``),
+    final v [B, ...], each neuron's spike count over the steps and the batch [...]).
 
     ``reuse``: the compiled scan may write h into ``current``'s memory (h is then ``current``)."""
     ext = _compiled(current)
     if ext is not None:
         z, h, v, counts = ext.lif_forward(current, p.r, p.v_rest, p.v_th, p.v_reset, _leak_code(p, leak),
                                           p.reset == "hard", math.exp(-dt / p.tau_m), dt / p.tau_m, save_h, reuse)
-        return z, h, v.reshape(current.shape[1:]), counts.reshape(current.shape[1:])
+        return z, h, v.reshape(current.shape[1:]), counts.reshape(current.shape[2:])
     drive = p.r * current
     h_all = torch.empty_like(current)
     z_all = torch.empty_like(current)
@@ -235,7 +242,7 @@ def _forward(current: torch.Tensor, p, dt: float, leak: bool, save_h: bool = Tru
             v = h * (1 - z) + p.v_reset * z
         else:
             v = h - (p.v_th - p.v_reset) * z
-    return z_all, h_all, v, z_all.sum(0)
+    return z_all, h_all, v, z_all.sum((0, 1))
 
 
 def _backward(grad_z: torch.Tensor, h: torch.Tensor, p, dt: float, leak: bool, spike_fn,
@@ -303,7 +310,8 @@ def lif_scan(neuron, current: torch.Tensor, reuse: bool = False):
     ``reuse``: the caller owns ``current`` and lets the scan overwrite it (with h, the
     pre-reset potentials kept for the backward), saving one [T, B, ...] tensor.
     Returns ``(spikes, final_state, counts)``: spikes and state like the reference loop, and
-    each neuron's spike count per sample ``[B, ...]`` (summed as the scan writes the spikes).
+    each neuron's spike count over the steps and the batch ``[...]`` (counted as the scan writes
+    the spikes).
     """
     from ..neurons.lif import LIFState
     from ..surrogate import Heaviside

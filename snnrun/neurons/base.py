@@ -81,7 +81,7 @@ class Neuron(nn.Module):
         self.dt = float(dt)
         self.spike_fn = spike_fn or Heaviside()
         self.state: Any = None
-        #: per-sample spike counts [B, *shape] of the last ``forward``, when a fused scan counted
+        #: spike counts [*shape] (summed over steps and batch) of the last ``forward``, when a fused scan counted
         #: them on the way (else None: count from the spikes)
         self.spike_counts: torch.Tensor | None = None
 
