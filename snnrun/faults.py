@@ -38,23 +38,34 @@ def _nonfinite(named: Iterable[tuple[str, torch.Tensor]]) -> list[str]:
             if torch.is_tensor(tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
 
 
+def all_finite(tensors: Iterable[torch.Tensor]) -> bool:
+    """Whether every floating-point value of ``tensors`` is finite, from one norm per tensor (a
+    NaN/Inf makes its norm non-finite) taken in one call. A norm can also overflow from finite
+    values: then this says False and :func:`find_nonfinite`'s element check decides."""
+    floats = [t.detach() for t in tensors if torch.is_tensor(t) and t.is_floating_point() and t.numel()]
+    return not floats or bool(torch.isfinite(torch.stack(torch._foreach_norm(floats))).all())
+
+
 def find_nonfinite(network, inputs: torch.Tensor | None = None, limit: int = 4) -> str | None:
     """Where the network holds NaN/Inf, e.g. ``"projection inp_hidden stage 0.weight (3 of 640 values nan)"``
     (up to ``limit`` places, in network order: input batch, projections, populations), or None."""
-    found = []
+    named = []
     if inputs is not None and inputs.is_floating_point():
-        found += _nonfinite([("the input batch", inputs)])
+        named.append(("the input batch", inputs))
     for name, proj in network.projections.items():
         tensors = list(proj.named_parameters()) + list(proj.named_buffers())
-        found += _nonfinite((f"projection {name} {t.replace('stages.', 'stage ')}", v) for t, v in tensors)
+        named += [(f"projection {name} {t.replace('stages.', 'stage ')}", v) for t, v in tensors]
     for name, pop in network.populations.items():
         if pop.neuron is None:
             continue
         tensors = list(pop.neuron.named_parameters()) + list(pop.neuron.named_buffers())
-        found += _nonfinite((f"population {name} parameter {t}", v) for t, v in tensors)
+        named += [(f"population {name} parameter {t}", v) for t, v in tensors]
         state = pop.neuron.state
         fields = state._asdict().items() if hasattr(state, "_asdict") else ()
-        found += _nonfinite((f"population {name} state {field}", v) for field, v in fields)
+        named += [(f"population {name} state {field}", v) for field, v in fields]
+    if all_finite(v for _, v in named):
+        return None
+    found = _nonfinite(named)
     if not found:
         return None
     more = f" and {len(found) - limit} more" if len(found) > limit else ""

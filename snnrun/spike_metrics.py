@@ -204,7 +204,12 @@ class SpikeMetrics:
         if self.synops is not None:
             self.synops.clear()
         if train and self.params.enabled:
-            self._start_weights = {n: projection_weight(self.network.projections[n]).clone() for n in self.weighted}
+            weights = [projection_weight(self.network.projections[n]).detach() for n in self.weighted]
+            starts = list(self._start_weights.values())
+            if [w.shape for w in weights] == [w.shape for w in starts]:  # copied into last epoch's, in one call
+                torch._foreach_copy_(starts, weights)
+            else:
+                self._start_weights = {n: w.clone() for n, w in zip(self.weighted, weights)}
 
     def observe(self, spikes: dict[str, torch.Tensor]) -> None:
         """Add one batch: ``spikes[pop]`` [T, B, *shape] (a caller that counts the spikes itself
@@ -239,16 +244,28 @@ class SpikeMetrics:
             total += per_sample
         out[f"{split}/synops/total"] = total
         out[f"{split}/energy_nj"] = total * self.params.pj_per_synop * 1e-3
-        if train:
-            for name in self.weighted:
-                w = projection_weight(self.network.projections[name]).detach()
-                w = w if w.dtype in (torch.float32, torch.float64) else w.float()
-                out[f"weight_norm/{name}"] = float(torch.linalg.vector_norm(w))
-                if name in self._start_weights:
-                    out[f"dw/{name}"] = float(torch.dist(w, self._start_weights[name], 1)) / max(w.numel(), 1)
+        if train and self.weighted:
+            out.update(self._weight_columns())
             out.update({f"learner/{k}": total / n for k, (total, n) in self._learner.items() if n})
             for learner in self.learners:
                 out.update({f"learner/{k}": v for k, v in learner_metrics(learner).items()})
+        return out
+
+    def _weight_columns(self) -> dict[str, float]:
+        """``weight_norm/<proj>`` and ``dw/<proj>`` (mean |W − W_start|), each kind in one call for
+        every projection."""
+        weights = [projection_weight(self.network.projections[n]).detach() for n in self.weighted]
+        weights = [w if w.dtype in (torch.float32, torch.float64) else w.float() for w in weights]
+        values = list(torch._foreach_norm(weights))
+        starts = [self._start_weights.get(n) for n in self.weighted]
+        changed = [i for i, s in enumerate(starts) if s is not None and s.shape == weights[i].shape]
+        if changed:
+            values += torch._foreach_norm(torch._foreach_sub([weights[i] for i in changed],
+                                                             [starts[i].to(weights[i].dtype) for i in changed]), 1)
+        values = torch.stack(values).tolist()  # one synchronisation for all
+        out = {f"weight_norm/{n}": values[i] for i, n in enumerate(self.weighted)}
+        for k, i in enumerate(changed):
+            out[f"dw/{self.weighted[i]}"] = values[len(weights) + k] / max(weights[i].numel(), 1)
         return out
 
     def close(self) -> None:

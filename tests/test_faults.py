@@ -20,7 +20,7 @@ from conftest import TINY, run_cli
 from snnrun import checkpoint, loggers
 from snnrun.build import build_experiment
 from snnrun.errors import NumericalError, SnnrunError
-from snnrun.faults import find_nonfinite
+from snnrun.faults import all_finite, find_nonfinite
 from snnrun.runner import Runner
 
 
@@ -106,6 +106,24 @@ def test_find_nonfinite_names_a_neuron_state(tiny_cfg):
     assert find_nonfinite(exp.network, x).startswith("the input batch (1 of 40 values nan), population hidden state v")
     exp.network.reset()
     assert find_nonfinite(exp.network) is None
+
+
+def test_finite_screen_and_overflowing_norms():
+    assert all_finite([torch.ones(3), torch.ones(2, dtype=torch.float64), torch.zeros(0), torch.ones(2, dtype=torch.int64)])
+    assert not all_finite([torch.ones(3), torch.tensor([1.0, float("nan")], dtype=torch.float64)])
+    assert not all_finite([torch.tensor([float("-inf"), 0.0])])
+    assert not all_finite([torch.tensor([3e38, 3e38])])  # finite values whose norm overflows ...
+
+
+def test_find_nonfinite_checks_each_value_when_the_screen_overflows(tiny_cfg):
+    exp = build_experiment(tiny_cfg())
+    weight = next(iter(exp.network.projections.values())).stages[0].weight
+    with torch.no_grad():
+        weight.fill_(3e38)
+    assert find_nonfinite(exp.network) is None  # ... are not reported: the element check decides
+    with torch.no_grad():
+        weight[0, 1] = float("inf")
+    assert find_nonfinite(exp.network).endswith("stage 0.weight (1 of %d values inf)" % weight.numel())
 
 
 # --- signals -------------------------------------------------------------------------------------

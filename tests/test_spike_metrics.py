@@ -84,6 +84,11 @@ def test_silent_saturated_energy_and_weight_change():
     assert out["train/energy_nj"] == pytest.approx(20 * 2.0e-3)
     assert out["dw/a"] == pytest.approx(0.25)
     assert out["weight_norm/a"] == pytest.approx(net.projections["a"].stages[0].weight.norm().item())
+    metrics.begin(train=True)  # the next epoch starts from the weights as they are now
+    with torch.no_grad():
+        net.projections["a"].stages[0].weight[0].sub_(1.0)  # 2 of 8 weights change by 1
+    metrics.observe({"inp": inp, "hid": hid})
+    assert metrics.end("train", train=True)["dw/a"] == pytest.approx(0.25)
     metrics.close()
 
 
