@@ -16,11 +16,13 @@ warning naming the bad file when ``last.pt`` is missing, truncated or corrupted.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
 import os
 import pickle
+import stat
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -40,17 +42,32 @@ def checksum_path(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def _write_atomic(path: Path, data: bytes) -> os.stat_result:
+    """Write ``data`` to a temporary file beside ``path``, fsync it and rename it over ``path``;
+    returns the file's stat. Plain ``os`` calls: the fewest system calls, since each one lets the
+    training loop's thread wait for the GIL while this runs on the background writer."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o666)
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return st
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 def serialize(payload: dict[str, Any]) -> bytes:
@@ -60,14 +77,18 @@ def serialize(payload: dict[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
-#: files this process wrote: path -> (inode, size, mtime_ns, sha256), so that rotating a file
-#: we just wrote and nobody touched since does not read and hash it again
-_written: dict[Path, tuple[int, int, int, str]] = {}
+#: files this process wrote: absolute path -> (identity of the file, identity of its checksum
+#: file, sha256), identity = (inode, size, mtime_ns); a file we wrote whose two files nobody
+#: touched since is verified by two stat calls, not by reading and hashing it again
+_written: dict[str, tuple[tuple[int, int, int], tuple[int, int, int], str]] = {}
 
 
-def _remember(path: Path, digest: str) -> None:
-    st = path.stat()
-    _written[path.resolve()] = (st.st_ino, st.st_size, st.st_mtime_ns, digest)
+def _identity(st: os.stat_result) -> tuple[int, int, int]:
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _key(path: Path) -> str:
+    return os.path.abspath(path)
 
 
 def save(payload: dict[str, Any] | bytes, path: str | os.PathLike) -> Path:
@@ -81,16 +102,20 @@ def save(payload: dict[str, Any] | bytes, path: str | os.PathLike) -> Path:
     data = payload if isinstance(payload, bytes) else serialize(payload)
     digest = hashlib.sha256(data).hexdigest()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.parent.is_dir():
+            path.parent.mkdir(parents=True, exist_ok=True)
         # A stale checksum goes first and the new one last: a crash in between leaves a complete file
         # (atomic rename) without a checksum, never a good file with a wrong checksum.
-        checksum_path(path).unlink(missing_ok=True)
-        _write_atomic(path, data)
-        _write_atomic(checksum_path(path), f"{digest}  {path.name}\n".encode())
-        _remember(path, digest)
+        _unlink(checksum_path(path))
+        st = _write_atomic(path, data)
+        _written[_key(path)] = (_identity(st), _identity(_write_checksum(path, digest)), digest)
     except OSError as err:
         raise SnnrunError(f"cannot write checkpoint {path}: {err.strerror or err}") from None
     return path
+
+
+def _write_checksum(path: Path, digest: str) -> os.stat_result:
+    return _write_atomic(checksum_path(path), f"{digest}  {path.name}\n".encode())
 
 
 def save_copy(source: str | os.PathLike, path: str | os.PathLike) -> Path:
@@ -98,25 +123,25 @@ def save_copy(source: str | os.PathLike, path: str | os.PathLike) -> Path:
     a hard link (no bytes written; checkpoints are only ever replaced, never changed in place),
     or a byte copy where links are not supported. Atomic like :func:`save`."""
     source, path = Path(source), Path(path)
-    known = _written.get(source.resolve())
+    known = _written.get(_key(source))
     if known is None or verify(source) is not None:
         raise SnnrunError(f"cannot copy checkpoint {source}: it is not a verified checkpoint of this run")
-    digest = known[3]
+    digest = known[2]
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        checksum_path(path).unlink(missing_ok=True)
-        tmp.unlink(missing_ok=True)
+        _unlink(checksum_path(path))
+        _unlink(tmp)
         try:
             os.link(source, tmp)
             os.replace(tmp, path)
+            identity = known[0]  # the same inode
         except OSError:
-            _write_atomic(path, source.read_bytes())
-        _write_atomic(checksum_path(path), f"{digest}  {path.name}\n".encode())
-        _remember(path, digest)
+            _unlink(tmp)
+            identity = _identity(_write_atomic(path, source.read_bytes()))
+        _written[_key(path)] = (identity, _identity(_write_checksum(path, digest)), digest)
     except OSError as err:
+        _unlink(tmp)
         raise SnnrunError(f"cannot write checkpoint {path}: {err.strerror or err}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -124,15 +149,15 @@ def save_rotating(payload: dict[str, Any] | bytes, directory: str | os.PathLike)
     """Save ``directory/last.pt``, first moving the current one (if valid) to ``prev.pt``."""
     directory = Path(directory)
     last, prev = directory / LAST, directory / PREVIOUS
-    if last.is_file() and verify(last) is None:
+    if verify(last) is None:
         try:  # each step leaves every file that exists either verified or without a checksum
-            checksum_path(prev).unlink(missing_ok=True)
+            _unlink(checksum_path(prev))
             os.replace(last, prev)
-            if checksum_path(last).is_file():
+            with contextlib.suppress(FileNotFoundError):
                 os.replace(checksum_path(last), checksum_path(prev))
-            moved = _written.pop(last.resolve(), None)
+            moved = _written.pop(_key(last), None)
             if moved is not None:
-                _written[prev.resolve()] = moved
+                _written[_key(prev)] = moved
         except OSError as err:
             raise SnnrunError(f"cannot rotate checkpoint {last} to {prev}: {err.strerror or err}") from None
     try:
@@ -173,16 +198,23 @@ class BackgroundWriter:
 
 def verify(path: str | os.PathLike) -> str | None:
     """``None`` if ``path`` matches its ``.sha256`` file, else why not (missing, truncated, corrupted)."""
-    path = Path(path)
-    if not path.is_file():
+    path, sidecar = Path(path), checksum_path(Path(path))
+    try:
+        st = os.stat(path)
+    except OSError:
         return "missing"
-    sidecar = checksum_path(path)
-    if not sidecar.is_file():
+    if not stat.S_ISREG(st.st_mode):
+        return "missing"
+    known = _written.get(_key(path))
+    try:
+        side = os.stat(sidecar)
+    except FileNotFoundError:
         return None  # written before checksums existed (or by hand): torch.load's own checks still apply
+    if known is not None and (known[0], known[1]) == (_identity(st), _identity(side)):
+        return None  # this process wrote both files and neither changed since
     expected = sidecar.read_text().split()[:1]
-    known, st = _written.get(path.resolve()), path.stat()
-    if known is not None and known[:3] == (st.st_ino, st.st_size, st.st_mtime_ns):
-        actual = known[3]  # this process wrote these bytes and the file is unchanged since
+    if known is not None and known[0] == _identity(st):
+        actual = known[2]  # this process wrote these bytes and the file is unchanged since
     else:
         actual = hashlib.sha256(path.read_bytes()).hexdigest()
     if expected != [actual]:

@@ -157,6 +157,18 @@ def test_verify_rehashes_a_file_changed_after_this_process_wrote_it(tmp_path):
     assert "checksum mismatch" in ck.verify(path)
 
 
+def test_verify_rereads_a_checksum_file_changed_after_this_process_wrote_it(tmp_path):
+    from snnrun import checkpoint as ck
+    path = ck.save({"epoch": 3}, tmp_path / "last.pt")
+    assert ck.verify(path) is None
+    sidecar = tmp_path / "last.pt.sha256"
+    text = sidecar.read_text()
+    sidecar.write_text(("0" if text[0] != "0" else "1") + text[1:])  # same size, new mtime
+    assert "checksum mismatch" in ck.verify(path)
+    ck.save_rotating({"epoch": 4}, tmp_path)  # a last.pt that fails its checksum is not kept as prev.pt
+    assert not (tmp_path / "prev.pt").exists() and ck.load(path)["epoch"] == 4
+
+
 def test_background_writer_keeps_order_and_reraises_a_failed_write():
     from snnrun.checkpoint import BackgroundWriter
     writer, seen = BackgroundWriter(), []
