@@ -394,13 +394,13 @@ class Runner:
         improved = self._improved(metrics)
         if improved:
             self.best = {**metrics, "epoch": self.epoch}
+        log.info("epoch %d: %s", self.epoch, ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()
+                                                       if isinstance(v, float)))
         if self.dist.is_main:
             # the state is taken now; the files are written while the next epoch trains
             self.writer.submit(self._write_checkpoints, ckpt_dir, checkpoint.serialize(self.state_dict()), improved)
         self.checkpointed = self.epoch
         self.instruments.after_epoch(self.epoch, metrics_log)
-        log.info("epoch %d: %s", self.epoch, ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()
-                                                       if isinstance(v, float)))
 
     @staticmethod
     def _write_checkpoints(ckpt_dir: Path, data: bytes, improved: bool) -> None:

@@ -92,8 +92,27 @@ def test_spike_statistics_are_bernoulli(q):
 
 
 @needs_ext
+def test_each_input_draws_its_own_stream_in_large_mixed_inputs():
+    """9000 inputs across groups and thread chunks, mostly silent in the first half (p = 0, some
+    p = 1), mostly drawing in the second: input i's spikes are always its own stream."""
+    g = torch.Generator().manual_seed(4)
+    p = torch.rand(9000, generator=g)
+    p[:4500][torch.rand(4500, generator=g) < 0.8] = 0.0  # the first blocks: mostly silent ...
+    p[:4500][torch.rand(4500, generator=g) < 0.05] = 1.0  # ... with some inputs that always fire
+    key = -123456789
+    out = bernoulli._load().bernoulli_steps(p, 5, key, 1.0)
+    for i in [0, 1, 15, 16, 17, 2047, 2048, 2049, 4095, 4096, 4499, 4500, 6000, 8191, 8192, 8999] + \
+            torch.nonzero(p[:4500] > 0).flatten()[:40].tolist():
+        q = float(p[i])
+        expected = [1.0 if q >= 1.0 else float(q > 0 and u < int(q * 2 ** 32)) for u in reference_stream(key, i, 5)]
+        assert out[:, i].tolist() == expected, i
+
+
+@needs_ext
 def test_same_seed_same_spikes_any_thread_count():
-    p = torch.rand(3, 100)
+    p = torch.rand(3, 3000)
+    p[:, ::3] = 0.0
+    p[1] = torch.where(p[1] < 0.7, 0.0, p[1])  # one sample's inputs mostly silent: packed groups
     runs = []
     threads = torch.get_num_threads()
     try:
@@ -103,7 +122,7 @@ def test_same_seed_same_spikes_any_thread_count():
             runs.append(bernoulli.bernoulli_steps(p, 30))
     finally:
         torch.set_num_threads(threads)
-    assert runs[0].shape == (30, 3, 100)
+    assert runs[0].shape == (30, 3, 3000)
     assert torch.equal(runs[0], runs[1]) and torch.equal(runs[0], runs[2])
     assert not torch.equal(bernoulli.bernoulli_steps(p, 30), runs[0])  # the next call draws a new key
 
