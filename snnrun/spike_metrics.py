@@ -176,7 +176,7 @@ class SpikeMetrics:
         self._counts: dict[str, list[torch.Tensor] | np.ndarray] = {}
         self._steps = 0
         self._samples = 0
-        self._start_weights: dict[str, torch.Tensor] = {}
+        self._start_weights: dict[str, np.ndarray] = {}  # weights at the start of the training epoch
         self._learner: dict[str, tuple[float, int]] = {}
 
     def columns(self, splits: tuple[str, ...]) -> list[str]:
@@ -204,12 +204,12 @@ class SpikeMetrics:
         if self.synops is not None:
             self.synops.clear()
         if train and self.params.enabled:
-            weights = [projection_weight(self.network.projections[n]).detach() for n in self.weighted]
-            starts = list(self._start_weights.values())
-            if [w.shape for w in weights] == [w.shape for w in starts]:  # copied into last epoch's, in one call
-                torch._foreach_copy_(starts, weights)
-            else:
-                self._start_weights = {n: w.clone() for n, w in zip(self.weighted, weights)}
+            for name, w in zip(self.weighted, self._host_weights()):
+                start = self._start_weights.get(name)
+                if start is not None and start.shape == w.shape and start.dtype == w.dtype:
+                    np.copyto(start, w)  # into last epoch's copy
+                else:
+                    self._start_weights[name] = w.copy()
 
     def observe(self, spikes: dict[str, torch.Tensor]) -> None:
         """Add one batch: ``spikes[pop]`` [T, B, *shape] (a caller that counts the spikes itself
@@ -252,21 +252,21 @@ class SpikeMetrics:
         return out
 
     def _weight_columns(self) -> dict[str, float]:
-        """``weight_norm/<proj>`` and ``dw/<proj>`` (mean |W − W_start|), each kind in one call for
-        every projection."""
-        weights = [projection_weight(self.network.projections[n]).detach() for n in self.weighted]
-        weights = [w if w.dtype in (torch.float32, torch.float64) else w.float() for w in weights]
-        values = list(torch._foreach_norm(weights))
-        starts = [self._start_weights.get(n) for n in self.weighted]
-        changed = [i for i, s in enumerate(starts) if s is not None and s.shape == weights[i].shape]
-        if changed:
-            values += torch._foreach_norm(torch._foreach_sub([weights[i] for i in changed],
-                                                             [starts[i].to(weights[i].dtype) for i in changed]), 1)
-        values = torch.stack(values).tolist()  # one synchronisation for all
-        out = {f"weight_norm/{n}": values[i] for i, n in enumerate(self.weighted)}
-        for k, i in enumerate(changed):
-            out[f"dw/{self.weighted[i]}"] = values[len(weights) + k] / max(weights[i].numel(), 1)
+        """``weight_norm/<proj>`` and ``dw/<proj>`` (mean |W − W_start|), in numpy on the host: once
+        per epoch, a torch op here costs tens of µs (cold caches, thread wake-ups), numpy's a few."""
+        out = {}
+        for name, w in zip(self.weighted, self._host_weights()):
+            out[f"weight_norm/{name}"] = float(np.linalg.norm(w))
+            start = self._start_weights.get(name)
+            if start is not None and start.shape == w.shape:
+                out[f"dw/{name}"] = float(np.abs(w - start).sum()) / max(w.size, 1)
         return out
+
+    def _host_weights(self) -> list[np.ndarray]:
+        """Each weighted projection's weights as a flat float array on the host (a view on CPU)."""
+        weights = [projection_weight(self.network.projections[n]).detach() for n in self.weighted]
+        return [(w if w.dtype in (torch.float32, torch.float64) else w.float()).cpu().numpy().reshape(-1)
+                for w in weights]
 
     def close(self) -> None:
         """Remove the SynOps hooks from the network."""
