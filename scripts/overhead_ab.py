@@ -16,16 +16,25 @@ and prints the medians per epoch and ``1 - B/A``: the share of a runner epoch sp
 computation (data, encoding, metrics, checkpointing, and the per-batch glue: learner hooks,
 autocast and grad contexts, the finite-loss check). Alternating cancels slow machine drift.
 
-Usage: .venv/bin/python scripts/overhead_ab.py [--warmup 5] [--rounds 7] [--epochs 3] [hydra overrides ...]
+``--compare parts``: B is the runner's own epoch (the same loop and glue) without the four parts
+the overhead bar names: the batches are drawn and encoded beforehand (untimed) and handed to it,
+and the metrics (bookkeeping, SynOps hooks, instruments, metric rows, the log line) and the
+checkpoint (finite check, state, serialisation, files) are switched off. ``1 - B/A`` is then those
+four parts' share measured from outside, their side-effects on the rest of the epoch included.
+
+Usage: .venv/bin/python scripts/overhead_ab.py [--compare bare|parts] [--warmup 5] [--rounds 7] [--epochs 3]
+       [hydra overrides ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import torch
 
@@ -56,11 +65,49 @@ def bare_epoch(exp, train_batches, test_batches) -> None:
             exp.decoder(net(spikes).spikes[net.output], None)
 
 
+@contextlib.contextmanager
+def without_parts(runner, metrics_log, epochs):
+    """The runner with data, encoding, metrics and checkpointing taken out: each ``_fit_epoch`` in
+    the block takes the next of ``epochs``, ``{split: [(x, y, spikes), ...]}`` drawn and encoded
+    beforehand."""
+    from snnrun import runner as runner_module
+    from snnrun.spike_metrics import SynOpsCounter
+
+    exp, metrics = runner.exp, runner.instruments.metrics
+    spikes_of = {id(x): spikes for epoch in epochs for split in epoch.values() for x, _, spikes in split}
+    queue = iter(epochs)
+    current = {}
+
+    def batches(split):
+        if split == "train":
+            current.update(next(queue))
+        return [(x, y) for x, y, _ in current[split]]
+
+    with contextlib.ExitStack() as stack:
+        for target, name, value in [
+                (runner, "_batches", batches), (exp, "encoder", lambda x: spikes_of[id(x)]),
+                (runner, "_record", lambda *a, **k: None), (runner, "_summarise", lambda *a, **k: {}),
+                (runner.instruments, "begin", lambda *a, **k: None), (runner.instruments, "after_epoch", lambda *a, **k: None),
+                (metrics_log, "log", lambda *a, **k: None), (runner_module.log, "disabled", True),
+                (runner_module, "find_nonfinite", lambda *a, **k: None), (runner, "state_dict", lambda: {}),
+                (runner_module.checkpoint, "serialize", lambda state: b""), (runner.writer, "submit", lambda *a, **k: None)]:
+            stack.enter_context(mock.patch.object(target, name, value))
+        if metrics.synops is not None:
+            metrics.synops.remove()
+        try:
+            yield
+        finally:
+            if metrics.synops is not None:
+                metrics.synops = SynOpsCounter(exp.network)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--epochs", type=int, default=3, help="epochs per round and side")
+    parser.add_argument("--compare", choices=("bare", "parts"), default="bare",
+                        help="B: the bare computation, or the runner without data, encoding, metrics, checkpoint")
     args, overrides = parser.parse_known_args()
 
     from snnrun.build import build_experiment
@@ -95,6 +142,17 @@ def main() -> None:
         for _ in range(args.epochs):
             runner._fit_epoch(metrics_log, ckpt_dir)
         times["runner"].append((time.perf_counter() - t0) / args.epochs)
+        if args.compare == "parts":
+            with torch.no_grad():
+                drawn = [{split: [(x, y, exp.encoder(x)) for x, y in runner._batches(split)] for split in ("train", "test")}
+                         for _ in range(args.epochs)]
+            runner.writer.wait()  # the last checkpoint is on disk: B runs alone
+            with without_parts(runner, metrics_log, drawn):
+                t0 = time.perf_counter()
+                for _ in drawn:
+                    runner._fit_epoch(metrics_log, ckpt_dir)
+                times["bare"].append((time.perf_counter() - t0) / args.epochs)
+            continue
         epochs = [(encoded("train"), encoded("test")) for _ in range(args.epochs)]
         runner.writer.wait()  # the last checkpoint is on disk: B runs alone
         if metrics.synops is not None:
@@ -108,9 +166,11 @@ def main() -> None:
     runner.writer.close()
     metrics_log.close()
     a, b = statistics.median(times["runner"]), statistics.median(times["bare"])
+    what = ("without data, encoding, metrics and checkpoint", "their share") if args.compare == "parts" else \
+        ("bare computation", "runner's share")
     print(f"overhead A/B ({' '.join(overrides) or 'default experiment'}, {torch.get_num_threads()} threads, "
-          f"{args.rounds} rounds of {args.epochs} epochs): runner epoch {a * 1e3:.1f} ms, bare computation {b * 1e3:.1f} ms, "
-          f"runner's share {100 * (1 - b / a):.1f} %")
+          f"{args.rounds} rounds of {args.epochs} epochs): runner epoch {a * 1e3:.1f} ms, {what[0]} {b * 1e3:.1f} ms, "
+          f"{what[1]} {100 * (1 - b / a):.1f} %")
 
 
 if __name__ == "__main__":
