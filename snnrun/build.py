@@ -31,7 +31,8 @@ TOP_LEVEL_KEYS = ("data", "encoder", "network", "neuron", "decoder", "learner", 
 class TrainerParams:
     epochs: int = param(10, ge=1, help="passes over the training set")
     progress: bool | None = param(None, help="tqdm bars: true, false, or null (auto: only on a terminal)")
-    monitor: str = param("test/accuracy", help="metric that selects best.pt")
+    monitor: str = param("auto", help="metric that selects best.pt (and that a sweep optimises); auto: "
+                                      "val/accuracy with a validation split (data.val_fraction > 0), else test/accuracy")
     mode: str = param("max", choices=("max", "min"), help="whether the monitored metric should grow or shrink")
     limit_train_batches: int | None = param(None, help="stop each training epoch after N batches")
     limit_test_batches: int | None = param(None, help="evaluate on at most N batches")
@@ -134,6 +135,8 @@ def build_experiment(cfg: DictConfig | Mapping, device: str | None = None) -> Ex
             raise ConfigError(f"data.num_classes: declared {cfg.data.num_classes} but labels go up to {data.num_classes - 1}")
     config = to_container(cfg)
     trainer = parse_params(TrainerParams, config.get("trainer"), "trainer")
+    if trainer.monitor == "auto":  # never select checkpoints on the test set when a validation set exists
+        trainer.monitor = "val/accuracy" if data.x_val is not None else "test/accuracy"
     logger = parse_params(LoggerParams, config.get("logger") or {}, "logger")
     torch_device = resolve_device(device or config.get("device", "auto"))
 

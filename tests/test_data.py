@@ -147,6 +147,29 @@ def test_validation_split_is_logged(tmp_path):
     assert "val/accuracy" in lines[0] and [line.split(",")[2] for line in lines[1:]] == ["train", "val", "test"]
 
 
+def test_auto_monitor_selects_best_pt_on_the_validation_split(tmp_path):
+    """trainer.monitor=auto (the default): val/accuracy with a validation split, never the test set."""
+    import json
+
+    from snnrun import checkpoint
+    from snnrun.build import build_experiment
+    from snnrun.runner import Runner
+
+    base = ["data=synthetic", "trainer.epochs=3", "network.duration=4", "trainer.progress=false", "device=cpu"]
+    assert build_experiment(compose_config(base)).trainer.monitor == "test/accuracy"
+    assert build_experiment(compose_config([*base, "data.val_fraction=0.25", "trainer.monitor=test/loss",
+                                            "trainer.mode=min"])).trainer.monitor == "test/loss"
+    exp = build_experiment(compose_config([*base, "data.val_fraction=0.25"]))
+    assert exp.trainer.monitor == "val/accuracy"
+    summary = Runner(exp, tmp_path, "").fit()
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    val = {r["epoch"]: r["val/accuracy"] for r in rows if r["split"] == "val"}
+    best_epoch = max(val, key=lambda e: (val[e], -e))  # the first epoch with the highest val accuracy
+    assert summary["monitor"] == "val/accuracy" and summary["best"]["epoch"] == best_epoch
+    assert summary["best"]["val/accuracy"] == val[best_epoch]
+    assert checkpoint.load(tmp_path / "checkpoints" / "best.pt")["epoch"] == best_epoch
+
+
 def test_subset_and_batch_sizes_reach_the_loops(tmp_path):
     from snnrun.build import build_experiment
     from snnrun.runner import Runner
