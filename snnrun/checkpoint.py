@@ -65,11 +65,6 @@ def _write_atomic(path: Path, data: bytes) -> os.stat_result:
     return st
 
 
-def _unlink(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-
-
 def serialize(payload: dict[str, Any]) -> bytes:
     """The bytes of a checkpoint file holding ``payload`` (``torch.save`` into memory)."""
     buffer = io.BytesIO()
@@ -106,7 +101,7 @@ def save(payload: dict[str, Any] | bytes, path: str | os.PathLike) -> Path:
             path.parent.mkdir(parents=True, exist_ok=True)
         # A stale checksum goes first and the new one last: a crash in between leaves a complete file
         # (atomic rename) without a checksum, never a good file with a wrong checksum.
-        _unlink(checksum_path(path))
+        checksum_path(path).unlink(missing_ok=True)
         st = _write_atomic(path, data)
         _written[_key(path)] = (_identity(st), _identity(_write_checksum(path, digest)), digest)
     except OSError as err:
@@ -129,18 +124,18 @@ def save_copy(source: str | os.PathLike, path: str | os.PathLike) -> Path:
     digest = known[2]
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        _unlink(checksum_path(path))
-        _unlink(tmp)
+        checksum_path(path).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         try:
             os.link(source, tmp)
             os.replace(tmp, path)
             identity = known[0]  # the same inode
         except OSError:
-            _unlink(tmp)
+            tmp.unlink(missing_ok=True)
             identity = _identity(_write_atomic(path, source.read_bytes()))
         _written[_key(path)] = (identity, _identity(_write_checksum(path, digest)), digest)
     except OSError as err:
-        _unlink(tmp)
+        tmp.unlink(missing_ok=True)
         raise SnnrunError(f"cannot write checkpoint {path}: {err.strerror or err}") from None
     return path
 
@@ -151,7 +146,7 @@ def save_rotating(payload: dict[str, Any] | bytes, directory: str | os.PathLike)
     last, prev = directory / LAST, directory / PREVIOUS
     if verify(last) is None:
         try:  # each step leaves every file that exists either verified or without a checksum
-            _unlink(checksum_path(prev))
+            checksum_path(prev).unlink(missing_ok=True)
             os.replace(last, prev)
             with contextlib.suppress(FileNotFoundError):
                 os.replace(checksum_path(last), checksum_path(prev))

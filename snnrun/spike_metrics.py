@@ -219,7 +219,11 @@ class SpikeMetrics:
         first = next(iter(spikes.values()))
         self._steps, self._samples = first.shape[0], self._samples + first.shape[1]
         for name in self.populations:  # kept per batch, summed once per epoch (see neuron_counts)
-            self._counts.setdefault(name, []).append(spikes[name].detach().sum((0, 1)).reshape(-1))
+            c = spikes[name].detach().sum((0, 1), dtype=torch.float32).reshape(-1)
+            parts = self._counts.setdefault(name, [])
+            if isinstance(parts, np.ndarray):  # already reduced by neuron_counts(): continue from it
+                parts = self._counts[name] = [torch.from_numpy(parts).to(c.device, c.dtype)]
+            parts.append(c)
 
     def end(self, split: str, train: bool, counts: dict[str, np.ndarray] | None = None, samples: int = 0,
             steps: int = 0) -> dict[str, float]:

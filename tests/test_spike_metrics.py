@@ -88,6 +88,9 @@ def test_silent_saturated_energy_and_weight_change():
     with torch.no_grad():
         net.projections["a"].stages[0].weight[0].sub_(1.0)  # 2 of 8 weights change by 1
     metrics.observe({"inp": inp, "hid": hid})
+    assert metrics.neuron_counts()["hid"].tolist() == [0, 20, 10, 19]
+    metrics.observe({"inp": inp, "hid": hid})  # observing after a reduction continues from it
+    assert metrics.neuron_counts()["hid"].tolist() == [0, 40, 20, 38]
     assert metrics.end("train", train=True)["dw/a"] == pytest.approx(0.25)
     metrics.close()
 
