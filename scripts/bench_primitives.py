@@ -42,14 +42,14 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"# torch {torch.__version__}, threads {torch.get_num_threads()}, cpu {torch.backends.cpu.get_cpu_capability()}")
-    if bernoulli._load() is None:
+    if bernoulli._EXTENSION.load() is None:
         print("# the Bernoulli kernel does not build here: only the GEMMs are timed")
     g = torch.Generator().manual_seed(0)
     for name, shape, zeros in (("default (64x64)", (64, 64), 0.5), ("mnist-like (128x784)", (128, 784), 0.81)):
         p = torch.rand(shape, generator=g)
         p[torch.rand(shape, generator=g) < zeros] = 0
         ref = timed(lambda: (torch.rand(25, *shape) < p).to(p.dtype), args.iters, args.reps)
-        if bernoulli._load() is not None:
+        if bernoulli._EXTENSION.load() is not None:
             fast = timed(lambda: bernoulli.bernoulli_steps(p, 25), args.iters, args.reps)
             print(f"bernoulli T=25 {name}: torch.rand < p {ref:.3f} ms, snnrun kernel {fast:.3f} ms, "
                   f"ratio {ref / fast:.1f}x")

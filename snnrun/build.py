@@ -162,10 +162,11 @@ def build_experiment(cfg: DictConfig | Mapping, device: str | None = None) -> Ex
     network.to(torch_device)
     encoder.to(torch_device)
     decoder.to(torch_device)
-    if torch_device.type == "cpu":  # load the compiled fast paths now, not inside the first batch
-        from .kernels import bernoulli, lif_scan, spike_linear
-        for load in (bernoulli._load, lif_scan._load, spike_linear._load):
-            load()
+    from . import kernels
+    kernels.reset_usage()  # summary.json records which paths this run took
+    if torch_device.type == "cpu":  # build the compiled fast paths now, not inside the first batch
+        for name in ("bernoulli", "lif_scan", "spike_linear"):
+            kernels.all_kernels()[name].load()
 
     optimizer, scheduler, interval = None, None, "epoch"
     gradient_params = [p for lr in learners if lr.gradient for p in lr.parameters()]

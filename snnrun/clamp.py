@@ -28,6 +28,7 @@ from .errors import ConfigError, DataError
 from .network import NetworkParams
 from .neurons import NEURONS
 from .reproducibility import seed_everything, versions
+from .kernels import report as kernel_report
 from .schema import param, parse_params
 from .tasks import register_task
 
@@ -124,7 +125,7 @@ def current_clamp(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict:
             writer.writerow([n, labels[n], total, rate])
     summary = {"status": "completed", "task": "current_clamp", "neuron": config["neuron"]["name"],
                "dt_ms": net.dt, "duration_ms": p.duration, "steps": steps, "fi_curve": fi,
-               "versions": versions(), "run_dir": str(run_dir),
+               "versions": versions(), "kernels": kernel_report(), "run_dir": str(run_dir),
                "message": "f-I: " + ", ".join(f"{r['current']:g} -> {r['rate_hz']:.1f} Hz" for r in fi)}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

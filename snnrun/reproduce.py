@@ -2,10 +2,15 @@
 
 The saved ``.hydra/config.yaml`` is used as the primary config of a fresh ``snnrun`` process
 (so it is re-validated and built exactly like a new run) writing into a new directory
-(``--out DIR``, default ``RUN_DIR-reproduced[-N]``). Saved and reproduced final metrics are
+(``--out DIR``, default ``RUN_DIR-reproduced[-N]``). A ``hydra`` section in the saved config (Hydra
+never writes one there) is dropped with a warning: a run directory's Hydra settings are not
+trusted, and the re-run is checked like any other run (snnrun/hydra_policy.py). Saved and reproduced final metrics are
 printed side by side; the exit code is 1 when any differs by more than ``--tol`` (absolute,
-default 0: on CPU with the same seed the run is bit-for-bit deterministic). Differences in the
-snnrun, torch or Python version or the git commit recorded in ``summary.json`` are warned about.
+default 0: on CPU with the same seed the run is bit-for-bit deterministic). Before the metrics,
+it says what differs between the saved run and this machine: library versions and git commit,
+the CPU (model and feature set the kernels were compiled for), and per compiled kernel whether it
+is built here and which path (compiled / torch reference) each run took. The paths give the same
+results by design; a difference there explains a mismatch only if that design is broken.
 """
 
 from __future__ import annotations
@@ -14,11 +19,12 @@ import json
 import math
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from .errors import SnnrunError
 
-VERSION_KEYS = ("snnrun", "torch", "python", "git_commit")
+VERSION_KEYS = ("snnrun", "torch", "python", "numpy", "hydra", "omegaconf", "git_commit")
 
 
 def _new_dir(run_dir: Path) -> Path:
@@ -33,6 +39,28 @@ def _new_dir(run_dir: Path) -> Path:
 def version_warnings(saved: dict, current: dict) -> list[str]:
     return [f"{key} differs: saved {saved.get(key)}, now {current.get(key)}"
             for key in VERSION_KEYS if saved.get(key) != current.get(key)]
+
+
+def machine_warnings(saved: dict, current: dict, when: str = "here", field: str = "build") -> list[str]:
+    """Differences between two ``kernels`` records (see :func:`snnrun.kernels.report`): the CPU and
+    each kernel's ``build`` state, or (``field="ran"``) the path each run took; ``when`` names the
+    current record."""
+    if not saved:
+        return ["the saved run does not record its CPU and compiled kernels"] if field == "build" else []
+    out = []
+    cpu_a, cpu_b = saved.get("cpu", {}), current.get("cpu", {})
+    if field == "build" and cpu_a.get("features") != cpu_b.get("features"):
+        out.append(f"CPU differs: saved {cpu_a.get('model')} (features {cpu_a.get('features')}), "
+                   f"{when} {cpu_b.get('model')} (features {cpu_b.get('features')})")
+    kernels_a, kernels_b = saved.get("kernels", {}), current.get("kernels", {})
+    for name in sorted(set(kernels_a) | set(kernels_b)):
+        a, b = kernels_a.get(name, {}), kernels_b.get(name, {})
+        if field == "build" and "not loaded" in (a.get("build"), b.get("build")):
+            continue
+        if a.get(field) != b.get(field):
+            reason = f" ({b['reason']})" if field == "build" and b.get("reason") else ""
+            out.append(f"kernel {name} {field}: saved {a.get(field)}, {when} {b.get(field)}{reason}")
+    return out
 
 
 def world_size_warning(summary: dict) -> str | None:
@@ -62,6 +90,23 @@ def metric_rows(saved: dict, new: dict, tol: float) -> tuple[list[tuple[str, obj
     return rows, ok
 
 
+def _trusted_config_dir(saved_cfg: Path, scratch: Path) -> Path:
+    """The folder of the config to re-run: the run's own ``.hydra``, or, when its ``config.yaml`` has a
+    ``hydra`` section (Hydra never saves one there), a copy without it in ``scratch``."""
+    from omegaconf import OmegaConf
+
+    from .hydra_policy import drop_saved_hydra
+
+    try:
+        cfg = OmegaConf.load(saved_cfg)
+    except Exception as err:  # noqa: BLE001 - YAML and OmegaConf errors of several types
+        raise SnnrunError(f"reproduce: cannot read {saved_cfg} ({str(err).strip().splitlines()[0]})") from None
+    if not OmegaConf.is_dict(cfg) or "hydra" not in cfg:
+        return saved_cfg.parent.resolve()
+    OmegaConf.save(drop_saved_hydra(cfg, saved_cfg), scratch / "config.yaml")
+    return scratch
+
+
 def reproduce(run_dir: Path, out: Path | None = None, tol: float = 0.0, overrides: list[str] | None = None) -> bool:
     saved_cfg = run_dir / ".hydra" / "config.yaml"
     saved_summary = run_dir / "summary.json"
@@ -71,17 +116,25 @@ def reproduce(run_dir: Path, out: Path | None = None, tol: float = 0.0, override
         raise SnnrunError(f"reproduce: {run_dir} has no summary.json (the run did not finish): nothing to compare")
     saved = json.loads(saved_summary.read_text())
     out = out or _new_dir(run_dir)
+    from .kernels import all_kernels, report
     from .reproducibility import versions
-    for warning in version_warnings(saved.get("versions", {}), versions()) + [world_size_warning(saved)]:
+    for name, status in saved.get("kernels", {}).get("kernels", {}).items():
+        if status.get("build") == "compiled" and name in all_kernels():
+            all_kernels()[name].load()  # is it built here too?
+    for warning in (version_warnings(saved.get("versions", {}), versions()) + [world_size_warning(saved)]
+                    + machine_warnings(saved.get("kernels", {}), report())):
         if warning:
             print(f"snnrun: warning: {warning}", file=sys.stderr)
-    cmd = [sys.executable, "-m", "snnrun", "--config-path", str(saved_cfg.parent.resolve()),
-           "--config-name", "config", f"hydra.run.dir={out}", *(overrides or [])]
     print(f"snnrun: reproducing {run_dir} into {out}", flush=True)
-    proc = subprocess.run(cmd)
+    with tempfile.TemporaryDirectory(prefix="snnrun-reproduce-") as clean:
+        cmd = [sys.executable, "-m", "snnrun", "--config-path", str(_trusted_config_dir(saved_cfg, Path(clean))),
+               "--config-name", "config", f"hydra.run.dir={out}", *(overrides or [])]
+        proc = subprocess.run(cmd)
     if proc.returncode != 0:
         raise SnnrunError(f"reproduce: the re-run failed (exit code {proc.returncode}); see {out}")
     new = json.loads((out / "summary.json").read_text())
+    for warning in machine_warnings(saved.get("kernels", {}), new.get("kernels", {}), "re-run", field="ran"):
+        print(f"snnrun: warning: {warning}", file=sys.stderr)
     rows, ok = metric_rows(saved.get("final", {}), new.get("final", {}), tol)
     width = max([len(r[0]) for r in rows] + [6])
     print(f"{'metric'.ljust(width)}  {'saved':>14}  {'reproduced':>14}")

@@ -86,5 +86,9 @@ def versions() -> dict:
 
 @functools.lru_cache(maxsize=None)
 def _versions() -> dict:
+    import hydra
+    import omegaconf
+
     return {"python": platform.python_version(), "torch": str(torch.__version__), "snnrun": __version__,
+            "numpy": np.__version__, "hydra": hydra.__version__, "omegaconf": omegaconf.__version__,
             "git_commit": git_commit()}

@@ -27,6 +27,7 @@ from .learning import local
 from .loggers import MetricLogger, truncate_after
 from .monitors import Instruments
 from .reproducibility import rng_state, set_rng_state, state_bytes, state_tensor, versions
+from .kernels import report as kernel_report
 
 log = logging.getLogger("snnrun")
 
@@ -438,4 +439,5 @@ class Runner:
         return {"status": status, "epochs_completed": self.epoch, "epochs": exp.trainer.epochs,
                 "final": self.final, "best": self.best, "monitor": exp.trainer.monitor, "seed": exp.seed,
                 "device": str(exp.device), "wall_time_s": round(self.wall_time(), 3), "versions": versions(),
+                "kernels": kernel_report(),
                 "run_dir": str(self.run_dir), "world_size": self.dist.ctx.world_size}  # processes (torchrun)

@@ -11,6 +11,9 @@ import pytest
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 
+# A kernel that fails to build while a compiler is present fails the tests (snnrun.kernels.strict).
+os.environ.setdefault("SNNRUN_STRICT_KERNELS", "1")
+
 ROOT = Path(__file__).resolve().parents[1]
 MNIST = ROOT.parent / "shared" / "data" / "mnist_6k.npz"
 
@@ -42,3 +45,15 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
         full_env["HYDRA_FULL_ERROR"] = env["HYDRA_FULL_ERROR"]
     return subprocess.run([sys.executable, "-m", "snnrun", *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def compiled(extension):
+    """The compiled module of a kernel (``snnrun.kernels.Extension``). Skips only where no C++
+    compiler exists; where one does, a failed build raises (strict mode) and fails the test."""
+    from snnrun.kernels import compiler
+
+    if compiler() is None:
+        pytest.skip("no C++ compiler here: only the torch reference paths run")
+    module = extension.load()
+    assert module is not None, f"kernel {extension.name} did not build: {extension.error}"
+    return module

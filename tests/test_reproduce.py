@@ -44,3 +44,22 @@ def test_reproduce_refuses_an_unfinished_run(tmp_path):
     (tmp_path / ".hydra" / "config.yaml").write_text("seed: 0\n")
     with pytest.raises(SnnrunError, match="has no summary.json"):
         reproduce(tmp_path)
+
+
+def test_machine_warnings_name_cpu_and_kernel_differences():
+    from snnrun.reproduce import machine_warnings
+
+    saved = {"cpu": {"model": "A", "features": "aaa"},
+             "kernels": {"bernoulli": {"build": "compiled", "ran": "compiled"},
+                         "lif_scan": {"build": "compiled", "ran": "compiled"},
+                         "diehl_cook": {"build": "not loaded", "ran": "unused"}}}
+    here = {"cpu": {"model": "B", "features": "bbb"},
+            "kernels": {"bernoulli": {"build": "failed", "ran": "reference", "reason": "error: x"},
+                        "lif_scan": {"build": "compiled", "ran": "compiled"},
+                        "diehl_cook": {"build": "compiled", "ran": "unused"}}}
+    built = machine_warnings(saved, here)
+    assert built == ["CPU differs: saved A (features aaa), here B (features bbb)",
+                     "kernel bernoulli build: saved compiled, here failed (error: x)"]
+    assert machine_warnings(saved, here, "re-run", field="ran") == ["kernel bernoulli ran: saved compiled, re-run reference"]
+    assert machine_warnings(saved, saved) == [] and machine_warnings(saved, saved, field="ran") == []
+    assert machine_warnings({}, here) == ["the saved run does not record its CPU and compiled kernels"]

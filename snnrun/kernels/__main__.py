@@ -1,8 +1,7 @@
-"""``python -m snnrun.kernels``: compile the C++ fast paths now (``scripts/setup.sh`` runs it).
+"""``python -m snnrun.kernels``: build the C++ kernels now and report each (the set-up runs it).
 
-Each kernel is otherwise built on first use, which adds about a minute to the first run on a
-fresh machine; torch caches the builds in ``$TORCH_EXTENSIONS_DIR``. A kernel that cannot be
-built here (no C++ compiler) is reported, and snnrun then runs its pure-PyTorch reference.
+Each kernel is otherwise built on first use. A kernel that cannot be built here is reported with
+the compiler's first error lines, and snnrun runs its torch reference path (same results).
 """
 
 from __future__ import annotations
@@ -10,21 +9,20 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from . import bernoulli, diehl_cook, lif_scan, spike_linear
-
-KERNELS = {"lif_scan": lif_scan._load, "bernoulli": bernoulli._load, "spike_linear": spike_linear._load, "diehl_cook": diehl_cook.available}
+from . import all_kernels, cache_root
 
 
-def _build(name: str) -> str:
+def _build(ext) -> str:
     start = time.perf_counter()
-    ok = bool(KERNELS[name]())
-    status = "ready" if ok else "not built (no C++ compiler?): the torch reference path is used"
-    return f"snnrun kernel {name}: {status} ({time.perf_counter() - start:.1f} s)"
+    status = "compiled" if ext.load() is not None else f"reference path ({ext.error})"
+    return f"snnrun kernel {ext.name}: {status} ({time.perf_counter() - start:.1f} s)"
 
 
 def main() -> None:
-    with ThreadPoolExecutor(len(KERNELS)) as pool:  # separate extensions: the compilers run side by side
-        for line in pool.map(_build, KERNELS):
+    kernels = all_kernels()
+    print(f"snnrun kernels: cache {cache_root()}", flush=True)
+    with ThreadPoolExecutor(len(kernels)) as pool:  # separate extensions: the compilers run side by side
+        for line in pool.map(_build, kernels.values()):
             print(line, flush=True)
 
 

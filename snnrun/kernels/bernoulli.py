@@ -1,180 +1,97 @@
 r"""Bernoulli spike trains from per-input probabilities, drawn by a fast seeded generator.
 
 ``spikes[t, i] = 1`` with probability ``p[i]``, independently for every step ``t`` and input
-``i``: the Poisson rate encoder's discretisation. ``torch.rand(...) < p`` draws and compares two
-float tensors (about 8 ns per element here, 7 % of the default experiment's epoch). This
-kernel gives each input ``i`` its own xoshiro128** stream (Blackman & Vigna 2021, "Scrambled
-linear pseudorandom number generators"), seeded by SplitMix64 from ``key + i·φ`` where the
-64-bit ``key`` is one draw of torch's generator; step ``t`` of input ``i`` is the stream's
-``t``-th 32-bit output ``u``, and the spike is the integer comparison ``u < ⌊p·2³²⌋`` (p = 1
-always spikes, p = 0 never: those inputs skip the generator). Sixteen streams advance side by
-side in vector registers (GCC/Clang vector extensions; a compiler without them fails the build
-and the torch path below is used). The result depends only on the key, not on the thread count, and
-follows ``torch.manual_seed``. On CUDA, other dtypes, or without a compiler, ``torch.rand(...) < p``
-is used.
+``i``: the Poisson rate encoder's discretisation. Each input ``i`` has its own xoshiro128**
+stream (Blackman & Vigna 2021, "Scrambled linear pseudorandom number generators"), seeded by
+SplitMix64 from ``key + i·φ`` where the 64-bit ``key`` is one draw of torch's default CPU
+generator; step ``t`` of input ``i`` is the stream's ``t``-th 32-bit output ``u``, and the spike
+is the integer comparison ``u < ⌊q·2³²⌋`` with ``q = scale·p`` in float64 (``q ≥ 1`` always
+spikes, ``q ≤ 0`` never). The spikes therefore depend only on the key (i.e. on
+``torch.manual_seed``), not on the device, the thread count or whether the compiler was found:
+
+- compiled path (CPU, float32/float64): ``csrc/bernoulli.cpp`` advances sixteen streams side by
+  side in vector registers;
+- reference path (CUDA, other dtypes, no compiler): :func:`reference_steps` advances all streams
+  at once with int64 torch operations masked to 32 bits, on the input's device.
+
+Both give bit-identical spikes (``tests/kernels/test_bernoulli.py``).
 """
 
 from __future__ import annotations
 
 import torch
 
+import numpy as np
+
 from . import Extension
 
 _ENABLED = True
 _DTYPES = (torch.float32, torch.float64)
+_GOLDEN = 0x9E3779B97F4A7C15
+_MASK32 = 0xFFFFFFFF
 
-_SOURCE = r"""
-#include <torch/extension.h>
-#include <ATen/CPUGeneratorImpl.h>
-#include <ATen/Parallel.h>
-#include <algorithm>
-#include <cstdint>
-#include <cstring>
-#include <mutex>
-#include <type_traits>
-#include <vector>
-
-constexpr int LANES = 16;  // streams advanced together (one per input)
-
-static inline uint64_t mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static inline uint64_t splitmix64(uint64_t& s) { return mix64(s += 0x9E3779B97F4A7C15ull); }
-
-static inline uint32_t rotl(uint32_t x, int k) { return (x << k) | (x >> (32 - k)); }
-
-// xoshiro128** state of input i: two SplitMix64 outputs from key + i * golden (bernoulli_steps
-// computes the same for 16 lanes at once)
-static inline void seed(uint64_t key, int64_t i, uint32_t& a, uint32_t& b, uint32_t& c, uint32_t& d) {
-    uint64_t sm = key + (uint64_t)i * 0x9E3779B97F4A7C15ull;
-    const uint64_t x = splitmix64(sm), y = splitmix64(sm);
-    a = (uint32_t)x; b = (uint32_t)(x >> 32); c = (uint32_t)y; d = (uint32_t)(y >> 32);
-}
-
-// the first n outputs of input i's stream (for the reference test)
-std::vector<int64_t> stream(int64_t key, int64_t i, int64_t n) {
-    uint32_t s0, s1, s2, s3;
-    seed((uint64_t)key, i, s0, s1, s2, s3);
-    std::vector<int64_t> out;
-    for (int64_t k = 0; k < n; ++k) {
-        out.push_back(rotl(s1 * 5, 7) * 9);
-        const uint32_t t = s1 << 9;
-        s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3; s2 ^= t; s3 = rotl(s3, 11);
-    }
-    return out;
-}
-
-// one draw of torch's default CPU generator, as torch.randint(-2**63, 2**63 - 1, ()) makes it
-// (random64() % range + low); here it costs no dispatcher call or tensor
-int64_t draw_key() {
-    auto gen = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    const uint64_t r = at::check_generator<at::CPUGeneratorImpl>(gen)->random64();
-    return (int64_t)(r % 0xFFFFFFFFFFFFFFFFull + 0x8000000000000000ull);
-}
-
-// 8 lanes of 32-bit integers in one vector (GCC/Clang vector extensions: AVX2 registers on x86,
-// two NEON registers on ARM); a group of 16 streams is two of them, advanced independently so their
-// dependency chains overlap
-typedef uint32_t u32x8 __attribute__((vector_size(32)));
-typedef int32_t i32x8 __attribute__((vector_size(32)));
-typedef float f32x8 __attribute__((vector_size(32)));
-typedef float f32x8u __attribute__((vector_size(32), aligned(4)));  // for unaligned stores
-
-struct Streams8 { u32x8 s0, s1, s2, s3; };
-
-// one xoshiro128** step of 8 streams: their outputs (the scalar stream() above, 8 at once)
-static inline __attribute__((always_inline)) u32x8 next8(Streams8& s) {
-    const u32x8 m = s.s1 * 5u, u = ((m << 7) | (m >> 25)) * 9u, x = s.s1 << 9;
-    s.s2 ^= s.s0; s.s3 ^= s.s1; s.s1 ^= s.s2; s.s0 ^= s.s3; s.s2 ^= x; s.s3 = (s.s3 << 11) | (s.s3 >> 21);
-    return u;
-}
-
-// p: any shape, N elements; spike probabilities scale * p (clamped to [0, 1]); returns
-// [T, *p.shape] of 0/1 in p's dtype. key: the generator's key, or draw_key() when none is given.
-torch::Tensor bernoulli_steps(torch::Tensor p, int64_t T, c10::optional<int64_t> key_arg, double scale) {
-    auto P = p.contiguous();
-    const int64_t N = P.numel();
-    const int64_t key = key_arg.has_value() ? *key_arg : draw_key();
-    std::vector<int64_t> shape{T};
-    shape.insert(shape.end(), P.sizes().begin(), P.sizes().end());
-    auto out = torch::empty(shape, P.options());
-    const int64_t groups = (N + LANES - 1) / LANES;
-    AT_DISPATCH_FLOATING_TYPES(P.scalar_type(), "bernoulli_steps", [&] {
-        const scalar_t* pp = P.data_ptr<scalar_t>();
-        scalar_t* o = out.data_ptr<scalar_t>();
-        at::parallel_for(0, groups, 16, [&](int64_t gb, int64_t ge) {
-            for (int64_t g = gb; g < ge; ++g) {
-                const int64_t i0 = g * LANES, n = std::min<int64_t>(LANES, N - i0);
-                uint32_t th[LANES] = {}, on[LANES] = {};  // spike iff u < floor(p 2^32); p >= 1: always
-                uint32_t any = 0;
-                for (int64_t j = 0; j < n; ++j) {
-                    const double q = (double)pp[i0 + j] * scale;
-                    if (q >= 1.0) on[j] = 1u;
-                    else if (q > 0.0) th[j] = (uint32_t)(q * 4294967296.0);
-                    any |= th[j] | on[j];
-                }
-                if (!any) {
-                    for (int64_t t = 0; t < T; ++t) std::fill(o + t * N + i0, o + t * N + i0 + n, scalar_t(0));
-                    continue;
-                }
-                uint32_t a0[LANES], a1[LANES], a2[LANES], a3[LANES];  // each lane seeded as seed() does
-                for (int j = 0; j < LANES; ++j) {
-                    const uint64_t base = (uint64_t)key + (uint64_t)(i0 + j) * 0x9E3779B97F4A7C15ull;
-                    const uint64_t a = mix64(base + 0x9E3779B97F4A7C15ull), b = mix64(base + 2 * 0x9E3779B97F4A7C15ull);
-                    a0[j] = (uint32_t)a; a1[j] = (uint32_t)(a >> 32); a2[j] = (uint32_t)b; a3[j] = (uint32_t)(b >> 32);
-                }
-                Streams8 lo, hi;  // lanes 0-7 and 8-15 (filled by value: their address is never taken, so
-                                  // the stores below cannot alias them and they stay in registers)
-                std::memcpy(&lo.s0, a0, 32); std::memcpy(&lo.s1, a1, 32); std::memcpy(&lo.s2, a2, 32); std::memcpy(&lo.s3, a3, 32);
-                std::memcpy(&hi.s0, a0 + 8, 32); std::memcpy(&hi.s1, a1 + 8, 32);
-                std::memcpy(&hi.s2, a2 + 8, 32); std::memcpy(&hi.s3, a3 + 8, 32);
-                u32x8 th_lo, th_hi, on_lo, on_hi;
-                std::memcpy(&th_lo, th, 32); std::memcpy(&th_hi, th + 8, 32);
-                std::memcpy(&on_lo, on, 32);
-                std::memcpy(&on_hi, on + 8, 32);
-                for (int64_t t = 0; t < T; ++t) {
-                    const u32x8 u_lo = next8(lo), u_hi = next8(hi);
-                    const u32x8 b_lo = ((u32x8)(u_lo < th_lo) & 1u) | on_lo, b_hi = ((u32x8)(u_hi < th_hi) & 1u) | on_hi;
-                    scalar_t* dst = o + t * N + i0;
-                    if constexpr (std::is_same_v<scalar_t, float>) {
-                        // 0/1 as signed integers: one conversion instruction (unsigned ones take four)
-                        const f32x8 f_lo = __builtin_convertvector((i32x8)b_lo, f32x8);
-                        const f32x8 f_hi = __builtin_convertvector((i32x8)b_hi, f32x8);
-                        if (n == LANES) { *(f32x8u*)dst = f_lo; *(f32x8u*)(dst + 8) = f_hi; continue; }  // typed stores
-                        float z[LANES];
-                        std::memcpy(z, &f_lo, 32); std::memcpy(z + 8, &f_hi, 32);
-                        std::copy(z, z + n, dst);
-                    } else {
-                        for (int64_t j = 0; j < n; ++j) dst[j] = (scalar_t)(j < 8 ? b_lo[j] : b_hi[j - 8]);
-                    }
-                }
-            }
-        });
-    });
-    return out;
-}
-"""
-
-_EXTENSION = Extension("snnrun_bernoulli_v14", _SOURCE, ["bernoulli_steps", "stream", "draw_key"],
+_EXTENSION = Extension("bernoulli", "bernoulli.cpp", ["bernoulli_steps", "stream", "draw_key"],
                        ["-O3", "-march=native", "-mprefer-vector-width=256", "-fopenmp"])
-_load = _EXTENSION.load
 
 
 def set_enabled(flag: bool) -> None:
-    """Globally switch the compiled generator on/off (``torch.rand`` is used when off)."""
+    """Switch the compiled generator on/off (the reference path, same spikes, runs when off)."""
     global _ENABLED
     _ENABLED = bool(flag)
 
 
+def draw_key() -> int:
+    """One draw of torch's default CPU generator as a signed 64-bit key (what the C++ ``draw_key`` reads)."""
+    return int(torch.randint(-2 ** 63, 2 ** 63 - 1, (), dtype=torch.int64))
+
+
+def _mix64(z: np.ndarray) -> np.ndarray:
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def seed_streams(key: int, n: int) -> np.ndarray:
+    """The xoshiro128** states ``[4, n]`` (uint32 words) of inputs ``0 … n−1`` for ``key``."""
+    i = np.arange(n, dtype=np.uint64)
+    base = np.uint64(key & 0xFFFFFFFFFFFFFFFF) + i * np.uint64(_GOLDEN)  # wraps modulo 2**64
+    a, b = _mix64(base + np.uint64(_GOLDEN)), _mix64(base + np.uint64(2 * _GOLDEN & 0xFFFFFFFFFFFFFFFF))
+    low, high = np.uint64(_MASK32), np.uint64(32)
+    return np.stack([a & low, a >> high, b & low, b >> high]).astype(np.uint32)
+
+
+def _rotl(x: torch.Tensor, k: int) -> torch.Tensor:
+    return ((x << k) | (x >> (32 - k))) & _MASK32
+
+
+def reference_steps(x: torch.Tensor, steps: int, key: int, scale: float = 1.0) -> torch.Tensor:
+    """The compiled kernel's spikes, computed with torch operations on ``x``'s device: every
+    stream advanced at once, uint32 words held in int64 and masked after each operation."""
+    q = x.detach().reshape(-1).to(torch.float64) * float(scale)
+    always = q >= 1.0
+    threshold = torch.where((q > 0) & ~always, torch.floor(q * 4294967296.0), torch.zeros_like(q)).to(torch.int64)
+    s0, s1, s2, s3 = torch.from_numpy(seed_streams(key, q.numel()).astype(np.int64)).to(x.device).unbind(0)
+    out = torch.empty((steps, q.numel()), dtype=x.dtype, device=x.device)
+    for t in range(steps):
+        u = (_rotl((s1 * 5) & _MASK32, 7) * 9) & _MASK32
+        shifted = (s1 << 9) & _MASK32
+        s2 = s2 ^ s0
+        s3 = s3 ^ s1
+        s1 = s1 ^ s2
+        s0 = s0 ^ s3
+        s2 = s2 ^ shifted
+        s3 = _rotl(s3, 11)
+        out[t] = ((u < threshold) | always).to(x.dtype)
+    return out.reshape(steps, *x.shape)
+
+
 def bernoulli_steps(x: torch.Tensor, steps: int, scale: float = 1.0) -> torch.Tensor:
     """``[steps, *x.shape]`` independent Bernoulli draws with probability ``clamp(scale·x, 0, 1)``,
-    as 0/1 in ``x``'s dtype."""
-    ext = (_EXTENSION.module or _load()) if _ENABLED and x.device.type == "cpu" and x.dtype in _DTYPES else None
+    as 0/1 in ``x``'s dtype; the key is one draw of torch's default CPU generator."""
+    ext = _EXTENSION.load() if _ENABLED and x.device.type == "cpu" and x.dtype in _DTYPES else None
+    key = draw_key()
     if ext is None:
-        q = (x * scale).clamp(0.0, 1.0).unsqueeze(0).expand(steps, *x.shape)
-        return (torch.rand(q.shape, device=x.device, dtype=x.dtype) < q).to(x.dtype)
-    return ext.bernoulli_steps(x, steps, None, float(scale))  # key: one draw of torch's default generator
+        _EXTENSION.ran("reference")
+        return reference_steps(x, steps, key, scale)
+    _EXTENSION.ran("compiled")
+    return ext.bernoulli_steps(x, steps, key, float(scale))

@@ -6,7 +6,7 @@ is, row by row, the sum of the columns of ``W`` of the inputs that spiked:
 ``∂L/∂W_{:, j} = Σ_{r: s_rj = 1} ∂L/∂I_r``. At input density ρ both cost ρ·R·K·M additions
 instead of the 2·R·K·M flops of the dense GEMMs (13 % dense MNIST rate codes: ~7× fewer).
 
-The kernel (C++, ``load_inline``) first scans ``s`` once, counting the spikes (the SynOps
+The kernel (C++, ``csrc/spike_linear.cpp``) first scans ``s`` once, counting the spikes (the SynOps
 counter reads that count): if an entry is neither 0 nor 1, or the density exceeds
 ``max_density``, it returns no indices and the caller uses the dense
 ``torch.nn.functional.linear``. Otherwise it builds the row-compressed indices of the spikes
@@ -30,159 +30,6 @@ _ENABLED = True
 #: 136 vs 162 at 35 %, 185 vs 152 at 50 %.
 MAX_DENSITY = 0.3
 
-_SOURCE = r"""
-#include <torch/extension.h>
-#include <ATen/Parallel.h>
-#include <algorithm>
-#include <atomic>
-#include <vector>
-
-// (spikes, {row offsets, column indices}) of a binary [R, K] matrix: the indices are {} when it is
-// denser than max_density (the count is still exact), and spikes is -1 when it is not binary.
-std::tuple<int64_t, std::vector<torch::Tensor>> spike_index(torch::Tensor x, double max_density) {
-    auto X = x.contiguous();
-    const int64_t R = X.size(0), K = X.size(1);
-    auto counts = torch::empty({R + 1}, torch::kInt64);
-    int64_t* cnt = counts.data_ptr<int64_t>();
-    std::atomic<bool> ok(true);
-    AT_DISPATCH_FLOATING_TYPES(X.scalar_type(), "spike_index_count", [&] {
-        const scalar_t* p = X.data_ptr<scalar_t>();
-        at::parallel_for(0, R, std::max<int64_t>(64, at::internal::GRAIN_SIZE / std::max<int64_t>(K, 1)), [&](int64_t b, int64_t e) {
-            for (int64_t r = b; r < e && ok.load(std::memory_order_relaxed); ++r) {
-                const scalar_t* row = p + r * K;
-                int32_t c = 0, bad = 0;  // same-width integer accumulators: the loop vectorizes
-                for (int64_t j = 0; j < K; ++j) { scalar_t v = row[j]; c += v != 0; bad |= (v != 0) & (v != 1); }
-                if (bad) ok = false;
-                cnt[r + 1] = c;
-            }
-        });
-    });
-    if (!ok) return {-1, {}};
-    cnt[0] = 0;
-    for (int64_t r = 0; r < R; ++r) cnt[r + 1] += cnt[r];
-    const int64_t nnz = cnt[R];
-    if ((double)nnz > max_density * (double)R * (double)K) return {nnz, {}};
-    auto idx = torch::empty({nnz}, torch::kInt32);
-    int32_t* ip = idx.data_ptr<int32_t>();
-    AT_DISPATCH_FLOATING_TYPES(X.scalar_type(), "spike_index_fill", [&] {
-        const scalar_t* p = X.data_ptr<scalar_t>();
-        at::parallel_for(0, R, std::max<int64_t>(64, at::internal::GRAIN_SIZE / std::max<int64_t>(K, 1)), [&](int64_t b, int64_t e) {
-            std::vector<int32_t> buf(K + 1);  // branch-free compaction, then one copy per row
-            for (int64_t r = b; r < e; ++r) {
-                const scalar_t* row = p + r * K;
-                int64_t n = 0;
-                for (int64_t j = 0; j < K; ++j) { buf[n] = (int32_t)j; n += row[j] != 0; }
-                std::copy(buf.begin(), buf.begin() + n, ip + cnt[r]);
-            }
-        });
-    });
-    return {nnz, {counts, idx}};
-}
-
-// Weights are used in a packed layout [nb, K, BLK]: each block of BLK output columns of W^T is
-// contiguous (a plain [K, M] row-major W^T has a power-of-two stride between the rows j, whose
-// cache lines then compete for a few cache sets). Columns beyond M are zero padding.
-template <typename S, int BLK>
-static torch::Tensor pack(const torch::Tensor& weight) {  // weight [M, K] -> [nb, K, BLK]
-    auto W = weight.contiguous();
-    const int64_t M = W.size(0), K = W.size(1), nb = (M + BLK - 1) / BLK;
-    auto out = torch::zeros({nb, K, BLK}, W.options());
-    const S* w = W.data_ptr<S>(); S* o = out.data_ptr<S>();
-    at::parallel_for(0, nb, M * K < at::internal::GRAIN_SIZE ? nb : 1, [&](int64_t bb, int64_t be) {
-        for (int64_t blk = bb; blk < be; ++blk)
-            for (int64_t c = 0; c < BLK && blk * BLK + c < M; ++c) {
-                const S* src = w + (blk * BLK + c) * K;
-                S* dst = o + blk * K * BLK + c;
-                for (int64_t j = 0; j < K; ++j) dst[j * BLK] = src[j];
-            }
-    });
-    return out;
-}
-
-template <typename S> struct Vec { typedef S type __attribute__((vector_size(32), aligned(sizeof(S)))); };
-template <typename S> constexpr int lanes() { return 32 / sizeof(S); }    // 256-bit vectors
-template <typename S> constexpr int gather_block() { return 8 * lanes<S>(); }   // 8 accumulators
-template <typename S> constexpr int scatter_block() { return 16 * lanes<S>(); } // 16 vectors
-
-// out[r, :] = sum_{j in row r} W[:, j]
-template <typename S>
-static void gather_impl(const int64_t* off, const int32_t* ip, const S* wp, S* o, int64_t R, int64_t K, int64_t M) {
-    typedef typename Vec<S>::type V;
-    constexpr int BLK = gather_block<S>(), L = lanes<S>(), NVEC = BLK / L;
-    const int64_t nb = (M + BLK - 1) / BLK;
-    const int64_t rc = std::max<int64_t>(16, (R + 15) / 16), nchunks = (R + rc - 1) / rc;
-    const int64_t tasks = nb * nchunks;  // small products run on the calling thread (as torch's own kernels)
-    at::parallel_for(0, tasks, R * M < at::internal::GRAIN_SIZE ? tasks : 1, [&](int64_t tb, int64_t te) {
-        for (int64_t task = tb; task < te; ++task) {
-            const int64_t blk = task % nb, r0 = (task / nb) * rc, r1 = std::min(R, r0 + rc);
-            const int64_t c0 = blk * BLK, cw = std::min<int64_t>(BLK, M - c0);
-            const S* wb = wp + blk * K * BLK;
-            for (int64_t r = r0; r < r1; ++r) {
-                V acc[NVEC];
-                for (int k = 0; k < NVEC; ++k) acc[k] = V{};
-                for (int64_t q = off[r]; q < off[r + 1]; ++q) {
-                    const V* src = (const V*)(wb + (int64_t)ip[q] * BLK);
-                    for (int k = 0; k < NVEC; ++k) acc[k] += src[k];
-                }
-                S* dst = o + r * M + c0;
-                if (cw == BLK) { for (int k = 0; k < NVEC; ++k) *(V*)(dst + k * L) = acc[k]; }
-                else { const S* a = (const S*)acc; for (int64_t c = 0; c < cw; ++c) dst[c] = a[c]; }
-            }
-        }
-    });
-}
-
-torch::Tensor gather_rows(torch::Tensor offsets, torch::Tensor idx, torch::Tensor weight) {
-    const int64_t R = offsets.size(0) - 1, M = weight.size(0), K = weight.size(1);
-    auto out = torch::empty({R, M}, weight.options());
-    AT_DISPATCH_FLOATING_TYPES(weight.scalar_type(), "gather_rows", [&] {
-        auto wp = pack<scalar_t, gather_block<scalar_t>()>(weight);
-        gather_impl<scalar_t>(offsets.data_ptr<int64_t>(), idx.data_ptr<int32_t>(), wp.data_ptr<scalar_t>(),
-                              out.data_ptr<scalar_t>(), R, K, M);
-    });
-    return out;
-}
-
-// grad_weight[:, j] = sum_{r: j in row r} g[r, :]  -> [M, K]
-torch::Tensor scatter_rows(torch::Tensor offsets, torch::Tensor idx, torch::Tensor grad, int64_t K) {
-    auto G = grad.contiguous();
-    const int64_t R = offsets.size(0) - 1, M = G.size(1);
-    auto result = torch::empty({M, K}, G.options());
-    AT_DISPATCH_FLOATING_TYPES(G.scalar_type(), "scatter_rows", [&] {
-        using S = scalar_t;
-        typedef typename Vec<S>::type V;
-        constexpr int BLK = scatter_block<S>(), L = lanes<S>(), NVEC = BLK / L;
-        const int64_t nb = (M + BLK - 1) / BLK;
-        auto packed = torch::zeros({nb, K, BLK}, G.options());
-        const int64_t* off = offsets.data_ptr<int64_t>();
-        const int32_t* ip = idx.data_ptr<int32_t>();
-        const S* g = G.data_ptr<S>();
-        S* pk = packed.data_ptr<S>();
-        S* res = result.data_ptr<S>();
-        at::parallel_for(0, nb, R * M < at::internal::GRAIN_SIZE ? nb : 1, [&](int64_t bb, int64_t be) {
-            for (int64_t blk = bb; blk < be; ++blk) {
-                const int64_t c0 = blk * BLK, cw = std::min<int64_t>(BLK, M - c0);
-                S* ob = pk + blk * K * BLK;
-                V s[NVEC];
-                for (int64_t r = 0; r < R; ++r) {
-                    const S* src = g + r * M + c0;
-                    if (cw == BLK) { for (int k = 0; k < NVEC; ++k) s[k] = *(const V*)(src + k * L); }
-                    else { S* t = (S*)s; for (int c = 0; c < BLK; ++c) t[c] = c < cw ? src[c] : S(0); }
-                    for (int64_t q = off[r]; q < off[r + 1]; ++q) {
-                        V* dst = (V*)(ob + (int64_t)ip[q] * BLK);
-                        for (int k = 0; k < NVEC; ++k) dst[k] += s[k];
-                    }
-                }
-                for (int64_t c = 0; c < cw; ++c) {  // unpack to [M, K]
-                    S* d = res + (c0 + c) * K;
-                    for (int64_t j = 0; j < K; ++j) d[j] = ob[j * BLK + c];
-                }
-            }
-        });
-    });
-    return result;
-}
-"""
 
 
 def set_enabled(flag: bool) -> None:
@@ -191,9 +38,8 @@ def set_enabled(flag: bool) -> None:
     _ENABLED = bool(flag)
 
 
-_EXTENSION = Extension("snnrun_spike_linear_v7", _SOURCE, ["spike_index", "gather_rows", "scatter_rows"],
+_EXTENSION = Extension("spike_linear", "spike_linear.cpp", ["spike_index", "gather_rows", "scatter_rows"],
                        ["-O3", "-march=native", "-mprefer-vector-width=256", "-fopenmp"])
-_load = _EXTENSION.load  # the compiled module, or None when it cannot be built here
 
 
 class _SpikeLinear(torch.autograd.Function):
@@ -214,20 +60,77 @@ class _SpikeLinear(torch.autograd.Function):
         return grad_x, grad_w, None, None
 
 
+def _ordered_table(x: torch.Tensor, pad: int) -> torch.Tensor:
+    """``[R, kmax]`` column indices of each row's ones in ascending order, padded with ``pad``."""
+    rows, cols = x.nonzero(as_tuple=True)  # row-major: ascending columns within each row
+    counts = torch.bincount(rows, minlength=x.shape[0])
+    table = torch.full((x.shape[0], int(counts.max()) if len(rows) else 0), pad, dtype=torch.int64, device=x.device)
+    start = torch.cumsum(counts, 0) - counts
+    table[rows, torch.arange(len(rows), device=x.device) - start[rows]] = cols
+    return table
+
+
+def _ordered_sum(table: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``out[r] = Σ_k rows[table[r, k]]`` summed in ``k`` order from zero (``rows``' last row is zero padding)."""
+    out = torch.zeros(table.shape[0], rows.shape[1], dtype=rows.dtype, device=rows.device)
+    for k in range(table.shape[1]):
+        out += rows[table[:, k]]
+    return out
+
+
+class _ReferenceSpikeLinear(torch.autograd.Function):
+    """The gather and scatter products in torch, each sum in the compiled kernel's order (ascending
+    input index for ``I``, ascending row for ``∂L/∂W``), so the results are bit-identical to it."""
+
+    @staticmethod
+    def forward(ctx, x, weight):
+        ctx.save_for_backward(x, weight)
+        zero = weight.new_zeros(1, weight.shape[0])
+        return _ordered_sum(_ordered_table(x.detach(), x.shape[1]), torch.cat([weight.detach().t(), zero]))
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        grad_x = grad_w = None
+        if ctx.needs_input_grad[0]:
+            grad_x = grad @ weight
+        if ctx.needs_input_grad[1]:
+            padded = torch.cat([grad, grad.new_zeros(1, grad.shape[1])])
+            grad_w = _ordered_sum(_ordered_table(x.detach().t(), x.shape[0]), padded).t()
+        return grad_x, grad_w
+
+
+def _binary_count(x: torch.Tensor) -> int | None:
+    """The number of ones of ``x`` when it holds only 0 and 1, else None."""
+    nonzero = x != 0
+    return int(nonzero.sum()) if bool(((x == 1) | ~nonzero).all()) else None
+
+
 def linear_events(x: torch.Tensor, weight: torch.Tensor,
                   bias: torch.Tensor | None = None) -> tuple[torch.Tensor, int | None]:
-    """``torch.nn.functional.linear(x, weight, bias)`` for 2-d ``x``; uses the gather kernel when
+    """``torch.nn.functional.linear(x, weight, bias)`` for 2-d ``x``; uses the gather product when
     ``x`` is binary and at most :data:`MAX_DENSITY` dense (CPU, float32/64), else the dense GEMM.
-    Also returns the number of spikes in ``x`` when the kernel's scan counted them (binary ``x``
-    on the kernel's path, at any density), else None."""
-    if (_ENABLED and x.dim() == 2 and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
-            and weight.dtype == x.dtype and weight.device.type == "cpu" and x.shape[0] > 0 and _load() is not None):
-        spikes, found = _EXTENSION.module.spike_index(x.detach(), MAX_DENSITY)
+    Also returns the number of spikes in ``x`` when binary ``x`` was counted on this path, else None.
+
+    The gather runs compiled, or, without a compiler, as :class:`_ReferenceSpikeLinear` with the
+    same summation order (same results, slower)."""
+    if not (_ENABLED and x.dim() == 2 and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+            and weight.dtype == x.dtype and weight.device.type == "cpu" and x.shape[0] > 0):
+        return torch.nn.functional.linear(x, weight, bias), None
+    ext = _EXTENSION.load()
+    if ext is not None:
+        _EXTENSION.ran("compiled")
+        spikes, found = ext.spike_index(x.detach(), MAX_DENSITY)
         if found:
             y = _SpikeLinear.apply(x, weight, found[0], found[1])
             return (y if bias is None else y + bias), spikes
         return torch.nn.functional.linear(x, weight, bias), (spikes if spikes >= 0 else None)
-    return torch.nn.functional.linear(x, weight, bias), None
+    _EXTENSION.ran("reference")
+    spikes = _binary_count(x.detach())
+    if spikes is not None and spikes <= MAX_DENSITY * x.shape[0] * x.shape[1]:
+        y = _ReferenceSpikeLinear.apply(x, weight)
+        return (y if bias is None else y + bias), spikes
+    return torch.nn.functional.linear(x, weight, bias), spikes
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:

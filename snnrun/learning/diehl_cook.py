@@ -40,6 +40,7 @@ from omegaconf import DictConfig
 from .. import checkpoint
 from ..errors import ConfigError
 from ..reproducibility import versions
+from ..kernels import report as kernel_report
 from ..schema import param, parse_params
 from ..tasks import register_task
 
@@ -133,6 +134,9 @@ class DiehlCookNetwork:
             self.params[26] = 1.0 if learn else 0.0
             spikes = spikes.view(torch.uint8) if spikes.dtype == torch.bool else spikes.to(torch.uint8)
             return kernel.run_sample(spikes.contiguous(), self.weight_t, self.theta_k, self.params)
+        from ..kernels import diehl_cook as kernel
+
+        kernel._EXTENSION.ran("reference")
         net = self.net
         net.train(learn)
         net.reset()
@@ -284,7 +288,7 @@ def diehl_cook(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict:
     if exp.device.type != "cpu":
         raise ConfigError(f"device: diehl_cook runs sample by sample on the CPU; got {exp.device}")
     summary = run_diehl_cook(exp, p, run_dir)
-    summary.update({"seed": exp.seed, "versions": versions(), "run_dir": str(run_dir),
+    summary.update({"seed": exp.seed, "versions": versions(), "kernels": kernel_report(), "run_dir": str(run_dir),
                     "message": f"test accuracy {summary['test/accuracy_all']:.3f} (all) / "
                                f"{summary['test/accuracy_proportion']:.3f} (proportion); training "
                                f"{summary['train_samples_per_s']:.1f} samples/s ({summary['backend']})"})

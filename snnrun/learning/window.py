@@ -24,6 +24,7 @@ from ..build import to_container
 from ..errors import ConfigError
 from ..network import NetworkParams, build_network
 from ..reproducibility import seed_everything, versions
+from ..kernels import report as kernel_report
 from ..schema import param, parse_params
 from ..tasks import register_task
 from .local import parse_learners
@@ -98,7 +99,7 @@ def stdp_window(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict:
     ltd = min(rows, key=lambda r: r[1])
     summary = {"status": "completed", "task": "stdp_window", "learner": config["learner"]["name"],
                "dt_ms": net.dt, "points": len(rows), "max_dw": ltp[1], "max_dw_at_ms": ltp[0],
-               "min_dw": ltd[1], "min_dw_at_ms": ltd[0], "plot": plot, "versions": versions(), "run_dir": str(run_dir),
+               "min_dw": ltd[1], "min_dw_at_ms": ltd[0], "plot": plot, "versions": versions(), "kernels": kernel_report(), "run_dir": str(run_dir),
                "message": f"window of {config['learner']['name']}: max dw {ltp[1]:.4g} at {ltp[0]:g} ms, "
                           f"min dw {ltd[1]:.4g} at {ltd[0]:g} ms -> {run_dir / 'stdp_window.csv'}"}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

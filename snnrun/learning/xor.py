@@ -29,6 +29,7 @@ from omegaconf import DictConfig
 
 from ..errors import ConfigError
 from ..reproducibility import seed_everything, versions
+from ..kernels import report as kernel_report
 from ..schema import param, parse_params
 from ..tasks import register_task
 
@@ -118,7 +119,7 @@ def rstdp_xor(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict:
                "learner": config["learner"]["name"], "trials": p.trials,
                "first_reward": rows[0]["reward"], "last_reward": rows[-1]["reward"],
                "first_accuracy": rows[0]["accuracy"], "last_accuracy": rows[-1]["accuracy"], "seed": seed,
-               "versions": versions(), "run_dir": str(run_dir),
+               "versions": versions(), "kernels": kernel_report(), "run_dir": str(run_dir),
                "message": f"mean reward {rows[0]['reward']:+.2f} (first {p.log_every} trials) -> "
                           f"{rows[-1]['reward']:+.2f} (last {p.log_every}); accuracy {rows[-1]['accuracy']:.2f}"}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

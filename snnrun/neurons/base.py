@@ -72,6 +72,14 @@ class Neuron(nn.Module):
     #: state variables that monitors may record; the first is the membrane potential.
     State: type = NamedTuple
     spiking: bool = True
+    #: whether :mod:`snnrun.kernels.lif_scan` may run this model (its dynamics are exactly LIF/IF's).
+    #: Declared per class, never inherited: a subclass that changes the dynamics cannot take the fast
+    #: path by accident.
+    fused_scan: bool = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.fused_scan = bool(cls.__dict__.get("fused_scan", False))
 
     def __init__(self, params: Any, shape: tuple[int, ...] = (1,), dt: float = 1.0,
                  spike_fn: Surrogate | None = None):

@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 import torch
 
+from ..kernels import lif_scan
 from ..schema import param
 from .base import NEURONS, Neuron, SpikingParams, refractory_steps, threshold_and_reset
 
@@ -67,12 +68,19 @@ class LIF(Neuron):
     def step(self, current, state):
         return lif_step(current, state, self.params, self.dt, self.spike_fn, self.refrac_steps, self.leak)
 
+    #: this class's dynamics are exactly :func:`lif_step`, so the fused scan of
+    #: :mod:`snnrun.kernels.lif_scan` may run it (a subclass that changes the dynamics must not
+    #: declare it; the declaration is not inherited)
+    fused_scan = True
+
     def forward(self, current, record=(), reuse_input=False):
-        # Fast path (issue 10): fused scan with a lean custom backward, same spikes and
-        # gradients as the lif_step loop; see snnrun/kernels/lif_scan.py for when it applies.
-        from ..kernels import lif_scan
-        if lif_scan.applicable(self, self.state, record):
-            spikes, self.state, self.spike_counts = lif_scan.lif_scan(self, current, reuse=reuse_input)
+        # The fused scan (same spikes and gradients as the lif_step loop, a lean custom backward)
+        # applies from the resting state, without refractoriness and without recorded traces.
+        if type(self).fused_scan and lif_scan.enabled() and self.state is None and not record \
+                and self.refrac_steps == 0:
+            spikes, v, self.spike_counts = lif_scan.lif_scan(self.params, self.dt, self.leak, self.spike_fn,
+                                                            current, reuse=reuse_input)
+            self.state = LIFState(v, torch.zeros(v.shape, device=v.device, dtype=torch.int32))
             return spikes, {}
         self.spike_counts = None
         return super().forward(current, record)
@@ -95,6 +103,7 @@ class IF(LIF):
         integration: str = param("euler", choices=("euler", "exact"), help="(identical for IF)")
 
     leak = False
+    fused_scan = True
 
 
 @NEURONS.register("ifsoftreset")
@@ -105,6 +114,8 @@ class IFSoftReset(IF):
     @dataclass
     class Params(IF.Params):
         reset: str = param("soft", choices=("hard", "soft"), help="soft: v <- v - (v_th - v_reset)")
+
+    fused_scan = True
 
 
 @NEURONS.register("plif")
