@@ -31,8 +31,9 @@ TOP_LEVEL_KEYS = ("data", "encoder", "network", "neuron", "decoder", "learner", 
 class TrainerParams:
     epochs: int = param(10, ge=1, help="passes over the training set")
     progress: bool | None = param(None, help="tqdm bars: true, false, or null (auto: only on a terminal)")
-    monitor: str = param("auto", help="metric that selects best.pt (and that a sweep optimises); auto: "
-                                      "val/accuracy with a validation split (data.val_fraction > 0), else test/accuracy")
+    monitor: str = param("auto", help="metric that selects best.pt, drives ReduceLROnPlateau and is a sweep's "
+                                      "objective; auto: val/accuracy (needs data.val_fraction > 0). test/* metrics "
+                                      "are refused unless select_on_test is true")
     mode: str = param("max", choices=("max", "min"), help="whether the monitored metric should grow or shrink")
     limit_train_batches: int | None = param(None, help="stop each training epoch after N batches")
     limit_test_batches: int | None = param(None, help="evaluate on at most N batches")
@@ -41,6 +42,8 @@ class TrainerParams:
     detect_anomaly: bool = param(False, help="torch.autograd anomaly mode: name the backward op that made NaN (slow)")
     precision: str = param("fp32", choices=("fp32", "bf16"),
                            help="bf16: autocast the forward (synaptic products in bfloat16, neuron state in float32)")
+    select_on_test: bool = param(False, help="allow a test/* monitor: best.pt and sweeps then select on the test "
+                                             "set, which makes its scores optimistic (no longer held-out estimates)")
 
 
 @dataclass
@@ -99,6 +102,42 @@ def check_top_level(cfg: Mapping) -> None:
             raise ConfigError(f"{key}: expected a mapping (a config group such as `{key}: {{name: ...}}`), got {node!r}")
 
 
+def resolve_monitor(trainer: TrainerParams, val_size: int, task: str = "train") -> str:
+    """The metric that selects best.pt: ``auto`` is ``val/accuracy``; a ``test/*`` metric needs
+    ``trainer.select_on_test``; ``val/*`` needs a validation split. Tasks other than ``train``
+    never select a model, so for them nothing is refused (``auto`` stays ``auto`` without a
+    validation split)."""
+    monitor, split = trainer.monitor, trainer.monitor.split("/")[0]
+    if task != "train":
+        return "val/accuracy" if monitor == "auto" and val_size else monitor
+    if monitor == "auto":
+        if not val_size:
+            raise ConfigError("trainer.monitor: auto selects on val/accuracy but the data have no validation split "
+                              "(data.val_fraction=0); set data.val_fraction > 0 (e.g. 0.1), or monitor a train "
+                              "metric (trainer.monitor=train/loss trainer.mode=min), or select on the test set "
+                              "explicitly (trainer.monitor=test/accuracy trainer.select_on_test=true)")
+        return "val/accuracy"
+    if split == "test" and not trainer.select_on_test:
+        raise ConfigError(f"trainer.monitor: {monitor} would select best.pt (and sweep results) on the test set; "
+                          f"monitor val/* (data.val_fraction > 0) or train/*, or set trainer.select_on_test=true "
+                          f"to select on the test set knowingly")
+    if split == "val" and not val_size:
+        raise ConfigError(f"trainer.monitor: {monitor} needs a validation split; set data.val_fraction > 0 "
+                          f"(e.g. 0.1)")
+    return monitor
+
+
+def check_objectives(trainer: TrainerParams) -> None:
+    """A sweep's extra objectives (``SNNRUN_OBJECTIVES``) follow the same rule as the monitor."""
+    from .sweep import objective_names
+
+    tested = [n for n in objective_names() if n.split("/")[0] == "test"]
+    if tested and not trainer.select_on_test:
+        raise ConfigError(f"trainer.select_on_test: SNNRUN_OBJECTIVES (hydra.job.env_set) lists {', '.join(tested)}: "
+                          f"the sweep would optimise on the test set; use val/* metrics, or set "
+                          f"trainer.select_on_test=true to do it knowingly")
+
+
 def load_data(cfg: DictConfig | Mapping) -> tuple[DataSplits, Any]:
     node = cfg["data"]
     node = to_container(node) if isinstance(node, DictConfig) else dict(node)
@@ -135,8 +174,10 @@ def build_experiment(cfg: DictConfig | Mapping, device: str | None = None) -> Ex
             raise ConfigError(f"data.num_classes: declared {cfg.data.num_classes} but labels go up to {data.num_classes - 1}")
     config = to_container(cfg)
     trainer = parse_params(TrainerParams, config.get("trainer"), "trainer")
-    if trainer.monitor == "auto":  # never select checkpoints on the test set when a validation set exists
-        trainer.monitor = "val/accuracy" if data.x_val is not None else "test/accuracy"
+    task = config.get("task", "train")
+    trainer.monitor = resolve_monitor(trainer, data.val_size, task)  # model selection never on test data by default
+    if task == "train":
+        check_objectives(trainer)
     logger = parse_params(LoggerParams, config.get("logger") or {}, "logger")
     torch_device = resolve_device(device or config.get("device", "auto"))
 

@@ -80,8 +80,8 @@ class ProbeParams:
 
 def _split_size(data, split: str) -> int | None:
     """Samples in ``split`` (None when the data has no such split)."""
-    if hasattr(data, "train_set"):  # file-backed datasets (events): torch Datasets, no val split
-        dataset = {"train": data.train_set, "test": data.test_set}.get(split)
+    if hasattr(data, "train_set"):  # file-backed datasets (events): torch Datasets
+        dataset = {"train": data.train_set, "val": data.val_set, "test": data.test_set}.get(split)
         return None if dataset is None else len(dataset)
     x = {"train": data.x_train, "val": data.x_val, "test": data.x_test}[split]
     return None if x is None else int(x.shape[0])
@@ -90,7 +90,7 @@ def _split_size(data, split: str) -> int | None:
 def _samples(data, split: str, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs and labels of ``indices`` in ``split`` (in-memory tensors or a file-backed Dataset)."""
     if hasattr(data, "train_set"):
-        dataset = data.train_set if split == "train" else data.test_set
+        dataset = {"train": data.train_set, "val": data.val_set, "test": data.test_set}[split]
         items = [dataset[i] for i in indices]
         return (torch.stack([torch.as_tensor(x) for x, _ in items]),
                 torch.as_tensor([int(y) for _, y in items], dtype=torch.long))
@@ -146,7 +146,7 @@ class Probe:
         n = _split_size(exp.data, p.split)
         if n is None:
             raise ConfigError(f"{key}.split: the data has no '{p.split}' split; valid: train, test"
-                              f"{', val' if exp.data.x_val is not None else ''}")
+                              f"{', val' if exp.data.val_size else ''}")
         if p.samples == "all":
             self.indices = list(range(n))
         elif isinstance(p.samples, int) and not isinstance(p.samples, bool) and p.samples >= 1:

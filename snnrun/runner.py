@@ -116,7 +116,7 @@ class Runner:
         pops = [n for n, p in exp.network.populations.items() if not p.is_input]
         self.populations = pops
         self.spiking = [n for n in pops if exp.network.populations[n].neuron.spiking]  # have spike counts
-        splits = ("train", "val", "test") if exp.data.x_val is not None else ("train", "test")
+        splits = ("train", "val", "test") if exp.data.val_size else ("train", "test")
         self.columns = (["epoch", "step", "split"] + [f"{s}/{m}" for s in splits for m in ("loss", "accuracy")] + ["lr"]
                         + [f"{s}/rate/{p}" for s in splits for p in pops]
                         + ["samples_per_s", "wall_time"])
@@ -168,7 +168,7 @@ class Runner:
     def _batches(self, split: str):
         d, p = self.exp.data, self.exp.data_params
         if hasattr(d, "train_set"):  # file-backed datasets: a torch DataLoader with workers
-            dataset = d.train_set if split == "train" else d.test_set
+            dataset = {"train": d.train_set, "val": d.val_set, "test": d.test_set}[split]
             sampler = self.dist.sampler(len(dataset), split == "train", self.generator)
             return torch.utils.data.DataLoader(dataset, batch_size=p.batch_size if split == "train" else
                                                (p.test_batch_size or p.batch_size),
@@ -376,7 +376,7 @@ class Runner:
                "wall_time": self.wall_time()}
         metrics_log.log(row)
         metrics = {k: v for k, v in train.items() if k.startswith("train/")}
-        if exp.data.x_val is not None:
+        if exp.data.val_size:
             val = self.run_epoch(train=False, split="val")
             metrics_log.log({"epoch": self.epoch, "step": self.step, "split": "val", "lr": lr, **val,
                              "wall_time": self.wall_time()})
@@ -387,7 +387,7 @@ class Runner:
                              "wall_time": self.wall_time()})
             metrics.update({k: v for k, v in test.items() if k.startswith("test/")})
         if exp.scheduler is not None and exp.scheduler_interval == "epoch":
-            if isinstance(exp.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            if isinstance(exp.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):  # the monitor: val/* by default
                 exp.scheduler.step(metrics.get(exp.trainer.monitor, metrics.get("train/loss")))
             else:
                 exp.scheduler.step()
@@ -434,10 +434,21 @@ class Runner:
             return True
         return value > old if self.exp.trainer.mode == "max" else value < old
 
+    def selection(self) -> dict:
+        """How best.pt was selected: the monitored metric, its split, the validation split used."""
+        exp = self.exp
+        split = exp.trainer.monitor.split("/")[0]
+        return {"monitor": exp.trainer.monitor, "mode": exp.trainer.mode,
+                "split": split if split in ("train", "val", "test") else None,
+                "select_on_test": exp.trainer.select_on_test, "val_size": exp.data.val_size,
+                "val_fraction": getattr(exp.data_params, "val_fraction", None),
+                "val_seed": getattr(exp.data_params, "val_seed", None)}
+
     def summary(self, status: str) -> dict:
         exp = self.exp
         return {"status": status, "epochs_completed": self.epoch, "epochs": exp.trainer.epochs,
-                "final": self.final, "best": self.best, "monitor": exp.trainer.monitor, "seed": exp.seed,
+                "final": self.final, "best": self.best, "monitor": exp.trainer.monitor, "selection": self.selection(),
+                "seed": exp.seed,
                 "device": str(exp.device), "wall_time_s": round(self.wall_time(), 3), "versions": versions(),
                 "kernels": kernel_report(),
                 "run_dir": str(self.run_dir), "world_size": self.dist.ctx.world_size}  # processes (torchrun)

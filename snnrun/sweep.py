@@ -43,17 +43,25 @@ def prepare_job(cfg: DictConfig, hydra_cfg: Any) -> None:
             cfg.trainer.progress = False
 
 
+def objective_names() -> list[str]:
+    """The metric names listed in ``SNNRUN_OBJECTIVES`` (comma-separated; empty when unset)."""
+    return [n.strip() for n in os.environ.get("SNNRUN_OBJECTIVES", "").split(",") if n.strip()]
+
+
 def objective(summary: dict) -> float | list[float] | None:
     """What the Hydra task returns (the value a sweeper such as Optuna optimises).
 
-    The best value of the monitored metric (its final value if there is no best); when the
-    environment variable ``SNNRUN_OBJECTIVES`` lists metric names (comma-separated, set per job by
-    ``hydra.job.env_set`` in ``hparams_search/optuna_rate.yaml``), a list with one value per name:
-    the monitored metric's best value, the others' final values (NaN when missing).
+    The best value of the monitored metric (``trainer.monitor``: ``val/accuracy`` by default, so a
+    sweep selects on the validation split, never on the test set) or its final value if there is
+    no best; when the environment variable ``SNNRUN_OBJECTIVES`` lists metric names
+    (comma-separated, set per job by ``hydra.job.env_set`` in ``hparams_search/optuna_rate.yaml``),
+    a list with one value per name: the monitored metric's best value, the others' final values
+    (NaN when missing). ``test/*`` names are refused when the run is built (as ``test/*``
+    monitors are) unless ``trainer.select_on_test`` is true.
     """
     monitor = summary.get("monitor")
     best, final = summary.get("best", {}), summary.get("final", {})
-    names = [n.strip() for n in os.environ.get("SNNRUN_OBJECTIVES", "").split(",") if n.strip()]
+    names = objective_names()
     if not names:
         return best.get(monitor, final.get(monitor))
     values = [best.get(n, final.get(n)) if n == monitor else final.get(n) for n in names]

@@ -6,7 +6,10 @@ top-level keys, ``trainer``/``logger`` schemas, every registry node (data, encod
 learners, each population's neuron and each projection's synapses) with the registries'
 ``parse()`` (unknown keys with "did you mean", types, ranges), the network graph (populations
 named by projections, output population, whole number of time steps), the task, and the
-optimizer/scheduler keyword arguments against the ``torch.optim`` class signatures. No data is
+optimizer/scheduler keyword arguments against the ``torch.optim`` class signatures, and the
+monitored metric (``trainer.monitor``: ``auto`` needs ``data.val_fraction > 0``, ``test/*`` needs
+``trainer.select_on_test``; the data are not loaded, so ``val_fraction > 0`` stands for a
+validation split). No data is
 loaded and no module is built, except the network's shape check, which runs on torch's ``meta``
 device (no memory, no computation) when the input shape is known from the config
 (``data.input_shape`` or the input population's ``shape``).
@@ -157,7 +160,7 @@ def check_shapes(config: Mapping) -> bool:
 
 def validate_config(cfg: DictConfig) -> list[str]:
     """Raise a :class:`ConfigError` for the first problem; return notes on what was checked."""
-    from .build import LoggerParams, TrainerParams, check_top_level, to_container
+    from .build import LoggerParams, TrainerParams, check_objectives, check_top_level, resolve_monitor, to_container
     from .data import DATASETS
     from .decoders import DECODERS
     from .encoders import ENCODERS
@@ -183,12 +186,15 @@ def validate_config(cfg: DictConfig) -> list[str]:
         cfg.data.num_classes = PLACEHOLDER_CLASSES  # only to resolve ${data.num_classes}; known after loading
         notes.append("data.num_classes is filled from the data at run time (not checked)")
     config = to_container(cfg)
-    DATASETS.parse(config["data"], "data")
+    _, data_params = DATASETS.parse(config["data"], "data")
     if config.get("encoder") is not None:
         ENCODERS.parse(config["encoder"], "encoder")
     if config.get("decoder") is not None:
         DECODERS.parse(config["decoder"], "decoder")
-    parse_params(TrainerParams, config.get("trainer"), "trainer")
+    trainer = parse_params(TrainerParams, config.get("trainer"), "trainer")
+    resolve_monitor(trainer, int(getattr(data_params, "val_fraction", 0) > 0), task)
+    if task == "train":
+        check_objectives(trainer)
     parse_params(LoggerParams, config.get("logger") or {}, "logger")
     specs = parse_learners(config)
     check_network(config)

@@ -50,7 +50,7 @@ def test_npz_reads_scales_and_splits(tmp_path):
     data = build({"name": "npz", "path": str(path), "val_fraction": 0.2, "add_channel": True}).splits()
     assert data.x_train.shape == (8, 1, 4, 4) and data.x_val.shape == (2, 1, 4, 4)
     assert 0.5 < data.x_train.max().item() <= 1.0 and data.num_classes == 3 and data.y_train.dtype == torch.int64
-    std = build({"name": "npz", "path": str(path), "normalize": "minmax", "scale": "none"}).splits()
+    std = build({"name": "npz", "path": str(path), "normalize": "minmax", "scale": "none", "val_fraction": 0.0}).splits()
     assert std.x_test.max().item() == 0.0 and std.x_train.min().item() == 0.0 and std.x_train.max().item() == 1.0
 
 
@@ -86,10 +86,10 @@ def test_npz_truncated_file(tmp_path):
                                             ("fashion_mnist", "FashionMNIST/raw", False)])
 def test_mnist_from_a_root(tmp_path, name, layout, gz):
     write_mnist(tmp_path / layout, gz=gz)
-    data = build({"name": name, "root": str(tmp_path), "download": False}).splits()
-    assert data.x_train.shape == (6, 1, 28, 28) and data.x_test.shape == (4, 1, 28, 28)
+    data = build({"name": name, "root": str(tmp_path), "download": False, "val_fraction": 0.0}).splits()
+    assert data.x_train.shape == (6, 1, 28, 28) and data.x_test.shape == (4, 1, 28, 28) and data.x_val is None
     assert data.y_train.tolist() == [0, 1, 2, 3, 4, 5] and 0 <= data.x_train.min() <= data.x_train.max() <= 1
-    flat = build({"name": name, "root": str(tmp_path), "download": False, "flatten": True}).splits()
+    flat = build({"name": name, "root": str(tmp_path), "download": False, "flatten": True, "val_fraction": 0.0}).splits()
     assert flat.x_test.shape == (4, 784)
 
 
@@ -109,7 +109,7 @@ def test_mnist_download_verifies_checksums(tmp_path, monkeypatch):
     sums = {name: idx_module.md5(path) for name, path in files.items()}
     monkeypatch.setitem(idx_module.CHECKSUMS, "mnist", sums)
     cache = tmp_path / "cache"
-    data = build({"name": "mnist", "root": str(cache), "mirrors": [mirror.as_uri()]}).splits()
+    data = build({"name": "mnist", "root": str(cache), "mirrors": [mirror.as_uri()], "val_fraction": 0.0}).splits()
     assert data.x_train.shape[0] == 6 and (cache / "train-images-idx3-ubyte.gz").is_file()
     bad = dict(sums, **{"t10k-labels-idx1-ubyte.gz": "0" * 32})
     monkeypatch.setitem(idx_module.CHECKSUMS, "mnist", bad)
@@ -127,8 +127,9 @@ def test_offline_without_files_says_where_to_put_them(tmp_path):
 
 
 def test_digits_and_synthetic_are_seeded():
-    a = build({"name": "digits"}).splits()
-    assert a.x_train.shape == (1437, 64) and a.x_test.shape == (360, 64) and a.num_classes == 10
+    a = build({"name": "digits"}).splits()  # 1797 samples: 1437 train (1293 train + 144 validation), 360 test
+    assert a.x_train.shape == (1293, 64) and a.x_val.shape == (144, 64) and a.x_test.shape == (360, 64)
+    assert a.num_classes == 10
     s1 = build({"name": "synthetic", "seed": 3}).splits()
     s2 = build({"name": "synthetic", "seed": 3}).splits()
     assert torch.equal(s1.x_train, s2.x_train)
@@ -141,14 +142,14 @@ def test_validation_split_is_logged(tmp_path):
     cfg = compose_config(["data=synthetic", "data.val_fraction=0.25", "trainer.epochs=1", "network.duration=4",
                           "trainer.progress=false", "device=cpu"])
     exp = build_experiment(cfg)
-    assert len(exp.data.x_train) == 192 and len(exp.data.x_val) == 64
+    assert len(exp.data.x_train) == 192 and len(exp.data.x_val) == 64 and exp.data.val_size == 64
     Runner(exp, tmp_path, "").fit()
     lines = (tmp_path / "metrics.csv").read_text().splitlines()
     assert "val/accuracy" in lines[0] and [line.split(",")[2] for line in lines[1:]] == ["train", "val", "test"]
 
 
 def test_auto_monitor_selects_best_pt_on_the_validation_split(tmp_path):
-    """trainer.monitor=auto (the default): val/accuracy with a validation split, never the test set."""
+    """trainer.monitor=auto (the default): val/accuracy on the default validation split, never the test set."""
     import json
 
     from snnrun import checkpoint
@@ -156,11 +157,8 @@ def test_auto_monitor_selects_best_pt_on_the_validation_split(tmp_path):
     from snnrun.runner import Runner
 
     base = ["data=synthetic", "trainer.epochs=3", "network.duration=4", "trainer.progress=false", "device=cpu"]
-    assert build_experiment(compose_config(base)).trainer.monitor == "test/accuracy"
-    assert build_experiment(compose_config([*base, "data.val_fraction=0.25", "trainer.monitor=test/loss",
-                                            "trainer.mode=min"])).trainer.monitor == "test/loss"
-    exp = build_experiment(compose_config([*base, "data.val_fraction=0.25"]))
-    assert exp.trainer.monitor == "val/accuracy"
+    exp = build_experiment(compose_config(base))  # data.val_fraction: 0.1 by default
+    assert exp.trainer.monitor == "val/accuracy" and exp.data.val_size == 26
     summary = Runner(exp, tmp_path, "").fit()
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     val = {r["epoch"]: r["val/accuracy"] for r in rows if r["split"] == "val"}
@@ -168,6 +166,97 @@ def test_auto_monitor_selects_best_pt_on_the_validation_split(tmp_path):
     assert summary["monitor"] == "val/accuracy" and summary["best"]["epoch"] == best_epoch
     assert summary["best"]["val/accuracy"] == val[best_epoch]
     assert checkpoint.load(tmp_path / "checkpoints" / "best.pt")["epoch"] == best_epoch
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["selection"] == {"monitor": "val/accuracy", "mode": "max", "split": "val", "select_on_test": False,
+                                  "val_size": 26, "val_fraction": 0.1, "val_seed": 0}
+
+
+def test_monitoring_the_test_set_needs_select_on_test(tmp_path):
+    from snnrun.build import build_experiment
+    from snnrun.runner import Runner
+
+    base = ["data=synthetic", "trainer.epochs=1", "network.duration=4", "trainer.progress=false", "device=cpu",
+            "monitors=off", "plots=off"]
+    for monitor in ("test/accuracy", "test/loss"):
+        with pytest.raises(ConfigError, match=rf"^trainer.monitor: {monitor} would select best.pt .* on the test set; "
+                                              r".*trainer.select_on_test=true"):
+            build_experiment(compose_config([*base, f"trainer.monitor={monitor}"]))
+    exp = build_experiment(compose_config([*base, "trainer.monitor=test/loss", "trainer.mode=min",
+                                           "trainer.select_on_test=true"]))
+    assert exp.trainer.monitor == "test/loss"
+    summary = Runner(exp, tmp_path, "").fit()
+    assert summary["best"]["test/loss"] == summary["final"]["test/loss"]
+    assert summary["selection"]["split"] == "test" and summary["selection"]["select_on_test"] is True
+    # a train metric needs no validation split; a val metric does
+    exp = build_experiment(compose_config([*base, "data.val_fraction=0", "trainer.monitor=train/loss", "trainer.mode=min"]))
+    assert exp.trainer.monitor == "train/loss" and exp.data.x_val is None
+    with pytest.raises(ConfigError, match=r"^trainer.monitor: val/loss needs a validation split; set data.val_fraction"):
+        build_experiment(compose_config([*base, "data.val_fraction=0", "trainer.monitor=val/loss"]))
+
+
+def test_auto_monitor_without_a_validation_split_is_a_one_line_error():
+    from snnrun.build import build_experiment
+    from snnrun.validate import validate_config
+
+    cfg = compose_config(["data=synthetic", "data.val_fraction=0", "device=cpu"])
+    for check in (build_experiment, validate_config):
+        with pytest.raises(ConfigError) as err:
+            check(cfg)
+        text = str(err.value)
+        assert "\n" not in text and text.startswith("trainer.monitor: auto selects on val/accuracy but the data have no "
+                                                    "validation split (data.val_fraction=0)")
+        for choice in ("data.val_fraction > 0", "trainer.monitor=train/loss",
+                       "trainer.monitor=test/accuracy trainer.select_on_test=true"):
+            assert choice in text
+    # the explicit choice is accepted (and noted in summary.json's selection record)
+    cfg = compose_config(["data=synthetic", "data.val_fraction=0", "device=cpu", "trainer.monitor=test/accuracy",
+                          "trainer.select_on_test=true"])
+    assert build_experiment(cfg).trainer.monitor == "test/accuracy"
+    validate_config(cfg)
+
+
+def test_validation_split_is_stratified_seeded_and_disjoint():
+    from snnrun.data.base import stratified_holdout
+
+    data = build({"name": "digits"}).splits()
+    full = build({"name": "digits", "val_fraction": 0.0}).splits()
+    assert len(data.x_train) + len(data.x_val) == len(full.x_train) == 1437
+    # per class: the validation split keeps each class's share (within one sample of 10 %)
+    train_counts, val_counts = torch.bincount(data.y_train, minlength=10), torch.bincount(data.y_val, minlength=10)
+    share = (train_counts + val_counts).double() * 0.1
+    assert ((val_counts - share).abs() < 1).all() and val_counts.sum() == 144
+    # disjoint, and together exactly the training set (rows of digits are distinct images)
+    rows = lambda x: {tuple(r.tolist()) for r in x}  # noqa: E731
+    assert not rows(data.x_train) & rows(data.x_val)
+    assert sorted(map(tuple, torch.cat([data.x_train, data.x_val]).tolist())) == sorted(map(tuple, full.x_train.tolist()))
+    # both splits keep the original order
+    train_idx, val_idx = stratified_holdout(full.y_train, 0.1, 0)
+    assert torch.equal(data.x_train, full.x_train[train_idx]) and torch.equal(data.x_val, full.x_train[val_idx])
+    assert (train_idx.diff() > 0).all() and (val_idx.diff() > 0).all()
+    # val_seed picks other samples (ties in rounding go to other classes), still stratified
+    other = build({"name": "digits", "val_seed": 1}).splits()
+    assert not torch.equal(other.x_val, data.x_val) and len(other.x_val) == 144
+    assert ((torch.bincount(other.y_val, minlength=10) - share).abs() < 1).all()
+    # a class with 2 samples keeps 1 in training; one with a single sample stays in training
+    labels = torch.tensor([0] * 10 + [1] * 2 + [2])
+    train, val = stratified_holdout(labels, 0.3, 0)
+    assert len(val) == 4 and set(labels[train].tolist()) == {0, 1, 2} and labels[val].tolist().count(0) == 3
+    with pytest.raises(ConfigError, match=r"^data.val_fraction: cannot hold out a validation sample from 3 training "
+                                          r"sample\(s\) while each of the 3 classes keeps one"):
+        stratified_holdout(torch.tensor([0, 1, 2]), 0.5, 0)
+
+
+def test_validation_split_does_not_depend_on_the_run_seed():
+    from snnrun.build import build_experiment
+
+    base = ["data=synthetic", "network.duration=4", "device=cpu"]
+    a = build_experiment(compose_config([*base, "seed=0"]))
+    b = build_experiment(compose_config([*base, "seed=7"]))
+    assert torch.equal(a.data.x_val, b.data.x_val) and torch.equal(a.data.x_train, b.data.x_train)
+    torch.manual_seed(123)  # nor on the global generator's state
+    assert torch.equal(build({"name": "synthetic"}).splits().x_val, a.data.x_val)
+    c = build_experiment(compose_config([*base, "seed=0", "data.val_seed=5"]))
+    assert not torch.equal(a.data.x_val, c.data.x_val)
 
 
 def test_subset_and_batch_sizes_reach_the_loops(tmp_path):
@@ -177,16 +266,21 @@ def test_subset_and_batch_sizes_reach_the_loops(tmp_path):
     cfg = compose_config(["data=synthetic", "data.subset=50", "data.batch_size=16", "data.test_batch_size=100",
                           "network.duration=2", "device=cpu"])
     exp = build_experiment(cfg)
-    assert len(exp.data.x_train) == 50 and torch.equal(exp.data.x_train, build({"name": "synthetic"}).splits().x_train[:50])
+    # subset first (the first 50 training samples), then 10 % of those held out for validation: 45 + 5
+    first = build({"name": "synthetic", "val_fraction": 0.0}).splits().x_train[:50]
+    assert len(exp.data.x_train) == 45 and len(exp.data.x_val) == 5
+    assert sorted(map(tuple, torch.cat([exp.data.x_train, exp.data.x_val]).tolist())) == sorted(map(tuple, first.tolist()))
     runner = Runner(exp, tmp_path, "")
-    assert [len(y) for _, y in runner._batches("train")] == [16, 16, 16, 2]
+    assert [len(y) for _, y in runner._batches("train")] == [16, 16, 13]
+    assert [len(y) for _, y in runner._batches("val")] == [5]
     assert [len(y) for _, y in runner._batches("test")] == [100, 28]  # synthetic: 128 test samples
 
 
 @pytest.mark.skipif(not MNIST.is_file(), reason="needs ../shared/data/mnist_6k.npz (absent on a fresh clone)")
 def test_shared_mnist_subset_loads():
-    data = build({"name": "npz", "path": str(MNIST)}).splits()
-    assert data.x_train.shape == (5000, 28, 28) and data.x_test.shape == (1000, 28, 28) and data.num_classes == 10
+    data = build({"name": "npz", "path": str(MNIST)}).splits()  # 5000 training samples: 4500 train + 500 validation
+    assert data.x_train.shape == (4500, 28, 28) and data.x_val.shape == (500, 28, 28)
+    assert data.x_test.shape == (1000, 28, 28) and data.num_classes == 10
 
 
 def test_temporal_patterns_need_memory_and_pass_through_the_spikes_encoder():
@@ -194,7 +288,8 @@ def test_temporal_patterns_need_memory_and_pass_through_the_spikes_encoder():
     from snnrun.errors import ShapeError
 
     data = build({"name": "temporal_patterns", "steps": 30, "cue_steps": 5, "train_size": 64, "test_size": 8}).splits()
-    assert data.x_train.shape == (64, 30, 20) and set(data.x_train.unique().tolist()) <= {0.0, 1.0}
+    assert data.x_train.shape == (58, 30, 20) and data.x_val.shape == (6, 30, 20)  # 64 = 58 train + 6 validation
+    assert set(data.x_train.unique().tolist()) <= {0.0, 1.0}
     cue, rest = data.x_train[:, :5].mean().item(), data.x_train[:, 5:].mean().item()
     assert cue > 0.2 and rest < 0.02  # the pattern lives in the cue; later steps are background noise
     same = data.x_train[data.y_train == data.y_train[0], :5].mean(0)
@@ -263,7 +358,7 @@ def test_standard_normalisation_leaves_constant_features_centred_not_blown_up(tm
     x_train[:, 2] = 0.5
     x_test = np.array([[1.5, 0.25, 1.0]], np.float32)
     np.savez(path, x_train=x_train, y_train=np.arange(4) % 2, x_test=x_test, y_test=np.zeros(1, int))
-    data = build({"name": "npz", "path": str(path), "normalize": "standard", "scale": "none"}).splits()
+    data = build({"name": "npz", "path": str(path), "normalize": "standard", "scale": "none", "val_fraction": 0.0}).splits()
     std0 = float(np.std([0.0, 1.0, 2.0, 3.0], ddof=1))
     torch.testing.assert_close(data.x_test, torch.tensor([[0.0, 0.25, 0.5]]))
     torch.testing.assert_close(data.x_train[:, 0], torch.tensor([-1.5, -0.5, 0.5, 1.5]) / std0)

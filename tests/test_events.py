@@ -40,13 +40,20 @@ def test_binning_counts_events_per_step():
 
 def test_nmnist_frames(tmp_path):
     make_nmnist(tmp_path)
-    ds = DATASETS.build({"name": "nmnist", "root": str(tmp_path), "steps": 5, "dt": 1.0, "binary": False}, "data")
+    ds = DATASETS.build({"name": "nmnist", "root": str(tmp_path), "steps": 5, "dt": 1.0, "binary": False,
+                         "val_fraction": 0.0}, "data")
     ds.key = "data"
     splits = ds.splits()
-    assert splits.input_shape == (5, 2, 34, 34) and splits.num_classes == 10
+    assert splits.input_shape == (5, 2, 34, 34) and splits.num_classes == 10 and splits.val_set is None
     frames, label = splits.train_set[2]  # sorted: 0/00000, 0/00002, 1/00001, 1/00003
     assert label == 1 and frames.shape == (5, 2, 34, 34)
     assert frames[0, 1, 4, 3] == 2 and frames[2, 0, 20, 10] == 1 and frames.sum() == 3  # 9 ms event is past T
+    ds = DATASETS.build({"name": "nmnist", "root": str(tmp_path), "val_fraction": 0.5}, "data")
+    ds.key = "data"
+    held = ds.splits()  # stratified: one file of each label held out of the 4 training files
+    assert held.val_size == 2 and len(held.train_set) == 2
+    assert sorted(label for _, label in held.val_set.items) == [0, 1]
+    assert {f for f, _ in held.val_set.items}.isdisjoint(f for f, _ in held.train_set.items)
 
 
 def write_shd(root):
@@ -79,6 +86,7 @@ def test_shd_frames_and_a_training_run(tmp_path):
     assert exp.network.populations["inp"].shape == (700,) and exp.network.populations["out"].shape == (20,)
     summary = Runner(exp, tmp_path / "run", "").fit()
     assert summary["epochs_completed"] == 1 and 0 <= summary["final"]["test/accuracy"] <= 1
+    assert 0 <= summary["final"]["val/accuracy"] <= 1 and summary["selection"]["val_size"] == 1
 
 
 def test_loader_workers_and_batch_sizes(tmp_path):
@@ -92,7 +100,9 @@ def test_loader_workers_and_batch_sizes(tmp_path):
                               f"data.num_workers={workers}", "data.batch_size=4", "data.test_batch_size=3", "device=cpu"])
         runner = Runner(build_experiment(cfg), tmp_path / f"run{workers}", "")
         loader = runner._batches("test")
-        assert loader.num_workers == workers and [len(y) for _, y in runner._batches("train")] == [4, 2]
+        # 6 training samples: 5 train + 1 validation (data.val_fraction: 0.1)
+        assert loader.num_workers == workers and [len(y) for _, y in runner._batches("train")] == [4, 1]
+        assert [len(y) for _, y in runner._batches("val")] == [1] and runner.exp.trainer.monitor == "val/accuracy"
         batches[workers] = [(x.clone(), y.clone()) for x, y in loader]
     assert [len(y) for _, y in batches[1]] == [3, 1]
     assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(batches[0], batches[1]))

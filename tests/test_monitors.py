@@ -98,7 +98,10 @@ def test_cap_and_bad_probes_are_one_line_config_errors(tiny_cfg, tmp_path):
     with pytest.raises(ConfigError, match=r"^monitors.probes.h.samples: index 500 out of range for the test split \(128"):
         Runner(build_experiment(tiny_cfg("+monitors.probes.h={target: hidden, samples: [500]}")), tmp_path, "")
     with pytest.raises(ConfigError, match=r"^monitors.probes.h.split: the data has no 'val' split"):
-        Runner(build_experiment(tiny_cfg("+monitors.probes.h={target: hidden, split: val}")), tmp_path, "")
+        Runner(build_experiment(tiny_cfg("+monitors.probes.h={target: hidden, split: val}", "data.val_fraction=0",
+                                         "trainer.monitor=train/loss", "trainer.mode=min")), tmp_path, "")
+    with pytest.raises(ConfigError, match=r"^monitors.probes.h.samples: index 30 out of range for the val split \(26"):
+        Runner(build_experiment(tiny_cfg("+monitors.probes.h={target: hidden, split: val, samples: [30]}")), tmp_path, "")
 
 
 def test_streamed_npz_equals_the_concatenated_chunks(tmp_path):

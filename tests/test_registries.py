@@ -87,3 +87,27 @@ def test_surrogates_build_from_defaults():
     for name in surrogates.names(aliases=False):
         fn = surrogates.build({"name": name}, "learner.surrogate")
         assert torch.equal(fn(x), (x >= 0).float())
+
+
+def test_data_yamls_hold_out_the_schemas_validation_split():
+    """Every shipped dataset config holds out the schema's default validation split (same values)."""
+    from snnrun.data.base import LoaderParams
+
+    defaults = {f.name: f.default for f in dataclasses.fields(LoaderParams)}
+    assert defaults["val_fraction"] == 0.1 and defaults["val_seed"] == 0
+    for path in sorted((CONFIGS / "data").glob("*.yaml")):
+        node = yaml.safe_load(path.read_text())
+        assert (node["val_fraction"], node["val_seed"]) == (defaults["val_fraction"], defaults["val_seed"]), path.name
+
+
+def test_trainer_yaml_never_selects_on_the_test_set():
+    from snnrun.build import TrainerParams
+
+    node = yaml.safe_load((CONFIGS / "trainer" / "default.yaml").read_text())
+    fields = {f.name: f.default for f in dataclasses.fields(TrainerParams)}
+    assert set(node) == set(fields)
+    assert node["monitor"] == fields["monitor"] == "auto" and node["select_on_test"] is fields["select_on_test"] is False
+    for path in sorted((CONFIGS / "hparams_search").glob("*.yaml")):
+        text = path.read_text()
+        monitor = (yaml.safe_load(text).get("trainer") or {}).get("monitor", "auto")
+        assert monitor in ("auto", "val/accuracy") and "test/" not in text.split("SNNRUN_OBJECTIVES:")[-1], path.name

@@ -122,7 +122,7 @@ def test_runner_logs_spike_metrics_every_epoch(tiny_cfg, tmp_path):
     exp = build_experiment(tiny_cfg())
     Runner(exp, tmp_path, "").fit()
     rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
-    assert [r["split"] for r in rows] == ["train", "test", "train", "test"]
+    assert [r["split"] for r in rows] == ["train", "val", "test", "train", "val", "test"]
     for row in rows:
         s = row["split"]
         total = float(row[f"{s}/synops/total"])

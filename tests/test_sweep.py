@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 from tests.conftest import TINY, run_cli
 
@@ -19,6 +20,10 @@ def test_sweep_summary_with_failed_jobs_and_seed_statistics(tmp_path):
         ("10", "0", "completed"), ("10", "1", "completed"), ("-5", "0", "failed"), ("-5", "1", "failed")]
     for r in rows[:2]:
         assert 0.0 <= float(r["test/accuracy"]) <= 1.0 and float(r["wall_s"]) > 0
+        # the "best" column is the monitored metric: validation accuracy, never a test metric
+        summary = json.loads((sweep / r["job"] / "summary.json").read_text())
+        assert summary["monitor"] == "val/accuracy" and float(r["best val/accuracy"]) == summary["best"]["val/accuracy"]
+        assert not any(k.startswith("best test/") for k in r)
     assert (sweep / "2" / "error.txt").read_text().startswith("neuron.tau_m")
     assert "neuron.tau_m" in rows[2]["error"]
     groups = list(csv.DictReader(open(sweep / "sweep_summary_seeds.csv")))
@@ -52,12 +57,30 @@ def test_auto_progress_bars_off_under_parallel_launchers():
 def test_task_returns_monitored_metric_or_the_listed_objectives(monkeypatch):
     from snnrun.sweep import objective
 
-    summary = {"monitor": "test/accuracy", "best": {"test/accuracy": 0.9, "epoch": 3},
-               "final": {"test/accuracy": 0.8, "test/rate/hidden": 12.5}}
+    summary = {"monitor": "val/accuracy", "best": {"val/accuracy": 0.9, "test/accuracy": 0.7, "epoch": 3},
+               "final": {"val/accuracy": 0.8, "val/rate/hidden": 12.5, "test/accuracy": 0.95}}
     monkeypatch.delenv("SNNRUN_OBJECTIVES", raising=False)
     assert objective(summary) == 0.9
-    monkeypatch.setenv("SNNRUN_OBJECTIVES", "test/accuracy, test/rate/hidden")
+    monkeypatch.setenv("SNNRUN_OBJECTIVES", "val/accuracy, val/rate/hidden")
     assert objective(summary) == [0.9, 12.5]
+
+
+def test_sweep_objectives_on_the_test_set_need_select_on_test(monkeypatch):
+    import pytest
+
+    from snnrun.build import build_experiment
+    from snnrun.errors import ConfigError
+    from snnrun.validate import validate_config
+    from tests.conftest import compose_config
+
+    monkeypatch.setenv("SNNRUN_OBJECTIVES", "val/accuracy,test/rate/hidden")
+    cfg = compose_config([*TINY, "monitors=off"])
+    for check in (validate_config, build_experiment):
+        with pytest.raises(ConfigError, match=r"^trainer.select_on_test: SNNRUN_OBJECTIVES .* lists test/rate/hidden"):
+            check(cfg)
+    build_experiment(compose_config([*TINY, "monitors=off", "trainer.select_on_test=true"]))
+    monkeypatch.setenv("SNNRUN_OBJECTIVES", "val/accuracy,val/rate/hidden")
+    build_experiment(cfg)
 
 
 def test_hparams_search_configs_compose_with_the_optuna_sweeper():
@@ -76,7 +99,8 @@ def test_hparams_search_configs_compose_with_the_optuna_sweeper():
     assert cfg.hydra.sweeper._target_.endswith("OptunaSweeper")
     assert list(cfg.hydra.sweeper.direction) == ["maximize", "minimize"]
     assert cfg.hydra.sweeper.sampler._target_.endswith("NSGAIISampler")
-    assert cfg.hydra.job.env_set.SNNRUN_OBJECTIVES == "test/accuracy,test/rate/hidden"
+    assert cfg.hydra.job.env_set.SNNRUN_OBJECTIVES == "val/accuracy,val/rate/hidden"
+    assert cfg.trainer.monitor == "val/accuracy" and not cfg.trainer.select_on_test
     assert set(cfg.hydra.sweeper.params) == {"neuron.tau_m", "neuron.v_th", "encoder.max_rate", "optimizer.lr"}
 
 

@@ -22,7 +22,13 @@ class LoaderParams:
     subset: int | None = param(None, help="use only the first N training samples (null = all)")
     input_shape: list | None = param(None, help="per-sample input shape; null = read from the data")
     num_classes: int | None = param(None, help="number of classes; null = read from the data")
-    val_fraction: float = param(0.0, ge=0, lt=1, help="fraction of the training set held out for validation")
+    val_fraction: float = param(0.1, ge=0, lt=1,
+                                help="fraction of the training set (after `subset`) held out as the validation split, "
+                                     "stratified by label; it selects best.pt (trainer.monitor: auto). 0 = no "
+                                     "validation split. A dataset that ships its own validation split keeps it")
+    val_seed: int = param(0, ge=0, lt=2 ** 63,
+                          help="seed of the validation hold-out: its own generator, independent of the run's `seed`, "
+                               "so changing seed= keeps the same validation samples")
     normalize: str = param("none", choices=("none", "minmax", "standard"),
                            help="minmax: scale to [0, 1] by the training range; standard: zero mean, unit variance")
     num_workers: int = param(0, ge=0, help="loader worker processes (file-backed datasets)")
@@ -56,6 +62,54 @@ class DataSplits:
     def num_classes(self) -> int:
         return int(max(self.y_train.max(), self.y_test.max()).item()) + 1
 
+    @property
+    def val_size(self) -> int:
+        """Samples in the validation split (0 = none)."""
+        return 0 if self.x_val is None else len(self.x_val)
+
+
+def stratified_holdout(labels: torch.Tensor, fraction: float, seed: int,
+                       key: str = "data") -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices ``(train, val)`` (each ascending) holding out ``fraction`` of the samples, per class.
+
+    ``round(fraction · N)`` samples (at least 1) go to validation; each class gives its share
+    ``fraction · n_c`` rounded down, and the samples left over go to the classes with the largest
+    remainders (ties in a seeded random order). A class always keeps at least one training sample,
+    so classes with a single sample stay in training (the split is then a little smaller). The
+    samples of each class are drawn with a generator seeded by ``seed`` alone (not the global RNG).
+    """
+    labels = torch.as_tensor(labels, dtype=torch.int64).reshape(-1)
+    total = len(labels)
+    if total == 0:
+        raise ConfigError(f"{key}.val_fraction: the training split is empty, nothing to hold out (see {key}.subset)")
+    generator = torch.Generator().manual_seed(int(seed))
+    classes, counts = torch.unique(labels, return_counts=True)
+    capacity = counts - 1  # every class keeps one training sample
+    wanted = min(max(1, int(round(fraction * total))), int(capacity.sum()))
+    if wanted < 1:
+        raise ConfigError(f"{key}.val_fraction: cannot hold out a validation sample from {total} training "
+                          f"sample(s) while each of the {len(classes)} classes keeps one for training; "
+                          f"use more training data or set {key}.val_fraction=0")
+    share = fraction * counts.double()
+    take = torch.minimum(share.floor().long(), capacity)
+    missing = wanted - int(take.sum())  # >= 0: the floors never sum above round(fraction · N)
+    if missing > 0:  # largest remainders first; ties in seeded random order
+        tiebreak = torch.rand(len(classes), generator=generator, dtype=torch.float64)
+        order = sorted(range(len(classes)), key=lambda c: (-(share[c] - take[c]).item(), tiebreak[c].item()))
+        while missing > 0:
+            for c in order:
+                if missing and take[c] < capacity[c]:
+                    take[c] += 1
+                    missing -= 1
+    val = []
+    for c, n in zip(classes.tolist(), take.tolist()):
+        members = (labels == c).nonzero().reshape(-1)
+        val.append(members[torch.randperm(len(members), generator=generator)[:n]])
+    val_index = torch.cat(val).sort().values
+    mask = torch.ones(total, dtype=torch.bool)
+    mask[val_index] = False
+    return mask.nonzero().reshape(-1), val_index
+
 
 class Dataset:
     """Built as ``cls(params)``; ``load()`` returns :class:`DataSplits`."""
@@ -68,15 +122,18 @@ class Dataset:
         raise NotImplementedError
 
     def splits(self) -> DataSplits:
-        """Load, apply ``subset`` and check the declared shape/classes."""
+        """Load, apply ``subset``, hold out the validation split and check the declared shape/classes.
+
+        ``subset`` takes the first N training samples first; ``val_fraction`` of those are then
+        held out, stratified by label with ``val_seed`` (:func:`stratified_holdout`), unless
+        ``load()`` returned a validation split of its own. Both splits keep the original order.
+        """
         data = self.load()
         p = self.params
         if p.subset is not None:
             data.x_train, data.y_train = data.x_train[: p.subset], data.y_train[: p.subset]
-        if p.val_fraction > 0:
-            n_val = max(1, int(round(p.val_fraction * len(data.x_train))))
-            order = torch.randperm(len(data.x_train), generator=torch.Generator().manual_seed(0))
-            val, train = order[:n_val], order[n_val:]
+        if p.val_fraction > 0 and data.x_val is None:
+            train, val = stratified_holdout(data.y_train, p.val_fraction, p.val_seed, self.key)
             data.x_val, data.y_val = data.x_train[val], data.y_train[val]
             data.x_train, data.y_train = data.x_train[train], data.y_train[train]
         if p.normalize != "none":

@@ -21,7 +21,7 @@ class Digits(Dataset):
     @dataclass
     class Params(LoaderParams):
         test_fraction: float = param(0.2, gt=0, lt=1, help="fraction held out for testing")
-        split_seed: int = param(0, help="seed of the train/test split")
+        split_seed: int = param(0, ge=0, lt=2 ** 32, help="seed of the train/test split")
 
     def load(self) -> DataSplits:
         from sklearn.datasets import load_digits

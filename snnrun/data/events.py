@@ -3,7 +3,9 @@
 Events are binned into frames of ``dt`` ms: ``frame[t] = number of events with
 ⌊t_event / dt⌋ = t`` (clipped to 1 with ``binary: true``), cropped or zero-padded to T =
 ``network.duration / network.dt`` steps. Samples are ``[T, *sensor]`` spike trains, loaded
-lazily from disk; use ``encoder=spikes``.
+lazily from disk; use ``encoder=spikes``. Both datasets ship train and test files only: the
+validation split holds out ``val_fraction`` of the training files (after ``subset``), stratified
+by label with ``val_seed``, like the in-memory datasets.
 
 - ``nmnist`` reads tonic's folder layout ``<root>/NMNIST/{Train,Test}/<label>/*.bin``
   (also ``<root>/{Train,Test}``) with ``tonic.io.read_mnist_file``; frames ``[T, 2, 34, 34]``.
@@ -22,7 +24,7 @@ import torch
 
 from ..errors import DataError
 from ..schema import param
-from .base import DATASETS, Dataset, LoaderParams
+from .base import DATASETS, Dataset, LoaderParams, stratified_holdout
 
 
 def bin_events(t_us: np.ndarray, index: tuple[np.ndarray, ...], shape: tuple[int, ...], steps: int,
@@ -40,10 +42,14 @@ def bin_events(t_us: np.ndarray, index: tuple[np.ndarray, ...], shape: tuple[int
 class EventSplits:
     """Splits backed by lazily loaded torch datasets (not in-memory tensors)."""
 
-    def __init__(self, train, test, input_shape, num_classes):
-        self.train_set, self.test_set = train, test
+    def __init__(self, train, test, input_shape, num_classes, val=None):
+        self.train_set, self.test_set, self.val_set = train, test, val
         self._input_shape, self._num_classes = tuple(input_shape), num_classes
-        self.x_val = self.y_val = None
+        self.x_val = self.y_val = None  # no in-memory tensors: the validation split is `val_set`
+
+    @property
+    def val_size(self) -> int:
+        return 0 if self.val_set is None else len(self.val_set)
 
     @property
     def input_shape(self):
@@ -71,6 +77,14 @@ class EventParams(LoaderParams):
     steps: int = param(100, gt=0, help="T: frames per sample (network.duration / network.dt)")
     dt: float = param(1.0, unit="ms", gt=0, help="frame length (network.dt)")
     binary: bool = param(True, help="clip event counts to 1 (spikes) per frame")
+
+
+def _holdout(items: list, labels: list[int], p: LoaderParams, key: str) -> tuple[list, list | None]:
+    """Training items and validation items (None without ``val_fraction``): see ``stratified_holdout``."""
+    if p.val_fraction <= 0:
+        return items, None
+    train, val = stratified_holdout(torch.tensor(labels, dtype=torch.int64), p.val_fraction, p.val_seed, key)
+    return [items[i] for i in train.tolist()], [items[i] for i in val.tolist()]
 
 
 def _require(module: str):
@@ -111,16 +125,18 @@ class NMNIST(Dataset):
                                 p.steps, p.dt, p.binary)
             return frames, label
 
-        sets = []
+        sets, val = [], None
         for split in ("Train", "Test"):
             folder = self._folder(root, split)
             items = sorted((f, int(f.parent.name)) for f in folder.glob("*/*.bin") if f.parent.name.isdigit())
             if not items:
                 raise DataError(f"{self.key}.root: {folder} holds no <label>/*.bin files")
-            if split == "Train" and p.subset is not None:
-                items = items[: p.subset]
+            if split == "Train":
+                if p.subset is not None:
+                    items = items[: p.subset]
+                items, val = _holdout(items, [label for _, label in items], p, self.key)
             sets.append(_Files(items, reader))
-        return EventSplits(sets[0], sets[1], (p.steps, 2, 34, 34), 10)
+        return EventSplits(sets[0], sets[1], (p.steps, 2, 34, 34), 10, None if val is None else _Files(val, reader))
 
 
 @DATASETS.register("shd")
@@ -140,7 +156,7 @@ class SHD(Dataset):
         h5py = _require("h5py")
         p = self.params
         root = Path(os.path.expanduser(p.root))
-        sets, classes = [], 0
+        sets, classes, val = [], 0, None
         for split in ("train", "test"):
             path = self._file(root, split)
             try:
@@ -157,5 +173,9 @@ class SHD(Dataset):
                 frames = bin_events(times * 1e6, (units.clip(0, 699),), (700,), p.steps, p.dt, p.binary)
                 return frames, int(labels[i])
 
-            sets.append(_Files(list(range(count)), reader))
-        return EventSplits(sets[0], sets[1], (p.steps, 700), max(classes, 20))
+            items = list(range(count))
+            if split == "train":
+                items, val = _holdout(items, labels[:count].tolist(), p, self.key)
+                val = None if val is None else _Files(val, reader)
+            sets.append(_Files(items, reader))
+        return EventSplits(sets[0], sets[1], (p.steps, 700), max(classes, 20), val)
