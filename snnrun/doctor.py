@@ -8,8 +8,6 @@ while a C++ compiler is present (a broken installation); runs still work, on the
 
 from __future__ import annotations
 
-import sys
-
 USAGE = ("usage: snnrun doctor [--no-build]\n\nVersions, CPU, compiler and each compiled kernel "
          "(compiled / torch reference, and why).")
 
@@ -27,7 +25,7 @@ def lines(build: bool = True) -> tuple[list[str], bool]:
     out.append(f"kernel cache: {kernels.cache_root()}")
     healthy = True
     for name, ext in sorted(kernels.all_kernels().items()):
-        if build and kernels.ENABLED:
+        if build and kernels.loader.ENABLED:
             try:
                 ext.load()
             except kernels.KernelBuildError:
@@ -37,15 +35,15 @@ def lines(build: bool = True) -> tuple[list[str], bool]:
         else:
             reason = ext.error or "not built yet (run without --no-build)"
             out.append(f"kernel {name}: reference ({reason})")
-            healthy &= not (ext.error and cxx and kernels.ENABLED)
+            healthy &= not (ext.error and cxx and kernels.loader.ENABLED)
     return out, healthy
 
 
-def main(args: list[str]) -> None:
+def main(args: list[str]) -> int:
+    """Print the report; the exit code is 1 when a kernel failed to build despite a compiler."""
     if args and args[0] in ("-h", "--help"):
         print(USAGE)
-        return
+        return 0
     report, healthy = lines(build="--no-build" not in args)
     print("\n".join(report))
-    if not healthy:
-        sys.exit(1)
+    return 0 if healthy else 1

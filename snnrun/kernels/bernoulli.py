@@ -23,7 +23,7 @@ import torch
 
 import numpy as np
 
-from . import Extension
+from .loader import Extension
 
 _ENABLED = True
 _DTYPES = (torch.float32, torch.float64)

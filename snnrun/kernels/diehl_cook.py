@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import torch
 
-from . import Extension
+from .loader import Extension
 
 _EXTENSION = Extension("diehl_cook", "diehl_cook.cpp", ["dc_sample"], ["-O3", "-march=native"])
 

@@ -36,7 +36,7 @@ import math
 
 import torch
 
-from . import Extension
+from .loader import Extension
 
 _ENABLED = True
 

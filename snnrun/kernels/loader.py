@@ -1,4 +1,4 @@
-"""Compiled fast paths: the one loader of snnrun's C++ kernels and the one place that decides
+"""The one loader of snnrun's C++ kernels and the one place that decides
 whether a kernel's compiled path or its torch reference runs.
 
 Each kernel is a C++ source in ``snnrun/kernels/csrc/`` compiled on first use with
@@ -194,12 +194,6 @@ EXTENSIONS: dict[str, Extension] = {}
 ENABLED = os.environ.get("SNNRUN_KERNELS", "1").strip().lower() not in ("0", "false", "no")
 
 
-def all_kernels() -> dict[str, Extension]:
-    """Import every kernel module and return the registry."""
-    from . import bernoulli, diehl_cook, lif_scan, spike_linear  # noqa: F401 - they register themselves
-    return EXTENSIONS
-
-
 def reset_usage() -> None:
     """Forget which paths ran (a new run in the same process starts its own record)."""
     for ext in EXTENSIONS.values():
@@ -207,5 +201,6 @@ def reset_usage() -> None:
 
 
 def report() -> dict:
-    """Per kernel: whether it is built and which path ran in this process; the CPU it ran on."""
-    return {"cpu": cpu_features(), "kernels": {name: ext.status() for name, ext in sorted(all_kernels().items())}}
+    """Per kernel (of those imported: :func:`snnrun.kernels.all_kernels` imports every one): whether it
+    is built and which path ran in this process; the CPU it ran on."""
+    return {"cpu": cpu_features(), "kernels": {name: ext.status() for name, ext in sorted(EXTENSIONS.items())}}

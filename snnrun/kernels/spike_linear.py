@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from . import Extension
+from .loader import Extension
 
 _ENABLED = True
 #: above this fraction of ones the dense GEMM is about as fast. Measured (3200×784 input, 512 outputs,

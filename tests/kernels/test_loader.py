@@ -23,9 +23,9 @@ def test_cache_is_per_environment_source_and_cpu(tmp_path, monkeypatch):
     here = ext.build_dir()
     assert here.parent == kernels.cache_root() and here.parent.parent == tmp_path
     assert here.name.startswith("bernoulli-") and here.name.endswith(kernels.cpu_features()["features"])
-    monkeypatch.setattr(kernels, "cpu_features", lambda: {"features": "0123456789ab"})
+    monkeypatch.setattr(kernels.loader, "cpu_features", lambda: {"features": "0123456789ab"})
     assert ext.build_dir() != here and ext.build_dir().name.endswith("0123456789ab")
-    monkeypatch.setattr(kernels.sys, "prefix", "/another/venv")
+    monkeypatch.setattr(kernels.loader.sys, "prefix", "/another/venv")
     assert kernels.cache_root() != here.parent  # another environment, another cache
 
 
