@@ -84,6 +84,10 @@ def hydra_main(cfg: DictConfig) -> float | None:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     from .sweep import prepare_job, write_job_error
     prepare_job(cfg, hydra_cfg)
+    try:  # held already when Hydra's run_job started this job in this process (snnrun/targets.py)
+        taken = _lock(run_dir)
+    except SnnrunError as err:  # another process writes this directory: nothing is written into it
+        fail(err)
     try:
         summary = run_task(cfg, run_dir)
     except SnnrunError as err:
@@ -99,6 +103,10 @@ def hydra_main(cfg: DictConfig) -> float | None:
         print(f"snnrun: job {hydra_cfg.job.num} failed ({type(err).__name__}: {err}); "
               f"traceback in {run_dir / 'traceback.txt'}", file=sys.stderr)
         return None
+    finally:
+        if taken:
+            from .runlock import unlock_run_dir
+            unlock_run_dir(run_dir)
     from .sweep import objective
     return objective(summary)
 
@@ -116,7 +124,12 @@ def resume(args: list[str]) -> None:
     from .checkpoint import latest_exists
     if not latest_exists(run_dir / "checkpoints"):
         fail(SnnrunError(f"nothing to resume in {run_dir}: checkpoints/last.pt (and prev.pt) is missing"))
-    cfg = OmegaConf.load(saved)
+    try:
+        _lock(run_dir)  # one writer per run directory: a second run or resume of it is refused
+    except SnnrunError as err:
+        fail(err)
+    from .hydra_policy import drop_saved_hydra
+    cfg = drop_saved_hydra(OmegaConf.load(saved), saved)
     if "trainer" in cfg and "stop_after" in cfg.trainer:
         cfg.trainer.stop_after = None  # a per-invocation limit: resuming runs to the end unless asked again
     if len(args) > 1:
@@ -131,6 +144,15 @@ def resume(args: list[str]) -> None:
         run_task(cfg, run_dir, resume=True)
     except SnnrunError as err:
         fail(err)
+
+
+def _lock(run_dir: Path) -> bool:
+    """Take ``run_dir``'s writer lock (snnrun/runlock.py) unless this process holds it; rank 0 only.
+    True if it was taken here."""
+    from .distributed import is_main
+    from .runlock import lock_run_dir
+
+    return is_main() and lock_run_dir(run_dir)
 
 
 def _setup_logging(run_dir: Path) -> None:

@@ -2,11 +2,11 @@
 
 The saved ``.hydra/config.yaml`` is used as the primary config of a fresh ``snnrun`` process
 (so it is re-validated and built exactly like a new run) writing into a new directory
-(``--out DIR``, default ``RUN_DIR-reproduced[-N]``). A ``hydra`` section in the saved config (Hydra
-never writes one there) is dropped with a warning: a run directory's Hydra settings are not
-trusted, and the re-run is checked like any other run (snnrun/hydra_policy.py). Saved and reproduced final metrics are
-printed side by side; the exit code is 1 when any differs by more than ``--tol`` (absolute,
-default 0: on CPU with the same seed the run is bit-for-bit deterministic). Before the metrics,
+(``--out DIR``, default ``RUN_DIR-reproduced[-N]``). A ``hydra`` section in the saved config
+(Hydra never writes one there) is dropped with a warning: a run directory's Hydra settings are
+not trusted, and the re-run is checked like any other run (snnrun/hydra_policy.py). Saved and
+reproduced final metrics are printed side by side; the exit code is 1 when any differs by more
+than ``--tol`` (absolute, default 0: on CPU with the same seed the run is bit-for-bit deterministic). Before the metrics,
 it says what differs between the saved run and this machine: library versions and git commit,
 the CPU (model and feature set the kernels were compiled for), and per compiled kernel whether it
 is built here and which path (compiled / torch reference) each run took. The paths give the same

@@ -11,7 +11,10 @@ components by registry name. So every such entry of the composed config is check
 - ``hydra.callbacks``: a Hydra ``Callback`` class from snnrun (``snnrun.sweep.SweepSummary``);
 - ``hydra.launcher`` / ``hydra.sweeper``: Hydra plugin classes (``hydra_plugins``, Hydra's core
   plugins, ``optuna.samplers``); Hydra itself also refuses other launcher/sweeper classes;
-- logging: ``class``/``()`` from ``logging`` (and ``colorlog``), ``ext://`` only ``sys.stdout``/``sys.stderr``.
+- logging (``hydra.job_logging`` / ``hydra.hydra_logging``): a fixed list of ``logging`` handler
+  and formatter classes, no ``()`` factories; with ``hydra.job.env_set`` and the output paths this
+  is checked by :mod:`snnrun.hydra_policy` (called from :func:`check_targets`), whatever
+  ``allow_targets`` says.
 
 Anything else only when its module (or a parent package) is listed in the top-level
 ``allow_targets: [mypkg.models]``. Such a module is imported (it may register components with
@@ -20,6 +23,8 @@ resolved to the object it names and that object's own module is checked too, so
 ``snnrun.cli.os.system`` is refused like ``os.system``. The CLI runs the check inside Hydra's
 config loading (:func:`install_hydra_guard`), before Hydra configures logging, instantiates
 callbacks or creates the run directory; ``build_experiment`` and ``snnrun validate`` run it again.
+When a job starts, the guard checks the job's final paths again and takes the run directory's
+lock (:mod:`snnrun.runlock`) before Hydra creates the directory or writes anything into it.
 """
 
 from __future__ import annotations
@@ -33,8 +38,6 @@ from .errors import ConfigError
 
 BUILTIN = ("snnrun", "torch.optim")
 PLUGINS = ("hydra_plugins", "hydra._internal.core_plugins", "optuna.samplers")
-LOGGING = ("logging", "colorlog")
-STREAMS = ("ext://sys.stdout", "ext://sys.stderr")
 HINT = "list its module in the top-level `allow_targets: [...]` if you trust it"
 
 
@@ -133,18 +136,10 @@ def check_targets(cfg: DictConfig | Mapping) -> None:
                 if component_name(obj) is None:
                     raise ConfigError(f"{full}: `{target}` is not a registered snnrun component or a torch.optim "
                                       f"class; snnrun builds components by name and calls nothing else")
-        elif in_hydra and full.startswith(("hydra.job_logging.", "hydra.hydra_logging.")):
-            if key in ("class", "()"):
-                value = _value(where, full)
-                if not callable(value):
-                    _locate(value, full, LOGGING + user, "logging factories come from the logging module")
-            else:
-                node, name = where
-                raw = node._get_node(name)._value() if isinstance(node, DictConfig) else node[name]
-                if isinstance(raw, str) and raw.startswith("ext://") and raw not in STREAMS:
-                    if not _within(raw[len("ext://"):], user):
-                        raise ConfigError(f"{full}: `{raw}` is not allowed (logging may only refer to "
-                                          f"{' and '.join(STREAMS)}); {HINT}")
+    if isinstance(cfg, DictConfig):
+        from .hydra_policy import check_hydra
+
+        check_hydra(cfg)  # env_set, logging handlers and formatters, output paths (snnrun/hydra_policy.py)
 
 
 def resolve_targets(cfg: DictConfig | dict) -> None:
@@ -237,3 +232,47 @@ def install_hydra_guard(check_output: bool = True, multirun: bool = False) -> No
 
     load_configuration.snnrun_original = original
     ConfigLoaderImpl.load_configuration = load_configuration
+    _guard_run_job()
+
+
+def _guard_run_job() -> None:
+    """Wrap Hydra's ``run_job`` (every in-process launcher starts a job through it): before Hydra
+    creates the job's run directory, configures job logging, writes ``.hydra`` or applies
+    ``env_set``, check the job's final paths (:func:`snnrun.hydra_policy.check_job`) and take the
+    run directory's lock (:mod:`snnrun.runlock`); release it when the job ends."""
+    import sys
+
+    import hydra.core.utils as hydra_utils
+
+    current = hydra_utils.run_job
+    original = getattr(current, "snnrun_original", current)
+
+    def run_job(task_function, config, job_dir_key, job_subdir_key, *args, **kwargs):
+        from . import distributed
+        from .errors import SnnrunError
+        from .hydra_policy import check_job, job_output_dir
+        from .runlock import lock_run_dir, unlock_run_dir
+
+        locked = None
+        try:
+            output_dir, sweep_dir = job_output_dir(config, job_dir_key, job_subdir_key)
+            check_job(config, output_dir, sweep_dir)
+            if distributed.is_main():  # torchrun ranks > 0 write nothing (snnrun/distributed.py)
+                lock_run_dir(output_dir)
+                locked = output_dir
+        except SnnrunError as err:
+            from .cli import fail
+
+            fail(err)
+        try:
+            return original(task_function, config, job_dir_key, job_subdir_key, *args, **kwargs)
+        finally:
+            if locked is not None:
+                unlock_run_dir(locked)
+
+    run_job.snnrun_original = original
+    hydra_utils.run_job = run_job
+    # modules that imported the name before (Hydra's run, the basic launcher, launcher plugins loaded so far)
+    for name, module in list(sys.modules.items()):
+        if name.startswith(("hydra.", "hydra_plugins.")) and vars(module).get("run_job") is original:
+            module.run_job = run_job

@@ -109,11 +109,11 @@ def test_two_processes_match_one_process_with_the_same_global_batch_and_resume(t
     assert second.stdout.count("snnrun: completed 2/2 epochs") == 1  # only rank 0 prints
 
     assert sorted(p.name for p in work.iterdir()) == ["outputs"]  # nothing else written in the cwd
-    assert sorted(p.name for p in run.iterdir()) == [".hydra", "checkpoints", "confusion_matrix.csv", "metrics.csv",
-                                                   "metrics.jsonl", "snnrun.log", "summary.json"]
+    assert sorted(p.name for p in run.iterdir()) == [".hydra", ".lock", "checkpoints", "confusion_matrix.csv",
+                                                   "metrics.csv", "metrics.jsonl", "snnrun.log", "summary.json"]
     assert "last.pt" in {p.name for p in (run / "checkpoints").iterdir()}
     lines = (run / "metrics.csv").read_text().splitlines()
-    assert len(lines) == 1 + 4  # header + (train, test) x 2 epochs, written once (rank 0)
+    assert len(lines) == 1 + 6  # header + (train, val, test) x 2 epochs, written once (rank 0)
 
     ddp = json.loads((run / "summary.json").read_text())
     assert ddp["status"] == "completed" and ddp["world_size"] == 2 and single["world_size"] == 1
