@@ -95,7 +95,7 @@ def snnrun_runner(n_neurons: int, images: np.ndarray):
     import torch
     from conftest import compose_config
     from snnrun.build import build_experiment
-    from snnrun.learning.diehl_cook import DiehlCookNetwork, DiehlCookParams, _present, encode
+    from snnrun.tasks.diehl_cook import DiehlCookNetwork, DiehlCookParams, _present, encode
 
     overrides = ["experiment=diehl_cook"] + ([] if n_neurons == 100 else [
         f"network.populations.exc.shape={n_neurons}", f"network.populations.inh.shape={n_neurons}"])
@@ -269,7 +269,7 @@ def main() -> None:
     if args.accuracy:
         from conftest import compose_config
         from snnrun.build import build_experiment
-        from snnrun.learning.diehl_cook import DiehlCookParams, run_diehl_cook
+        from snnrun.tasks.diehl_cook import DiehlCookParams, run_diehl_cook
 
         overrides = ["experiment=diehl_cook", f"data.path={args.data}"] + ([] if args.neurons == 100 else [
             f"network.populations.exc.shape={args.neurons}", f"network.populations.inh.shape={args.neurons}"])

@@ -14,7 +14,7 @@ from .data import DATASETS, DataSplits
 from .decoders import DECODERS, Decoder
 from .device import resolve_device
 from .encoders import ENCODERS, Encoder
-from .errors import ConfigError
+from .errors import ConfigError, ShapeError
 from .learning import LEARNERS, Learner
 from .network import Network, build_network
 from .optim import build_optimizer, build_scheduler
@@ -29,7 +29,9 @@ TOP_LEVEL_KEYS = ("data", "encoder", "network", "neuron", "decoder", "learner", 
 
 @dataclass
 class TrainerParams:
-    epochs: int = param(10, ge=1, help="passes over the training set")
+    """The training loop: epochs, evaluation and the metric that selects checkpoints/best.pt."""
+
+    epochs: int = param(30, ge=1, help="passes over the training set")
     progress: bool | None = param(None, help="tqdm bars: true, false, or null (auto: only on a terminal)")
     monitor: str = param("auto", help="metric that selects best.pt, drives ReduceLROnPlateau and is a sweep's "
                                       "objective; auto: val/accuracy (needs data.val_fraction > 0). test/* metrics "
@@ -48,6 +50,8 @@ class TrainerParams:
 
 @dataclass
 class LoggerParams:
+    """Metric sinks written to the run directory."""
+
     sinks: list = param(["csv", "jsonl"], help="metric sinks: csv, jsonl, tensorboard, mlflow, wandb")
 
 
@@ -138,6 +142,25 @@ def check_objectives(trainer: TrainerParams) -> None:
                           f"trainer.select_on_test=true to do it knowingly")
 
 
+def check_readout(network: Network, decoder: Decoder, learners: list[Learner], node: Mapping) -> None:
+    """The output population has the size the decoder reads, and a gradient learner has
+    differentiable scores to train through (checked before anything runs)."""
+    name = node.get("name")
+    if len(network.outputs) == 1:
+        out = network.outputs[0]
+        size = int(torch.Size(network.populations[out].shape).numel())
+        need = decoder.output_size()
+        if need is not None and size != need:
+            per_class = f" ({decoder.num_classes} classes x decoder.neurons_per_class)" \
+                if need != decoder.num_classes else f" (one per class: data.num_classes = {need})"
+            raise ShapeError(f"network.populations.{out}.shape: the output population has {size} neurons but "
+                             f"decoder {name} reads {need}{per_class}; set network.populations.{out}.shape={need}")
+    if not decoder.differentiable and any(lr.gradient for lr in learners):
+        raise ConfigError(f"decoder.name: {name} assigns labels to neurons and its scores carry no gradient; train "
+                          f"with a local learner (e.g. learner=stdp) or read out with a gradient decoder "
+                          f"(spike_counts, spike_rate, voltage_sum, ...)")
+
+
 def load_data(cfg: DictConfig | Mapping) -> tuple[DataSplits, Any]:
     node = cfg["data"]
     node = to_container(node) if isinstance(node, DictConfig) else dict(node)
@@ -146,8 +169,10 @@ def load_data(cfg: DictConfig | Mapping) -> tuple[DataSplits, Any]:
     return dataset.splits(), dataset.params
 
 
-def build_experiment(cfg: DictConfig | Mapping, device: str | None = None) -> Experiment:
-    """Validate ``cfg`` and build every component, on ``device`` (default: ``cfg.device``)."""
+def prepare(cfg: DictConfig | Mapping) -> tuple[DictConfig | dict, int]:
+    """What every task's build does first: a private copy of the job's config without ``hydra``,
+    its top-level keys and ``_target_`` nodes checked, and the seed parsed and applied (before
+    anything draws random numbers: splits, weight init). Returns (config, seed)."""
     if isinstance(cfg, DictConfig):
         cfg = cfg.copy()
         OmegaConf.set_struct(cfg, False)
@@ -162,7 +187,17 @@ def build_experiment(cfg: DictConfig | Mapping, device: str | None = None) -> Ex
     seed = cfg.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ConfigError(f"seed: expected an integer, got {seed!r}")
-    seed_everything(seed)  # before anything draws random numbers (splits, weight init)
+    if not 0 <= seed < 2 ** 63:  # torch.manual_seed and the per-epoch seeds need a 64-bit seed
+        raise ConfigError(f"seed: {seed} is out of range; it must be an integer in [0, 2**63 - 1]")
+    seed_everything(seed)
+    return cfg, seed
+
+
+def build_experiment(cfg: DictConfig | Mapping, device: str | None = None, dry_run: bool = False) -> Experiment:
+    """Validate ``cfg`` and build every component, on ``device`` (default: ``cfg.device``).
+
+    ``dry_run`` (``snnrun validate``): the same build, without building the compiled kernels."""
+    cfg, seed = prepare(cfg)
     data, data_params = load_data(cfg)
     # Fill the data's shape and class count so `${data.num_classes}` interpolations resolve.
     if isinstance(cfg, DictConfig):
@@ -200,12 +235,13 @@ def build_experiment(cfg: DictConfig | Mapping, device: str | None = None) -> Ex
     num_classes = config["data"].get("num_classes") or data.num_classes
     decoder = DECODERS.build(config.get("decoder") or {"name": "spike_counts"}, "decoder",
                              dt=net_params.dt, num_classes=num_classes)
+    check_readout(network, decoder, learners, config.get("decoder") or {"name": "spike_counts"})
     network.to(torch_device)
     encoder.to(torch_device)
     decoder.to(torch_device)
     from . import kernels
     kernels.reset_usage()  # summary.json records which paths this run took
-    if torch_device.type == "cpu":  # build the compiled fast paths now, not inside the first batch
+    if torch_device.type == "cpu" and not dry_run:  # build the compiled fast paths now, not in the first batch
         for name in ("bernoulli", "lif_scan", "spike_linear"):
             kernels.all_kernels()[name].load()
 

@@ -1,9 +1,28 @@
-"""What ``snnrun list`` prints: every registry's components with parameters, defaults and units."""
+"""The catalogue of components: what ``snnrun list`` prints, and the config files generated from it.
+
+Defaults live in the schemas (each component's ``Params`` dataclass). The files of the
+component groups under ``snnrun/configs`` (and ``trainer/default.yaml``, ``logger/default.yaml``)
+are rendered from them by :func:`generated_yaml`; ``python scripts/write_component_yaml.py``
+rewrites them and ``tests/test_registries.py`` fails when one is stale.
+"""
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+from typing import Any
+
+import yaml
+
 from .errors import ConfigError
 from .schema import describe, suggest
+
+#: the packaged config tree
+CONFIGS = Path(__file__).resolve().parent / "configs"
+#: config groups whose every file is rendered from a registry's schemas: one file per component
+#: and one per alias with its own defaults (``stca``). ``data`` is not generated yet: four of its
+#: files differ in value from the schemas in ``snnrun/data`` (see ``tests/test_registries.py``).
+GENERATED_GROUPS = ("neuron", "encoder", "decoder", "synapse", "reward", "learner")
 
 
 def registries() -> dict:
@@ -52,3 +71,104 @@ def print_catalog(group: str | None = None) -> None:
         for field, tp, default, unit, help_text in describe(cls.Params):
             unit_text = f" [{unit}]" if unit else ""
             print(f"    {field}: {tp} = {default!r}{unit_text}  {help_text}".rstrip())
+        for alias in aliases:
+            if registry.alias_defaults(alias):
+                print(f"    {alias}: {name} with {_alias_overrides(registry, alias)}")
+
+
+def _alias_overrides(registry, name: str) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in registry.alias_defaults(name).items())
+
+
+def settings_schemas() -> dict[str, type]:
+    """Single config files generated from a schema (groups without a registry): path -> schema."""
+    from .build import LoggerParams, TrainerParams
+
+    return {"trainer/default.yaml": TrainerParams, "logger/default.yaml": LoggerParams}
+
+
+def yaml_value(value: Any) -> str:
+    """``value`` as one line of YAML (flow style), as it reads back with PyYAML and OmegaConf."""
+    def plain(v):
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+    text = yaml.safe_dump(plain(value), default_flow_style=True, sort_keys=False, width=math.inf, allow_unicode=True)
+    return text.strip().removesuffix("...").strip()
+
+
+def render_yaml(schema: type, name: str | None = None, header: list[str] = (),
+                overrides: dict | None = None) -> str:
+    """The config file of ``schema``: ``header`` comment lines, ``name:``, then every field with its
+    default (``overrides`` first: an alias's own defaults) and a ``# [unit] help`` comment."""
+    lines = list(header)
+    if name is not None:
+        lines.append(f"name: {name}")
+    overrides = overrides or {}
+    for field, _, default, unit, help_text in describe(schema):
+        required = isinstance(default, str) and default == "???" and field not in overrides
+        value = "???" if required else yaml_value(overrides.get(field, default))
+        comment = " ".join(x for x in (f"[{unit}]" if unit else "", " ".join(help_text.split())) if x)
+        lines.append(f"{field}: {value}" + (f"   # {comment}" if comment else ""))
+    return "\n".join(lines) + "\n"
+
+
+def _header(path: Path, default: str) -> list[str]:
+    """An existing file's leading comment lines (hand-written, kept), else ``# default``."""
+    if path.exists():
+        kept = []
+        for line in path.read_text().splitlines():
+            if not line.startswith("#"):
+                break
+            kept.append(line.rstrip())
+        if kept:
+            return kept
+    return [f"# {default}"] if default else []
+
+
+def _first_doc_line(obj: Any) -> str:
+    doc = (obj.__doc__ or "").strip()
+    return doc.splitlines()[0].strip() if doc else ""
+
+
+def generated_yaml(root: Path = CONFIGS) -> dict[Path, str]:
+    """Every generated config file under ``root`` -> the text it must hold."""
+    files: dict[Path, str] = {}
+    regs = registries()
+    for group in GENERATED_GROUPS:
+        registry = regs[group]
+        canonical = registry.names(aliases=False)
+        for name in registry.names():
+            cls = registry.get(name)
+            overrides = registry.alias_defaults(name)
+            if name not in canonical and not overrides:
+                continue  # a plain alias shares its component's file
+            path = root / group / f"{name}.yaml"
+            doc = _first_doc_line(cls) if name in canonical else \
+                f"{name}: alias of {cls.registry_name} with {overrides}"
+            files[path] = render_yaml(cls.Params, name, _header(path, doc), overrides)
+    for relative, schema in settings_schemas().items():
+        path = root / relative
+        files[path] = render_yaml(schema, None, _header(path, _first_doc_line(schema)))
+    return files
+
+
+def stale_yaml(root: Path = CONFIGS) -> list[str]:
+    """Generated files under ``root`` that are missing or differ from their schema, and files in a
+    generated group that no registered component accounts for (one line each)."""
+    expected = generated_yaml(root)
+    problems = []
+    for path, text in expected.items():
+        relative = path.relative_to(root)
+        if not path.exists():
+            problems.append(f"{relative}: missing")
+        elif path.read_text() != text:
+            problems.append(f"{relative}: differs from its schema")
+    for group in GENERATED_GROUPS:
+        for path in sorted((root / group).glob("*.yaml")):
+            if path not in expected:
+                problems.append(f"{path.relative_to(root)}: no registered {group} (or alias with its own defaults) "
+                                f"of that name")
+    return problems

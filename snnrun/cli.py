@@ -19,7 +19,6 @@ from omegaconf import DictConfig, OmegaConf
 from .errors import SnnrunError
 
 log = logging.getLogger("snnrun")
-CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
 def _full_error() -> bool:
@@ -112,37 +111,29 @@ def hydra_main(cfg: DictConfig) -> float | None:
 
 
 def resume(args: list[str]) -> None:
-    """``snnrun resume RUN_DIR [key=value ...]``: continue a run from its ``last.pt``."""
+    """``snnrun resume RUN_DIR [--into NEW_DIR] [--trust-unverified] [key=value ...]``: continue a run from
+    its ``last.pt``, or fork it into ``NEW_DIR`` (what may change: snnrun/resume.py)."""
+    from .checkpoint import take_trust_flag
+    from .resume import USAGE, plan
+    args = take_trust_flag(args)  # --trust-unverified: also resume from a checkpoint without a valid .sha256
     if not args or args[0] in ("-h", "--help"):
-        print("usage: snnrun resume RUN_DIR [key=value ...]\n\nContinue RUN_DIR from checkpoints/last.pt with "
-              "its saved .hydra/config.yaml (re-validated); overrides such as trainer.epochs=20 extend it.")
+        print(USAGE)
         return
-    run_dir = Path(args[0])
-    saved = run_dir / ".hydra" / "config.yaml"
-    if not saved.is_file():
-        fail(SnnrunError(f"{run_dir} is not a run directory: {saved} is missing"))
-    from .checkpoint import latest_exists
-    if not latest_exists(run_dir / "checkpoints"):
-        fail(SnnrunError(f"nothing to resume in {run_dir}: checkpoints/last.pt (and prev.pt) is missing"))
     try:
-        _lock(run_dir)  # one writer per run directory: a second run or resume of it is refused
+        job = plan(args)  # the saved config, the overrides checked against what a resume may change
     except SnnrunError as err:
         fail(err)
-    from .hydra_policy import drop_saved_hydra
-    cfg = drop_saved_hydra(OmegaConf.load(saved), saved)
-    if "trainer" in cfg and "stop_after" in cfg.trainer:
-        cfg.trainer.stop_after = None  # a per-invocation limit: resuming runs to the end unless asked again
-    if len(args) > 1:
-        try:
-            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(args[1:]))
-        except Exception as err:  # noqa: BLE001 - OmegaConf raises several types for bad dotlists
-            fail(SnnrunError(f"bad override in {' '.join(args[1:])}: {str(err).splitlines()[0]}"))
+    try:
+        _lock(job.run_dir)  # one writer per run directory: a second run or resume of it is refused
+    except SnnrunError as err:
+        fail(err)
     from .distributed import is_main
     if is_main():  # under torchrun only rank 0 writes the log
-        _setup_logging(run_dir)
+        _setup_logging(job.run_dir)
     try:
-        run_task(cfg, run_dir, resume=True)
+        run_task(job.cfg, job.run_dir, resume=job.request())
     except SnnrunError as err:
+        job.abandon()  # a fork that failed before its state loaded leaves no directory behind
         fail(err)
 
 
@@ -187,36 +178,60 @@ def plot(args: list[str]) -> None:
 
 
 def _module_command(module: str):
-    """A sub-command whose ``main(args)`` lives in ``snnrun.<module>`` (reproduce, compare, validate)."""
+    """A sub-command whose ``main(args)`` lives in ``snnrun.<module>`` (reproduce, compare, validate,
+    doctor); a non-zero int it returns is the exit code."""
     def command(args: list[str]) -> None:
         import importlib
 
         try:
-            importlib.import_module(f"snnrun.{module}").main(args)
+            code = importlib.import_module(f"snnrun.{module}").main(args)
         except SnnrunError as err:
             fail(err)
+        if code:
+            sys.exit(code)
     return command
 
 
 COMMANDS = {"resume": resume, "list": list_components, "plot": plot, "reproduce": _module_command("reproduce"),
-            "compare": _module_command("compare"), "validate": _module_command("validate")}
+            "compare": _module_command("compare"), "validate": _module_command("validate"),
+            "doctor": _module_command("doctor")}
+
+
+def _config_dirs(argv: list[str]) -> list[str]:
+    """The ``--config-dir`` / ``-cd`` folders named on the command line."""
+    dirs = []
+    for i, arg in enumerate(argv):
+        if arg.startswith("--config-dir="):
+            dirs.append(arg.split("=", 1)[1])
+        elif arg in ("--config-dir", "-cd") and i + 1 < len(argv):
+            dirs.append(argv[i + 1])
+    return dirs
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    from .targets import trust_command_line
     if argv and argv[0] in COMMANDS:
+        trust_command_line(argv[1:])  # `allow_targets=[...]` counts only here, never from a config (snnrun/targets.py)
         COMMANDS[argv[0]](argv[1:])
         return
+    argv = trust_command_line(argv)  # and `allow_targets=[m]` works without a `+`
     from .distributed import hydra_argv
     try:
         argv = hydra_argv(argv)  # torchrun ranks > 0: no run dir, .hydra/ or log of their own
     except SnnrunError as err:
         fail(err)
     sys.argv = [sys.argv[0]] + argv
+    from .configs import CONFIG_DIR
+    from .hydra_policy import check_group_overrides
+    try:  # `scheduler=nan`: one line with the group's choices (Hydra stops with a traceback)
+        check_group_overrides([a for a in argv if "=" in a and not a.startswith("-")], [CONFIG_DIR, *_config_dirs(argv)])
+    except SnnrunError as err:
+        fail(err)
     from .targets import install_hydra_guard
     inspecting = ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--shell-completion", "-sc")
     # `_target_` policy and a creatable output directory, checked as Hydra composes (snnrun/targets.py)
-    install_hydra_guard(check_output=not any(a.split("=")[0] in inspecting for a in argv),
+    install_hydra_guard(fail, check_output=not any(a.split("=")[0] in inspecting for a in argv),
                         multirun=any(a in ("-m", "--multirun") for a in argv))
     hydra_main()
 

@@ -295,7 +295,7 @@ class DataParallel:
         if self.enabled and not self.is_main:
             from .reproducibility import seed_everything
 
-            seed_everything((seed * 1_000_003 + epoch) * 4099 + self.ctx.rank)
+            seed_everything(((seed * 1_000_003 + epoch) * 4099 + self.ctx.rank) % 2 ** 63)  # a 64-bit seed
 
     def broadcast_parameters(self, module: torch.nn.Module) -> None:
         if not self.enabled:

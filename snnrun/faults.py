@@ -8,15 +8,20 @@
 - :class:`StopSignals` turns SIGINT/SIGTERM into a flag the runner polls between
   batches; a second signal interrupts at once.
 - :func:`check_writable` probes an output directory with a real write before training.
+- :func:`atomic_path` / :func:`write_text_atomic` write a file under a temporary name and rename
+  it into place, so a full disk never leaves a truncated file (the temporary file is removed) and
+  the failure is one :class:`SnnrunError` naming the file (``no space left writing PATH``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import signal
 import threading
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import torch
 
@@ -139,3 +144,66 @@ def check_output_parent(path: Path, key: str) -> None:
         writable = os.access(ancestor, os.W_OK | os.X_OK)
     if not writable:
         raise SnnrunError(f"{key}: cannot create the output directory {path}: {ancestor} is not writable")
+
+
+#: errno values of a full disk, an exhausted quota and a file size limit (RLIMIT_FSIZE)
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def write_error(path: Path | str, err: OSError) -> SnnrunError:
+    """The one-line error for a failed write of ``path``."""
+    reason = err.strerror or str(err)
+    if err.errno in NO_SPACE:
+        return SnnrunError(f"no space left writing {path} ({reason})")
+    return SnnrunError(f"cannot write {path} ({reason})")
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path | str) -> Iterator[Path]:
+    """Yield a temporary path next to ``path`` (same suffix, so writers that go by it still work);
+    when the block ends without error it is renamed to ``path``. On any error the temporary file
+    is removed (``path`` keeps its previous content, if any) and an ``OSError`` becomes
+    :func:`write_error`'s :class:`SnnrunError`."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(err, OSError):
+            raise write_error(path, err) from None
+        raise
+
+
+def write_text_atomic(path: Path | str, text: str) -> None:
+    """Write ``text`` to ``path`` (UTF-8) through :func:`atomic_path`, flushed to disk before the rename."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def finish_then_summarise(finish, status: str, summary: dict, run_dir: Path | None) -> None:
+    """End a run: ``finish(status)`` (confusion matrix, monitors' sample file, plots), then
+    ``run_dir/summary.json`` (``run_dir`` None: a process that writes no files), so the summary is
+    the last file a run writes and never says ``completed`` before everything else is on disk. If
+    ``finish`` fails (a full disk), the summary says ``failed`` with the error instead, or, when
+    even that cannot be written, an older summary of the run directory is removed."""
+    import json
+
+    try:
+        finish(status)
+    except Exception as err:
+        if run_dir is not None:
+            failed = {**summary, "status": "failed", "error": str(err)}
+            try:
+                write_text_atomic(Path(run_dir) / "summary.json", json.dumps(failed, indent=2) + "\n")
+            except SnnrunError:
+                with contextlib.suppress(OSError):
+                    (Path(run_dir) / "summary.json").unlink()
+        raise
+    if run_dir is not None:
+        write_text_atomic(Path(run_dir) / "summary.json", json.dumps(summary, indent=2) + "\n")

@@ -317,3 +317,31 @@ def drop_saved_hydra(cfg: Any, path: Any) -> Any:
         with open_dict(cfg):
             del cfg["hydra"]
     return cfg
+
+
+def check_group_overrides(overrides: list[str], search_dirs: list) -> None:
+    """A config group (a folder of the config tree, e.g. ``scheduler``) is chosen by the name of one of
+    its files: ``scheduler=nan`` or ``trainer=[1,2,3]`` is refused with the group's choices (Hydra
+    itself stops with a traceback). Values of sweeps are checked one by one."""
+    from pathlib import Path
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ChoiceSweep
+    from hydra.errors import HydraException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides([o for o in overrides if not o.startswith("hydra.")])
+    except HydraException:
+        return  # Hydra's own message for a malformed override is already one line
+    for override in parsed:
+        key = override.key_or_group
+        folders = [Path(d) / key for d in search_dirs if (Path(d) / key).is_dir()]
+        if not folders or override.is_delete():
+            continue
+        value = override.value()
+        values = value.list if isinstance(value, ChoiceSweep) else [value]
+        for item in values:
+            if isinstance(item, str) or (isinstance(item, list) and all(isinstance(v, str) for v in item)):
+                continue
+            choices = sorted({p.stem for folder in folders for p in folder.glob("*.yaml")})
+            raise ConfigError(f"{key}: a config group is chosen by name, got {item!r}; choices: {', '.join(choices)}")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import os
 import time
@@ -27,6 +28,8 @@ from typing import Any, Iterable
 
 from .errors import ConfigError
 from .schema import suggest
+
+log = logging.getLogger("snnrun")
 
 
 def _numeric(value: Any) -> bool:
@@ -211,32 +214,76 @@ class MetricLogger:
             sink.close()
 
 
+def _decoded(raw: bytes) -> tuple[str | None, str]:
+    """``(text, "")`` for a UTF-8 line, else ``(None, why not)``."""
+    try:
+        return raw.decode("utf-8"), ""
+    except UnicodeDecodeError as err:
+        return None, f"not UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1})"
+
+
 def truncate_after(run_dir: Path, epoch: int) -> None:
     """Drop metric rows of epochs after ``epoch`` (used on resume: no duplicated rows).
 
-    A row cut short by a crash (an unparsable last JSON line, a CSV row with the wrong number
-    of fields) is dropped too.
+    A row that cannot be read (cut short by a crash, not JSON, a CSV row with the wrong number of
+    fields, bytes that are not UTF-8, no integer epoch) is dropped too, with a warning naming the
+    file and line.
     """
-    def parse(line: str) -> dict:
-        try:
-            value = json.loads(line)
-        except ValueError:
-            return {}
-        return value if isinstance(value, dict) else {}
+    def dropped(path: Path, number: int, why: str) -> None:
+        log.warning("%s line %d: %s; the row is dropped on resume", path, number, why)
 
     jsonl = run_dir / "metrics.jsonl"
     if jsonl.exists():
-        rows = [line for line in jsonl.read_text().splitlines() if line.strip()]
-        kept = [line for line in rows if isinstance(parse(line).get("epoch"), int) and parse(line)["epoch"] <= epoch]
-        jsonl.write_text("".join(line + "\n" for line in kept))
+        kept = []
+        for number, raw in enumerate(jsonl.read_bytes().splitlines(), 1):
+            if not raw.strip():
+                continue
+            line, why = _decoded(raw)
+            if line is None:
+                dropped(jsonl, number, why)
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as err:
+                dropped(jsonl, number, f"not a JSON object ({err})")
+                continue
+            value = row.get("epoch") if isinstance(row, dict) else None
+            if not isinstance(value, int) or isinstance(value, bool):
+                dropped(jsonl, number, "not a metrics row (no integer epoch)")
+            elif value <= epoch:
+                kept.append(line)
+        jsonl.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
     path = run_dir / "metrics.csv"
     if path.exists():
-        with open(path, newline="") as f:
-            reader = csv.DictReader(f)
-            columns = reader.fieldnames or []
-            kept_rows = [r for r in reader if None not in r and None not in r.values() and
-                         str(r.get("epoch", "")).isdigit() and int(r["epoch"]) <= epoch]
-        with open(path, "w", newline="") as f:
+        lines = path.read_bytes().splitlines()
+        header, why = _decoded(lines[0]) if lines else ("", "")
+        if header is None or (lines and not header.strip()):
+            dropped(path, 1, f"the header is {why or 'empty'}; every row of the file")
+            path.write_bytes(b"")  # the sink writes a fresh header
+            return
+        columns = next(csv.reader([header])) if header else []
+        kept_rows = []
+        for number, raw in enumerate(lines[1:], 2):  # snnrun writes one row per line (no quoted newlines)
+            if not raw.strip():
+                continue
+            line, why = _decoded(raw)
+            if line is None:
+                dropped(path, number, why)
+                continue
+            try:
+                fields = next(csv.reader([line]))
+            except csv.Error as err:
+                dropped(path, number, f"not a CSV row ({err})")
+                continue
+            if len(fields) != len(columns):
+                dropped(path, number, f"{len(fields)} fields, the header has {len(columns)}")
+                continue
+            row = dict(zip(columns, fields))
+            if not (row.get("epoch", "").isascii() and row.get("epoch", "").isdigit()):
+                dropped(path, number, "not a metrics row (no integer epoch)")
+            elif int(row["epoch"]) <= epoch:
+                kept_rows.append(row)
+        with open(path, "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=columns)
             writer.writeheader()
             writer.writerows(kept_rows)

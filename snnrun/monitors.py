@@ -38,7 +38,6 @@ import csv
 import json
 import logging
 import math
-import os
 import shutil
 import zipfile
 from dataclasses import dataclass
@@ -49,6 +48,7 @@ import numpy as np
 import torch
 
 from .errors import ConfigError
+from .faults import atomic_path
 from .reproducibility import rng_state, set_rng_state
 from .schema import param, parse_params, suggest
 from .spike_metrics import SpikeMetrics, SpikeMetricsParams, projection_weight
@@ -102,8 +102,7 @@ def _samples(data, split: str, indices: list[int]) -> tuple[torch.Tensor, torch.
 
 def write_npz(path: Path, streamed: list[tuple[str, Path, tuple, np.dtype]], small: dict[str, Any]) -> None:
     """Write ``path`` (.npz) from raw part files (copied in 1 MB chunks) plus small arrays, atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
         for name, part, shape, dtype in streamed:
             with zf.open(f"{name}.npy", "w", force_zip64=True) as f:
                 header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
@@ -114,7 +113,6 @@ def write_npz(path: Path, streamed: list[tuple[str, Path, tuple, np.dtype]], sma
         for name, value in small.items():
             with zf.open(f"{name}.npy", "w", force_zip64=True) as f:
                 np.lib.format.write_array(f, np.asarray(value), allow_pickle=False)
-    os.replace(tmp, path)
 
 
 class Probe:
@@ -315,7 +313,9 @@ class Instruments:
 
     Runner hooks: ``columns(splits)`` at init; per epoch and split ``begin``, ``observe`` (each
     batch), ``end`` (returns metric columns); ``start`` before the first epoch; ``after_epoch``
-    after each epoch's checkpoint; ``finish`` after ``summary.json``.
+    after each epoch's checkpoint; ``finish`` at the end, before ``summary.json`` (the last file a run
+    writes: :func:`snnrun.faults.finish_then_summarise`). Files are written atomically; a full disk
+    is an :class:`~snnrun.errors.SnnrunError` naming the file and leaves no partial file.
     """
 
     def __init__(self, exp, run_dir: Path):
@@ -436,7 +436,7 @@ def raster_image(spikes: torch.Tensor, max_neurons: int = 256) -> np.ndarray:
 def write_confusion(path: Path, confusion: np.ndarray) -> None:
     """``confusion_matrix.csv``: one row per true class, one column per predicted class (counts)."""
     n = confusion.shape[0]
-    with open(path, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["true\\pred"] + [str(i) for i in range(n)])
         for i in range(n):
@@ -486,9 +486,8 @@ def write_sample(exp, path: Path, size: int) -> Path:
                    "dt": np.float64(net.dt), "input_shape": np.asarray(exp.data.input_shape),
                    "image": x.float().cpu().numpy()})
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:  # keeps the .npz suffix, so numpy adds none
+        np.savez_compressed(tmp, **arrays)
     return path
 
 

@@ -134,6 +134,10 @@ class Network(nn.Module):
                               f"{', '.join(back_edges)} close a cycle; use 'step' or 'auto'")
         self.mode = mode
         self.step_hook = None  # callable(step, now, previous) after each step; set by local learners
+        #: whether a population's fused neuron scan may overwrite the current its single incoming
+        #: projection just computed (one [T, B, N] tensor less per layer). Set False before running the
+        #: network if your own code (e.g. a forward hook) keeps references to projection outputs.
+        self.reuse_currents = True
         self._constrained: list | None = None  # projections with weight constraints (apply_constraints)
 
     def apply_constraints(self) -> None:
@@ -185,8 +189,7 @@ class Network(nn.Module):
     def _current(self, name: str, spikes: Mapping[str, torch.Tensor], steps: int,
                  batch: int) -> tuple[torch.Tensor, bool]:
         """The summed input current of population ``name``, and whether it is a fresh tensor
-        nobody else holds (a sum, or a weighted stage's own output that no hook can keep: hooks
-        marked ``keeps_output = False``, like the SynOps counter's, only read it)."""
+        nobody else holds (a sum, or a weighted stage's own output, unless ``reuse_currents`` is off)."""
         pop = self.populations[name]
         total = None
         for proj in self.incoming[name]:
@@ -195,8 +198,7 @@ class Network(nn.Module):
             total = y if total is None else total + y
         incoming = self.incoming[name]
         last = incoming[0].stages[-1]
-        fresh = len(incoming) > 1 or (getattr(last, "fresh_output", False) and
-                                      not any(getattr(h, "keeps_output", True) for h in last._forward_hooks.values()))
+        fresh = len(incoming) > 1 or (last.fresh_output and self.reuse_currents)
         if total.dtype in _REDUCED:  # autocast products: neurons integrate in float32
             total, fresh = total.float(), True
         return total.reshape(steps, batch, *pop.shape), fresh
@@ -302,6 +304,9 @@ def _shape(value: Any, key: str) -> tuple[int, ...]:
 
 def time_steps(params: NetworkParams, key: str = "network") -> int:
     steps = params.duration / params.dt
+    if not steps <= 2 ** 31 - 1:  # also inf: an overflowing duration / dt
+        raise ConfigError(f"{key}.duration: {params.duration} ms is {steps:.3g} steps of dt = {params.dt} ms; "
+                          f"at most 2**31 - 1 steps")
     if abs(steps - round(steps)) > 1e-6 or round(steps) < 1:
         raise ConfigError(f"{key}.duration: {params.duration} ms is not a whole number (>= 1) of "
                           f"dt = {params.dt} ms steps")

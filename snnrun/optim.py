@@ -49,10 +49,14 @@ def _bind(cls, first: str, first_value: Any, kwargs: dict, key: str) -> None:
 
 
 def _split(node: Mapping[str, Any], key: str, extra: tuple[str, ...] = ()) -> tuple[Any, dict, dict]:
-    node = dict(node or {})
+    if not isinstance(node, Mapping):
+        raise ConfigError(f"{key}: expected a mapping such as {{name: ..., ...}}, got {node!r}")
+    node = dict(node)
     if "name" not in node:
         raise ConfigError(f"{key}.name: missing")
     name = node.pop("name")
+    if not isinstance(name, str):
+        raise ConfigError(f"{key}.name: expected a class name (a string), got {name!r}")
     own = {k: node.pop(k) for k in extra if k in node}
     for k, v in node.items():
         if isinstance(v, list):
@@ -79,7 +83,7 @@ def build_optimizer(node: Mapping[str, Any], params, key: str = "optimizer") -> 
 
 def build_scheduler(node: Mapping[str, Any] | None, optimizer, key: str = "scheduler"):
     """``{name: CosineAnnealingLR, T_max: 10, interval: epoch}`` -> (scheduler or None, interval)."""
-    if node is None or node.get("name") in (None, "none", "None"):
+    if node is None or (isinstance(node, Mapping) and node.get("name") in (None, "none", "None")):
         return None, "epoch"
     name, kwargs, own = _split(node, key, extra=("interval",))
     interval = own.get("interval", "epoch")
@@ -94,3 +98,58 @@ def build_scheduler(node: Mapping[str, Any] | None, optimizer, key: str = "sched
         return classes[name](optimizer, **kwargs), interval
     except (ValueError, TypeError) as err:
         raise ConfigError(f"{key}: {name} rejected its arguments: {err}") from None
+
+
+# --- carrying optimizer and scheduler state over a resume or fork -----------------------------------------
+_RUNTIME_KEYS = ("params", "lr", "initial_lr")
+
+
+def _base_lr(group: Mapping[str, Any]) -> Any:
+    return group.get("initial_lr", group.get("lr"))
+
+
+def optimizer_compatible(optimizer: torch.optim.Optimizer, saved: Mapping[str, Any],
+                         saved_class: str | None = None) -> bool:
+    """Whether ``saved`` (an optimizer ``state_dict``) was made by an optimizer configured as
+    ``optimizer`` is: same class (when recorded), same parameter groups and sizes, same
+    hyperparameters and base learning rate. Only then is its state (moments, step counts) carried over."""
+    if saved_class is not None and saved_class != type(optimizer).__name__:
+        return False
+    groups, old = optimizer.state_dict()["param_groups"], saved.get("param_groups", [])
+    if len(groups) != len(old):
+        return False
+    for new, before in zip(groups, old):
+        if len(new["params"]) != len(before.get("params", [])) or _base_lr(new) != _base_lr(before):
+            return False
+        if {k: v for k, v in new.items() if k not in _RUNTIME_KEYS} != \
+                {k: v for k, v in before.items() if k not in _RUNTIME_KEYS}:
+            return False
+    return True
+
+
+def schedule_compatible(scheduler, saved: Mapping[str, Any], saved_class: str | None = None) -> bool:
+    """Whether ``saved`` (a scheduler ``state_dict``) follows the same schedule as ``scheduler`` (built
+    from the current config): same class (when recorded), same constructor arguments (``T_max`` of a
+    cosine schedule whose horizon is ``trainer.epochs``, ``step_size``, ``gamma``, ...) and base rates."""
+    if saved_class is not None and saved_class != type(scheduler).__name__:
+        return False
+    fresh = scheduler.state_dict()
+    if set(fresh) != set(saved):
+        return False
+    names = [n for n in inspect.signature(type(scheduler)).parameters if n not in ("optimizer", "last_epoch", "verbose")]
+    return all(fresh[n] == saved[n] for n in names + ["base_lrs"] if n in fresh)
+
+
+def advance_scheduler(scheduler, steps: int) -> bool:
+    """Step a freshly built ``scheduler`` ``steps`` times (without training), so the learning rate is
+    the one a run started with this schedule has after ``steps`` epochs (or optimizer steps). False
+    for ``ReduceLROnPlateau``, whose steps need the monitored metric: it stays fresh."""
+    import warnings
+
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        return False
+    with warnings.catch_warnings():  # "lr_scheduler.step() before optimizer.step()": intended here
+        warnings.simplefilter("ignore")
+        for _ in range(steps):
+            scheduler.step()
+    return True

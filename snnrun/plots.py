@@ -62,8 +62,11 @@ def _figure(width: float, height: float):
 
 
 def _save(fig, path: Path, params: PlotsParams) -> Path:
+    from .faults import atomic_path
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=params.dpi)
+    with atomic_path(path) as tmp:  # a full disk leaves no truncated figure; same suffix: same format
+        fig.savefig(tmp, dpi=params.dpi)
     return path
 
 

@@ -11,6 +11,13 @@ it says what differs between the saved run and this machine: library versions an
 the CPU (model and feature set the kernels were compiled for), and per compiled kernel whether it
 is built here and which path (compiled / torch reference) each run took. The paths give the same
 results by design; a difference there explains a mismatch only if that design is broken.
+
+The re-run covers the whole run: the saved ``trainer.stop_after`` (a limit of one invocation) is
+ignored. A run resumed with a changed config (``snnrun resume RUN trainer.epochs=N``: the resumes
+recorded in ``summary.json`` that changed keys) is replayed as it ran: the config it started with
+(the saved one with those changes undone) up to the first such resume's epoch, then ``snnrun
+resume`` with each change at its epoch. A fork (``snnrun resume RUN --into NEW``) started from
+another run's state: reproduce its source run instead.
 """
 
 from __future__ import annotations
@@ -90,21 +97,44 @@ def metric_rows(saved: dict, new: dict, tol: float) -> tuple[list[tuple[str, obj
     return rows, ok
 
 
-def _trusted_config_dir(saved_cfg: Path, scratch: Path) -> Path:
-    """The folder of the config to re-run: the run's own ``.hydra``, or, when its ``config.yaml`` has a
-    ``hydra`` section (Hydra never saves one there), a copy without it in ``scratch``."""
+def _trusted_config_dir(saved_cfg: Path, scratch: Path, segments: list[dict] = ()) -> tuple[Path, object]:
+    """The folder of the config to re-run and that config: always a copy of the saved ``config.yaml``
+    alone in ``scratch`` (so a crafted run directory cannot pull other files of its ``.hydra`` folder in
+    through a ``defaults`` list), without a ``hydra`` section (Hydra never saves one there) and
+    ``allow_targets``, and with config-changing resumes (``segments``) undone."""
     from omegaconf import OmegaConf
 
+    from .config_files import check_config_file
     from .hydra_policy import drop_saved_hydra
+    from .resume import initial_config
 
+    check_config_file(saved_cfg, refuse_allow_targets=False)  # invalid YAML, duplicate keys: one line naming them
     try:
         cfg = OmegaConf.load(saved_cfg)
     except Exception as err:  # noqa: BLE001 - YAML and OmegaConf errors of several types
         raise SnnrunError(f"reproduce: cannot read {saved_cfg} ({str(err).strip().splitlines()[0]})") from None
-    if not OmegaConf.is_dict(cfg) or "hydra" not in cfg:
-        return saved_cfg.parent.resolve()
-    OmegaConf.save(drop_saved_hydra(cfg, saved_cfg), scratch / "config.yaml")
-    return scratch
+    if not OmegaConf.is_dict(cfg):
+        raise SnnrunError(f"reproduce: {saved_cfg} is not a mapping of config groups")
+    if "defaults" in cfg:
+        raise SnnrunError(f"reproduce: {saved_cfg} has a defaults list; a saved run's config is the composed "
+                          f"config and names no other files")
+    cfg = initial_config(drop_saved_hydra(cfg, saved_cfg), list(segments))
+    if "allow_targets" in cfg:  # never from a saved config; the command line's own reaches the re-run
+        del cfg["allow_targets"]
+    OmegaConf.save(cfg, scratch / "config.yaml")
+    return scratch, cfg
+
+
+def _stop_after(cfg, epochs: int | None) -> list[str]:
+    """The override that runs ``epochs`` epochs in this invocation (None: to the end), if the config has
+    a ``trainer.stop_after`` to set."""
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.is_dict(cfg) or OmegaConf.select(cfg, "trainer") is None or "stop_after" not in cfg.trainer:
+        return []
+    if epochs is None and cfg.trainer.stop_after is None:
+        return []
+    return [f"trainer.stop_after={'null' if epochs is None else epochs}"]
 
 
 def reproduce(run_dir: Path, out: Path | None = None, tol: float = 0.0, overrides: list[str] | None = None) -> bool:
@@ -114,7 +144,17 @@ def reproduce(run_dir: Path, out: Path | None = None, tol: float = 0.0, override
         raise SnnrunError(f"reproduce: {run_dir} is not a run directory: {saved_cfg} is missing")
     if not saved_summary.is_file():
         raise SnnrunError(f"reproduce: {run_dir} has no summary.json (the run did not finish): nothing to compare")
+    from .targets import check_saved_allow_targets  # before anything runs: allow_targets only from this command line
+    check_saved_allow_targets(saved_cfg, overrides or [], f"snnrun reproduce {run_dir}")
     saved = json.loads(saved_summary.read_text())
+    forked = saved.get("forked_from")
+    if isinstance(forked, dict):
+        raise SnnrunError(f"reproduce: {run_dir} is a fork of {forked.get('run_dir')} at epoch {forked.get('epoch')} "
+                          f"(snnrun resume --into): it did not start from scratch; reproduce {forked.get('run_dir')} "
+                          f"and fork it again with the same overrides")
+    from .resume import replay_segments, resume_overrides
+    segments = replay_segments(saved)
+    replays = [(int(r["epoch"]), resume_overrides(r)) for r in segments]
     out = out or _new_dir(run_dir)
     from .kernels import all_kernels, report
     from .reproducibility import versions
@@ -126,10 +166,19 @@ def reproduce(run_dir: Path, out: Path | None = None, tol: float = 0.0, override
         if warning:
             print(f"snnrun: warning: {warning}", file=sys.stderr)
     print(f"snnrun: reproducing {run_dir} into {out}", flush=True)
+    for epoch, changes in replays:
+        print(f"snnrun: replaying its resume at epoch {epoch}: {' '.join(changes)}", flush=True)
+    bounds = [epoch for epoch, _ in replays] + [None]
     with tempfile.TemporaryDirectory(prefix="snnrun-reproduce-") as clean:
-        cmd = [sys.executable, "-m", "snnrun", "--config-path", str(_trusted_config_dir(saved_cfg, Path(clean))),
-               "--config-name", "config", f"hydra.run.dir={out}", *(overrides or [])]
+        config_dir, cfg = _trusted_config_dir(saved_cfg, Path(clean), segments)
+        cmd = [sys.executable, "-m", "snnrun", "--config-path", str(config_dir), "--config-name", "config",
+               f"hydra.run.dir={out}", *_stop_after(cfg, bounds[0]), *(overrides or [])]
         proc = subprocess.run(cmd)
+    for i, (epoch, changes) in enumerate(replays):
+        if proc.returncode != 0:
+            break
+        stop = [] if bounds[i + 1] is None else [f"trainer.stop_after={bounds[i + 1] - epoch}"]
+        proc = subprocess.run([sys.executable, "-m", "snnrun", "resume", str(out), *changes, *stop])
     if proc.returncode != 0:
         raise SnnrunError(f"reproduce: the re-run failed (exit code {proc.returncode}); see {out}")
     new = json.loads((out / "summary.json").read_text())
@@ -153,10 +202,11 @@ USAGE = ("usage: snnrun reproduce RUN_DIR [--out DIR] [--tol X] [key=value ...]\
          "default 0).")
 
 
-def main(args: list[str]) -> None:
+def main(args: list[str]) -> int:
+    """Exit code: 0 when reproduced, 1 when a metric differs."""
     if not args or args[0] in ("-h", "--help"):
         print(USAGE)
-        return
+        return 0
     run_dir, rest = Path(args[0]), list(args[1:])
     out, tol = None, 0.0
     for flag in ("--out", "--tol"):
@@ -173,5 +223,4 @@ def main(args: list[str]) -> None:
                     tol = float(value)
                 except ValueError:
                     raise SnnrunError(f"reproduce: --tol expects a number, got {value!r}") from None
-    if not reproduce(run_dir, out, tol, rest):
-        sys.exit(1)
+    return 0 if reproduce(run_dir, out, tol, rest) else 1

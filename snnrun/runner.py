@@ -22,11 +22,13 @@ from .data import TensorBatches
 from .decoders.base import Decoder
 from .distributed import DataParallel
 from .errors import NumericalError, SnnrunError
-from .faults import StopSignals, check_writable, find_nonfinite
+from .faults import StopSignals, check_writable, find_nonfinite, finish_then_summarise
 from .learning import local
 from .loggers import MetricLogger, truncate_after
 from .monitors import Instruments
+from .optim import advance_scheduler, optimizer_compatible, schedule_compatible
 from .reproducibility import rng_state, set_rng_state, state_bytes, state_tensor, versions
+from .resume import config_changes
 from .kernels import report as kernel_report
 
 log = logging.getLogger("snnrun")
@@ -97,7 +99,8 @@ class Runner:
     before it kept as ``prev.pt``; a fresh run also saves epoch 0) and, when the
     monitored metric improves, ``checkpoints/best.pt``; the end writes
     ``summary.json``. ``fit(resume=True)`` continues from ``last.pt`` (``prev.pt`` if
-    ``last.pt`` fails its checksum). NaN/Inf in the loss, weights or neuron states
+    ``last.pt`` fails or lacks its checksum); ``fit(resume=ResumeRequest(source=DIR))`` forks
+    from ``DIR``'s (see :meth:`load_state_dict` for what is carried over). NaN/Inf in the loss, weights or neuron states
     raise :class:`NumericalError`; SIGINT/SIGTERM stop at the next batch with status
     ``interrupted`` (see ``snnrun/faults.py``).
     """
@@ -111,6 +114,8 @@ class Runner:
         self.best: dict[str, Any] = {}
         self.final: dict[str, Any] = {}
         self.wall_offset = 0.0
+        self.history: list[dict] = []  # the resumes that led to this state: epoch, overrides, config changes
+        self.forked_from: dict | None = None  # a fork's source run directory and epoch
         self.writer = checkpoint.BackgroundWriter()
         self.generator = torch.Generator()
         pops = [n for n, p in exp.network.populations.items() if not p.is_input]
@@ -132,7 +137,9 @@ class Runner:
             "model": exp.network.state_dict(),
             "decoder": exp.decoder.state_dict(),
             "optimizer": exp.optimizer.state_dict() if exp.optimizer else {},
+            "optimizer_class": type(exp.optimizer).__name__ if exp.optimizer else "",
             "scheduler": exp.scheduler.state_dict() if exp.scheduler else {},
+            "scheduler_class": type(exp.scheduler).__name__ if exp.scheduler else "",
             "learners": [lr.state_dict() for lr in exp.learners],
             "rng": rng_state(),
             "data_rng": state_bytes(self.generator.get_state()),
@@ -142,17 +149,44 @@ class Runner:
             "final": self.final,
             "wall_time": self.wall_time(),
             "config_yaml": self.config_yaml,
+            "history": self.history,
+            "forked_from": self.forked_from,
             "versions": versions(),
         }
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict, source: str | Path = "the checkpoint") -> None:
+        """Continue from ``state`` (from the checkpoint ``source``). The model and decoder tensors must
+        fit the config (names and shapes; else one :class:`SnnrunError` naming the parameter and both
+        shapes). The optimizer state (moments, step counts) is carried over only when the optimizer is
+        configured as it was (:func:`snnrun.optim.optimizer_compatible`), else it starts fresh; the
+        scheduler state only when, in addition, the schedule is the same
+        (:func:`snnrun.optim.schedule_compatible`). Otherwise the scheduler is the one the current
+        config builds, advanced to the checkpoint's epoch (or step, for ``interval: step``): the
+        epochs that follow get the learning rates a run started with this config has at those epochs
+        (e.g. more ``trainer.epochs`` under a cosine schedule whose horizon is ``trainer.epochs``)."""
         exp = self.exp
+        checkpoint.check_fits(exp.network.state_dict(), state["model"], "the model", source)
+        checkpoint.check_fits(exp.decoder.state_dict(), state.get("decoder", {}), "the decoder", source)
         exp.network.load_state_dict(state["model"])
         exp.decoder.load_state_dict(state.get("decoder", {}))
-        if exp.optimizer and state.get("optimizer"):
+        self.carried = {"optimizer": False, "scheduler": False}
+        fresh = [(g["lr"], g.get("initial_lr")) for g in exp.optimizer.param_groups] if exp.optimizer else []
+        if exp.optimizer and state.get("optimizer") and \
+                optimizer_compatible(exp.optimizer, state["optimizer"], state.get("optimizer_class")):
             exp.optimizer.load_state_dict(state["optimizer"])
-        if exp.scheduler and state.get("scheduler"):
+            self.carried["optimizer"] = True
+        if exp.scheduler and self.carried["optimizer"] and state.get("scheduler") and \
+                schedule_compatible(exp.scheduler, state["scheduler"], state.get("scheduler_class")):
             exp.scheduler.load_state_dict(state["scheduler"])
+            self.carried["scheduler"] = True
+        elif exp.optimizer and (exp.scheduler or state.get("scheduler")):
+            for group, (lr, initial) in zip(exp.optimizer.param_groups, fresh):  # the schedule's start
+                group["lr"] = lr
+                if initial is not None:
+                    group["initial_lr"] = initial
+            if exp.scheduler:
+                self.carried["advanced"] = advance_scheduler(
+                    exp.scheduler, state["step"] if exp.scheduler_interval == "step" else state["epoch"])
         for learner, learner_state in zip(exp.learners, state.get("learners", [])):
             learner.load_state_dict(learner_state)
         set_rng_state(state["rng"])
@@ -160,6 +194,8 @@ class Runner:
         self.epoch, self.step = state["epoch"], state["step"]
         self.best, self.final = dict(state["best"]), dict(state["final"])
         self.wall_offset = float(state["wall_time"])
+        self.history = [dict(r) for r in state.get("history") or []]
+        self.forked_from = dict(state["forked_from"]) if state.get("forked_from") else None
 
     def wall_time(self) -> float:
         return self.wall_offset + (time.perf_counter() - self._start if hasattr(self, "_start") else 0.0)
@@ -310,17 +346,22 @@ class Runner:
         return None if progress is None else not progress
 
     # --- fit -----------------------------------------------------------------------
-    def fit(self, resume: bool = False) -> dict:
+    def fit(self, resume: bool = False, trust_unverified: bool | None = None) -> dict:
+        """Train to ``trainer.epochs``; ``resume`` continues from the last verified checkpoint
+        (``trust_unverified``: also from one without a valid checksum file; None: the process
+        default, ``snnrun resume --trust-unverified``). ``resume`` may be a
+        :class:`snnrun.resume.ResumeRequest`: a fork's source run directory, the overrides to record,
+        a call once the state has loaded. Each resume is recorded (``resumes`` in ``summary.json``):
+        the epoch it started from, its overrides and the config keys that differ from the checkpoint's."""
         exp = self.exp
         ckpt_dir = self.run_dir / "checkpoints"
         if self.dist.is_main:
             check_writable(ckpt_dir)  # creates the run directory; unwritable or full: a clear error before training
+            # temporary files of killed writes: of dead processes, or all of them while we hold the run lock
+            checkpoint.remove_stale_temporaries(ckpt_dir, exclusive=checkpoint.holds_run_lock(self.run_dir))
+        source = getattr(resume, "source", None)  # a fork: another run directory's state
         if resume:
-            state, _ = checkpoint.load_latest(ckpt_dir)  # prev.pt, with a warning, when last.pt is damaged
-            self.load_state_dict(state)
-            if self.dist.is_main:
-                truncate_after(self.run_dir, self.epoch)
-            log.info("resuming %s from epoch %d", self.run_dir, self.epoch)
+            self._resume(resume, source, trust_unverified)
         else:
             self.generator.manual_seed(exp.seed)  # global RNGs were seeded when the experiment was built
         self.dist.broadcast_parameters(exp.network)
@@ -331,7 +372,8 @@ class Runner:
         self.signals = StopSignals()
         try:
             self.instruments.start(self.epoch)
-            if not resume and self.dist.is_main:  # epoch 0: a run killed in its first epoch resumes exactly
+            if (not resume or source is not None) and self.dist.is_main:  # epoch 0 (a fork: its first state):
+                # a run killed in its first epoch resumes exactly
                 checkpoint.save_rotating(self.state_dict(), ckpt_dir)
             self.checkpointed = self.epoch
             # with progress bars on screen, log lines go through tqdm so they never tear the bars
@@ -359,10 +401,42 @@ class Runner:
         summary = self.summary(status)
         if status == "interrupted":
             summary["signal"] = self.signals.name
-        if self.dist.is_main:
-            (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        self.instruments.finish(status)
+        # monitors and plots first: summary.json is the last file a run writes ("failed" if one fails)
+        finish_then_summarise(self.instruments.finish, status, summary, self.run_dir if self.dist.is_main else None)
         return summary
+
+    def _resume(self, resume, source: Path | None, trust_unverified: bool | None) -> None:
+        exp = self.exp
+        # prev.pt, with a warning, when last.pt is damaged or unverified
+        state, path = checkpoint.load_latest((source or self.run_dir) / "checkpoints", trust_unverified=trust_unverified)
+        self.load_state_dict(state, path)
+        if self.epoch > exp.trainer.epochs:
+            raise SnnrunError(f"resume: trainer.epochs={exp.trainer.epochs} is fewer than the {self.epoch} epochs "
+                              f"{path} holds; set trainer.epochs to {self.epoch} or more")
+        overrides = list(getattr(resume, "overrides", ()))
+        changes = config_changes(state.get("config_yaml"), self.config_yaml) if self.config_yaml and \
+            state.get("config_yaml") else {}
+        carried = [k for k in ("optimizer", "scheduler") if self.carried[k]]
+        if source is not None:
+            self.forked_from = {"run_dir": str(source), "epoch": self.epoch, "checkpoint": path.name,
+                                "overrides": overrides, "changes": changes}
+            self.best = {}  # best.pt of the fork is chosen among its own epochs
+            log.info("forking %s at epoch %d into %s; carried over: model, decoder, learners, RNG%s; changed: %s",
+                     source, self.epoch, self.run_dir, "".join(", " + k for k in carried), ", ".join(changes) or "nothing")
+        else:
+            self.history.append({"epoch": self.epoch, "overrides": overrides, "changes": changes})
+            if self.dist.is_main:
+                truncate_after(self.run_dir, self.epoch)
+            log.info("resuming %s from epoch %d%s", self.run_dir, self.epoch,
+                     f"; changed: {', '.join(changes)}" if changes else "")
+        if not self.carried["scheduler"] and exp.scheduler is not None:
+            at = f"at {exp.scheduler_interval} {self.step if exp.scheduler_interval == 'step' else self.epoch}" \
+                if self.carried.get("advanced") else "fresh (its steps need the monitored metric)"
+            log.info("the learning-rate schedule is not the checkpoint's: %s rebuilt from this config %s, lr %.6g",
+                     type(exp.scheduler).__name__, at, exp.optimizer.param_groups[0]["lr"])
+        on_start = getattr(resume, "on_start", None)
+        if on_start is not None and self.dist.is_main:
+            on_start(self.epoch)
 
     def _fit_epoch(self, metrics_log: MetricLogger, ckpt_dir: Path) -> None:
         exp = self.exp
@@ -451,4 +525,6 @@ class Runner:
                 "seed": exp.seed,
                 "device": str(exp.device), "wall_time_s": round(self.wall_time(), 3), "versions": versions(),
                 "kernels": kernel_report(),
-                "run_dir": str(self.run_dir), "world_size": self.dist.ctx.world_size}  # processes (torchrun)
+                "run_dir": str(self.run_dir), "world_size": self.dist.ctx.world_size,  # processes (torchrun)
+                **({"resumes": self.history} if self.history else {}),
+                **({"forked_from": self.forked_from} if self.forked_from else {})}

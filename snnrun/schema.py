@@ -36,6 +36,21 @@ def suggest(name: str, valid: typing.Iterable[str]) -> str:
     return f" (did you mean `{close[0]}`?)" if close else ""
 
 
+#: the integers a config value may hold (64-bit, as torch and numpy store them)
+INT_MIN, INT_MAX = -2 ** 63, 2 ** 63 - 1
+#: the longest time a ``unit="ms"`` value may hold (about 32 years): longer ones overflow step counts
+MAX_TIME_MS = 1e12
+
+
+def _shown(value: Any) -> str:
+    """``value`` for an error message: a huge integer is cut to its first digits."""
+    try:
+        text = str(value)
+    except ValueError:  # beyond Python's integer-to-text limit
+        return "an integer of thousands of digits"
+    return f"{text[:22]}… ({len(text.lstrip('-'))} digits)" if len(text) > 40 else text
+
+
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp).replace("typing.", ""))
 
@@ -57,8 +72,10 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
                 return coerce(value, arg, key)
             except ConfigError as err:
                 errors.append(err)
+        if len(errors) == 1:  # `T | None`: T's own message
+            raise errors[0]
         allowed = " or ".join(_type_name(a) for a in args)
-        raise ConfigError(f"{key}: expected {allowed}, got {value!r}")
+        raise ConfigError(f"{key}: expected {allowed}, got {_shown(value) if isinstance(value, int) else repr(value)}")
     if origin is typing.Literal:
         if value not in args:
             raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(repr, args))}")
@@ -79,14 +96,21 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+            if not (isinstance(value, float) and value.is_integer()):
+                raise ConfigError(f"{key}: expected an integer, got {value!r}")
+            shown, value = value, int(value)
+        else:
+            shown = _shown(value)
+        if not INT_MIN <= value <= INT_MAX:  # torch, numpy and the seeds take 64-bit integers
+            raise ConfigError(f"{key}: {shown} is out of range; integers here must lie in [-2**63, 2**63 - 1]")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an integer beyond the float range
+            raise ConfigError(f"{key}: {_shown(value)} is too large for a number") from None
         if not math.isfinite(value):
             raise ConfigError(f"{key}: expected a finite number, got {value}")
         return value
@@ -108,6 +132,8 @@ def _check_range(value: Any, meta: Mapping, key: str) -> None:
     for number in numbers:
         if not isinstance(number, (int, float)) or isinstance(number, bool):
             continue
+        if meta.get("unit") == "ms" and abs(number) > MAX_TIME_MS:
+            raise ConfigError(f"{key}: {number:g} ms is out of range; a time must be at most {MAX_TIME_MS:g} ms")
         bounds = [("gt", lambda a, b: a > b, ">"), ("ge", lambda a, b: a >= b, ">="),
                   ("lt", lambda a, b: a < b, "<"), ("le", lambda a, b: a <= b, "<=")]
         for name, ok, symbol in bounds:

@@ -143,7 +143,6 @@ class SynOpsCounter:
                 ops = ((x2d != 0).to(f.dtype) @ f).sum().double()
             old = self.ops.get(key)
             self.ops[key] = ops if old is None else old + ops
-        hook.keeps_output = False  # it only counts: the network may still reuse the output's memory
         return hook
 
     @property

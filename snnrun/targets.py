@@ -16,9 +16,13 @@ components by registry name. So every such entry of the composed config is check
   is checked by :mod:`snnrun.hydra_policy` (called from :func:`check_targets`), whatever
   ``allow_targets`` says.
 
-Anything else only when its module (or a parent package) is listed in the top-level
-``allow_targets: [mypkg.models]``. Such a module is imported (it may register components with
-snnrun's registries); under ``hydra`` its objects are then used as Hydra uses them. A target is
+Anything else only when its module (or a parent package) is listed in ``allow_targets`` **on the
+command line** (``snnrun allow_targets=[mypkg.models] ...``; :func:`trust_command_line`). A config
+file, an experiment or a saved run's config cannot widen the policy it is checked against: a
+composed ``allow_targets`` that the command line did not give is refused (:func:`allowed_modules`),
+and a config file that sets it is refused as Hydra reads it (:mod:`snnrun.config_files`). Such a
+module is imported (it may register components with snnrun's registries); under ``hydra`` its
+objects are then used as Hydra uses them. A target is
 resolved to the object it names and that object's own module is checked too, so
 ``snnrun.cli.os.system`` is refused like ``os.system``. The CLI runs the check inside Hydra's
 config loading (:func:`install_hydra_guard`), before Hydra configures logging, instantiates
@@ -29,7 +33,10 @@ lock (:mod:`snnrun.runlock`) before Hydra creates the directory or writes anythi
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import os
+from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -38,15 +45,61 @@ from .errors import ConfigError
 
 BUILTIN = ("snnrun", "torch.optim")
 PLUGINS = ("hydra_plugins", "hydra._internal.core_plugins", "optuna.samplers")
-HINT = "list its module in the top-level `allow_targets: [...]` if you trust it"
+HINT = "if you trust its module, allow it on the command line: snnrun allow_targets=[MODULE] ..."
+
+#: modules the command line of this process allowed (``allow_targets=[...]``); see trust_command_line
+_command_line: set[str] = set()
+#: how that allowance reaches the processes a launcher (joblib, submitit) runs sweep jobs in; a config
+#: cannot set it (``hydra.job.env_set`` takes only ``hydra_policy.ALLOWED_ENV``)
+ENV = "SNNRUN_COMMAND_LINE_ALLOW_TARGETS"
+
+
+def _trusted() -> set[str]:
+    return _command_line | {m for m in os.environ.get(ENV, "").split(",") if m}
 
 
 def _within(name: str | None, modules) -> bool:
     return bool(name) and any(name == m or name.startswith(m + ".") for m in modules)
 
 
+def _is_allow_targets(arg: str) -> bool:
+    return arg.lstrip("+").split("=", 1)[0].strip() == "allow_targets" and "=" in arg
+
+
+def command_line_modules(args: list[str]) -> set[str]:
+    """The module names of the ``allow_targets=[...]`` (``+``/``++``) overrides among ``args``, with
+    Hydra's override grammar; a sweep (``allow_targets=[a],[b]``) gives all of its lists."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ChoiceSweep
+    from hydra.errors import HydraException
+
+    modules: set[str] = set()
+    for arg in args:
+        if not _is_allow_targets(arg):
+            continue
+        try:
+            value = OverridesParser.create().parse_override(arg).value()
+        except HydraException:
+            continue  # Hydra reports the malformed override itself
+        for item in value.list if isinstance(value, ChoiceSweep) else [value]:
+            if isinstance(item, list):
+                modules.update(m for m in item if isinstance(m, str))
+    return modules
+
+
+def trust_command_line(args: list[str]) -> list[str]:
+    """Record the modules that ``args`` (this process's command line) allow with ``allow_targets=[...]``
+    and return ``args`` with that override written ``++allow_targets=...`` (added or replaced, so
+    ``allow_targets=``, ``+allow_targets=`` and ``++allow_targets=`` all work)."""
+    _command_line.update(command_line_modules(args))
+    if _command_line:
+        os.environ[ENV] = ",".join(sorted(_trusted()))
+    return [f"++{arg.lstrip('+')}" if _is_allow_targets(arg) and not arg.startswith("-") else arg for arg in args]
+
+
 def allowed_modules(cfg: Mapping | DictConfig) -> tuple[str, ...]:
-    """The user's ``allow_targets`` list (module names)."""
+    """The config's ``allow_targets`` list (module names), which the command line must have given:
+    a list that a config file, an experiment or a saved run's config put there is refused."""
     value = cfg.get("allow_targets") if isinstance(cfg, (Mapping, DictConfig)) else None
     if value is None:
         return ()
@@ -55,7 +108,35 @@ def allowed_modules(cfg: Mapping | DictConfig) -> tuple[str, ...]:
     for i, item in enumerate(value):
         if not isinstance(item, str) or not item or any(not part.isidentifier() for part in item.split(".")):
             raise ConfigError(f"allow_targets[{i}]: expected a module name such as mypkg.models, got {item!r}")
+    untrusted = [m for m in value if m not in _trusted()]
+    if untrusted:
+        shown = "[" + ",".join(value) + "]"
+        raise ConfigError(f"allow_targets: {shown} was not given on the command line (a config file or a saved run's "
+                          f"config sets it); allow_targets is honoured only on the command line: if you trust "
+                          f"these modules, pass it there: snnrun allow_targets={shown} ...")
     return tuple(value)
+
+
+def check_saved_allow_targets(path, args: list[str], command: str) -> None:
+    """A saved run's config (``RUN/.hydra/config.yaml``) that sets ``allow_targets``: refused unless
+    ``args`` (the command line of ``command``, e.g. ``snnrun reproduce RUN``) allow the same modules.
+    Invalid YAML and duplicate keys are refused too (:mod:`snnrun.config_files`)."""
+    from .config_files import check_config_file, display_path
+
+    check_config_file(path, refuse_allow_targets=False)
+    try:
+        cfg = OmegaConf.load(path)
+    except Exception:  # noqa: BLE001 - the caller reports a config it cannot read
+        return
+    value = OmegaConf.to_container(cfg, resolve=False).get("allow_targets") if isinstance(cfg, DictConfig) else None
+    if value is None:
+        return
+    modules = [str(m) for m in value] if isinstance(value, list) else None  # an interpolation is refused too
+    if modules is None or not set(modules) <= command_line_modules(list(args)):
+        shown = "[" + ",".join(modules) + "]" if modules else "[MODULE]"
+        raise ConfigError(f"{display_path(path)}: allow_targets {shown} is honoured only on the command line, never "
+                          f"from a saved run's config; if you trust these modules, pass it there: {command} "
+                          f"allow_targets={shown}")
 
 
 def _walk(node: Any, path: str) -> Iterator[tuple[str, str, Any]]:
@@ -182,16 +263,20 @@ def unknown_override(err: Exception) -> str | None:
     return f"{cause.full_key}: unknown key{suggest(cause.key, valid)}; valid keys: {', '.join(valid)}"
 
 
-def install_hydra_guard(check_output: bool = True, multirun: bool = False) -> None:
+def install_hydra_guard(on_error, check_output: bool = True, multirun: bool = False) -> None:
     """Check every config Hydra composes (run, sweep, each sweep job) before Hydra uses it.
 
     With ``check_output``, the first composed config's output directory (``hydra.run.dir``, or
     ``hydra.sweep.dir`` for ``-m``) must be creatable (snnrun/faults.py). Refusals print one
     ``snnrun: error:`` line and exit with code 2 (``SystemExit`` passes through Hydra's error
-    handler), before logging, callbacks or run directories exist.
+    handler), before logging, callbacks or run directories exist: ``on_error(err)`` is the CLI's
+    handler of an :class:`~snnrun.errors.SnnrunError` (library code never exits the process itself).
     """
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
 
+    from .config_files import install_file_check
+
+    install_file_check()  # every config file Hydra reads: strict YAML, no duplicate keys, no allow_targets
     current = ConfigLoaderImpl.load_configuration
     original = getattr(current, "snnrun_original", current)
     pending = {"output": check_output}
@@ -209,9 +294,9 @@ def install_hydra_guard(check_output: bool = True, multirun: bool = False) -> No
             message = unknown_override(err)
             if message is None:
                 raise
-            from .cli import fail
-
-            fail(ConfigError(message))
+            on_error(ConfigError(message))
+        except SnnrunError as err:  # a config file with invalid YAML, a duplicate key, allow_targets
+            on_error(err)
 
         try:
             check_targets(cfg)
@@ -225,27 +310,66 @@ def install_hydra_guard(check_output: bool = True, multirun: bool = False) -> No
                 if directory:
                     check_output_parent(directory, key)
         except SnnrunError as err:
-            from .cli import fail
-
-            fail(err)
+            on_error(err)
         return cfg
 
     load_configuration.snnrun_original = original
     ConfigLoaderImpl.load_configuration = load_configuration
-    _guard_run_job()
+    _guard_run_job(on_error)
 
 
-def _guard_run_job() -> None:
+def uninstall_hydra_guard() -> None:
+    """Undo :func:`install_hydra_guard` (for code that runs the CLI in-process, such as tests)."""
+    import sys
+
+    import hydra.core.utils as hydra_utils
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    from .config_files import install_file_check
+
+    install_file_check()  # every config file Hydra reads: strict YAML, no duplicate keys, no allow_targets
+    current = ConfigLoaderImpl.load_configuration
+    ConfigLoaderImpl.load_configuration = getattr(current, "snnrun_original", current)
+    guarded = hydra_utils.run_job
+    original = getattr(guarded, "snnrun_original", None)
+    if original is not None:
+        for name, module in list(sys.modules.items()):
+            if name.startswith(("hydra.", "hydra_plugins.")) and vars(module).get("run_job") is guarded:
+                module.run_job = original
+
+
+_saved: list = []  # the .hydra files the current job wrote (removed again if a later one fails)
+
+
+def _save_config(cfg: Any, filename: str, output_dir) -> None:
+    """Hydra's ``hydra.core.utils._save_config`` (``.hydra/config.yaml``, ``hydra.yaml``,
+    ``overrides.yaml``), written atomically: a full disk leaves no truncated file, and the error
+    names the file (``no space left writing RUN_DIR/.hydra/config.yaml``)."""
+    from .faults import write_error, write_text_atomic
+
+    path = Path(output_dir) / filename
+    try:
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise write_error(output_dir, err) from None
+    write_text_atomic(path, OmegaConf.to_yaml(cfg))
+    _saved.append(path)
+
+
+def _guard_run_job(on_error) -> None:
     """Wrap Hydra's ``run_job`` (every in-process launcher starts a job through it): before Hydra
     creates the job's run directory, configures job logging, writes ``.hydra`` or applies
     ``env_set``, check the job's final paths (:func:`snnrun.hydra_policy.check_job`) and take the
-    run directory's lock (:mod:`snnrun.runlock`); release it when the job ends."""
+    run directory's lock (:mod:`snnrun.runlock`); release it when the job ends. Hydra's ``.hydra``
+    files are written atomically (:func:`_save_config`); if one cannot be written (a full disk),
+    those already written by this job are removed and the refusal is one line."""
     import sys
 
     import hydra.core.utils as hydra_utils
 
     current = hydra_utils.run_job
     original = getattr(current, "snnrun_original", current)
+    hydra_utils._save_config = _save_config  # run_job calls it by this module-level name
 
     def run_job(task_function, config, job_dir_key, job_subdir_key, *args, **kwargs):
         from . import distributed
@@ -261,11 +385,19 @@ def _guard_run_job() -> None:
                 lock_run_dir(output_dir)
                 locked = output_dir
         except SnnrunError as err:
-            from .cli import fail
-
-            fail(err)
+            on_error(err)
+        _saved.clear()
         try:
             return original(task_function, config, job_dir_key, job_subdir_key, *args, **kwargs)
+        except SnnrunError as err:  # writing .hydra failed (the task had not started): leave no part of it
+            for path in reversed(_saved):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            subdir = OmegaConf.select(config, "hydra.output_subdir")
+            if subdir is not None:
+                with contextlib.suppress(OSError):
+                    (Path(output_dir) / str(subdir)).rmdir()  # only when empty
+            on_error(err)
         finally:
             if locked is not None:
                 unlock_run_dir(locked)

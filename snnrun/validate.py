@@ -1,49 +1,57 @@
-"""``snnrun validate [overrides]``: check a composed config without building or running it.
+"""``snnrun validate [overrides]``: the run's build as a dry run.
 
-The config is composed with Hydra's compose API from the package's config tree (plus
-``--config-dir DIR``, searched first, and ``--config-name NAME``) and checked node by node:
-top-level keys, ``trainer``/``logger`` schemas, every registry node (data, encoder, decoder,
-learners, each population's neuron and each projection's synapses) with the registries'
-``parse()`` (unknown keys with "did you mean", types, ranges), the network graph (populations
-named by projections, output population, whole number of time steps), the task, and the
-optimizer/scheduler keyword arguments against the ``torch.optim`` class signatures, and the
-monitored metric (``trainer.monitor``: ``auto`` needs ``data.val_fraction > 0``, ``test/*`` needs
-``trainer.select_on_test``; the data are not loaded, so ``val_fraction > 0`` stands for a
-validation split). No data is
-loaded and no module is built, except the network's shape check, which runs on torch's ``meta``
-device (no memory, no computation) when the input shape is known from the config
-(``data.input_shape`` or the input population's ``shape``).
+The config is composed with Hydra's compose API like a run composes it (the package's config
+tree, ``--config-dir DIR`` searched first, ``--config-name NAME``), with its ``hydra`` section:
+that section is checked as a run checks it (``_target_`` policy, ``env_set`` allow-list, logging
+handlers, output paths inside the run directory). Then the task's own build runs as a dry run
+(:func:`snnrun.tasks.Task.check`): for ``train`` that is :func:`snnrun.build.build_experiment` with
+``dry_run=True`` plus the monitors' and plots' checks against the built network — the data are
+loaded for their shapes and classes, every module is built, no compiled kernel is built and nothing
+is written. There is no second implementation of the checks, so ``validate`` accepts a config
+exactly when a run's build does (``tests/test_validate.py`` checks this over the shipped
+experiments and mutations of them).
 """
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
-from typing import Any, Mapping
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, open_dict
 
 from .errors import ConfigError, SnnrunError
 
-PLACEHOLDER_CLASSES = 10  # stands in for `data.num_classes: null` (filled from the data at run time)
-
 
 def compose(overrides: list[str], config_dir: str | None = None, config_name: str = "config") -> DictConfig:
-    """Compose like ``snnrun`` does: the package configs, with ``config_dir`` searched first."""
-    from hydra import compose as hydra_compose, initialize_config_dir
+    """Compose like ``snnrun`` does: the same config search path (Hydra's, the packaged configs, then
+    ``config_dir`` as ``--config-dir`` adds it, so a primary config there is found by ``config_name``),
+    each config file checked as a run checks it (:mod:`snnrun.config_files`)."""
+    from hydra import compose as hydra_compose, version
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_config_search_path
+    from hydra.core.config_search_path import SearchPathQuery
+    from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from .cli import CONFIG_DIR
+    from .config_files import install_file_check
+    from .configs import CONFIG_DIR
+    from .hydra_policy import check_group_overrides
+    from .targets import trust_command_line
 
-    if config_dir is not None:
-        overrides = [f"hydra.searchpath=[file://{Path(config_dir).resolve()}]", *overrides]
-    from hydra.core.global_hydra import GlobalHydra
-
+    overrides = trust_command_line(list(overrides))  # `allow_targets=[...]` is honoured from here only
+    install_file_check()  # the config files as a run reads them: strict YAML, no duplicate keys, no allow_targets
+    check_group_overrides(overrides, [CONFIG_DIR] + ([config_dir] if config_dir else []))
+    if config_dir is not None and not Path(config_dir).is_dir():
+        raise ConfigError(f"--config-dir: {config_dir} is not a directory")
     GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            return hydra_compose(config_name=config_name, overrides=overrides)
+        version.setbase("1.3")
+        search_path = create_config_search_path("pkg://snnrun.configs")
+        if config_dir is not None:  # where and how Hydra's --config-dir adds it
+            search_path.prepend(provider="command-line", path=f"file://{Path(config_dir).resolve()}",
+                                anchor=SearchPathQuery(provider="schema"))
+        Hydra.create_main_hydra2(task_name="snnrun", config_search_path=search_path)
+        return hydra_compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as err:
         lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
         raise ConfigError(" ".join(lines[:2])) from None
@@ -51,172 +59,31 @@ def compose(overrides: list[str], config_dir: str | None = None, config_name: st
         GlobalHydra.instance().clear()
 
 
-def _check_kwargs(cls, first: str, kwargs: dict, key: str) -> None:
-    from .schema import suggest
-
-    signature = inspect.signature(cls)
-    names = [n for n in signature.parameters if n not in (first, "self")]
-    for name in kwargs:
-        if name not in signature.parameters:
-            raise ConfigError(f"{key}.{name}: {cls.__name__} has no argument '{name}'{suggest(name, names)}; "
-                              f"valid: {', '.join(names)}")
-    missing = [n for n, p in signature.parameters.items() if p.default is inspect.Parameter.empty
-               and n not in kwargs and n != first and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-    if missing:
-        raise ConfigError(f"{key}: {cls.__name__} needs {', '.join(missing)}")
-
-
-def check_optim(config: Mapping, uses_gradients: bool) -> None:
-    from .optim import optimizer_classes, scheduler_classes
-    from .schema import suggest
-
-    if not uses_gradients:
-        return
-    node = dict(config.get("optimizer") or {"name": "Adam"})
-    name = node.pop("name", None)
-    classes = optimizer_classes()
-    if name not in classes:
-        raise ConfigError(f"optimizer.name: unknown optimizer '{name}'{suggest(str(name), classes)}; "
-                          f"valid names (torch.optim): {', '.join(sorted(classes))}")
-    _check_kwargs(classes[name], "params", node, "optimizer")
-    sched = config.get("scheduler")
-    if sched is None or sched.get("name") in (None, "none", "None"):
-        return
-    sched = dict(sched)
-    name = sched.pop("name")
-    interval = sched.pop("interval", "epoch")
-    if interval not in ("epoch", "step"):
-        raise ConfigError(f"scheduler.interval: '{interval}' is not one of epoch, step")
-    classes = scheduler_classes()
-    if name not in classes:
-        raise ConfigError(f"scheduler.name: unknown scheduler '{name}'{suggest(str(name), classes)}; "
-                          f"valid names (torch.optim.lr_scheduler): {', '.join(sorted(classes))}")
-    _check_kwargs(classes[name], "optimizer", sched, "scheduler")
-
-
-def check_network(config: Mapping, key: str = "network") -> None:
-    """Parse the graph and every neuron/synapse node; shape-check on the meta device if possible."""
-    from .network import NetworkParams, PopulationParams, ProjectionParams, _neuron_node, time_steps
-    from .neurons import NEURONS
-    from .schema import parse_params
-    from .synapses import SYNAPSES
-
-    node = config["network"]
-    params = parse_params(NetworkParams, node, key)
-    if not params.populations:
-        raise ConfigError(f"{key}.populations: the network has no populations")
-    time_steps(params, key)
-    targets = set()
-    for name, proj in params.projections.items():
-        pkey = f"{key}.projections.{name}"
-        if not isinstance(proj, Mapping):
-            raise ConfigError(f"{pkey}: expected a mapping with from/to/synapse")
-        proj = dict(proj)
-        for old, new in (("from", "source"), ("to", "target")):
-            if old in proj:
-                proj[new] = proj.pop(old)
-        p = parse_params(ProjectionParams, proj, pkey)
-        for end, word in (("source", "from"), ("target", "to")):
-            if getattr(p, end) not in params.populations:
-                raise ConfigError(f"{pkey}.{word}: no population '{getattr(p, end)}'; "
-                                  f"populations: {', '.join(params.populations)}")
-        targets.add(p.target)
-        specs = p.synapse if isinstance(p.synapse, (list, tuple)) else [p.synapse]
-        for i, spec in enumerate(specs):
-            SYNAPSES.parse(spec, f"{pkey}.synapse" + (f"[{i}]" if isinstance(p.synapse, (list, tuple)) else ""))
-    for name, pop in params.populations.items():
-        pkey = f"{key}.populations.{name}"
-        pp = parse_params(PopulationParams, pop or {}, pkey)
-        if name in targets:
-            if pp.shape is None:
-                raise ConfigError(f"{pkey}.shape: missing (only input populations take their shape from the data)")
-            neuron = _neuron_node(pp.neuron, config.get("neuron"), f"{pkey}.neuron")
-            NEURONS.parse(neuron, f"{pkey}.neuron" if pp.neuron is not None else "neuron")
-    output = params.output or list(params.populations)[-1]
-    for name in [output] if isinstance(output, str) else output:
-        if name not in params.populations:
-            raise ConfigError(f"{key}.output: no population '{name}'; populations: {', '.join(params.populations)}")
-
-
-def check_shapes(config: Mapping) -> bool:
-    """Build the network on the meta device when the input shape is known; False when skipped."""
-    import torch
-
-    from .encoders import ENCODERS
-    from .network import NetworkParams, build_network, time_steps
-    from .schema import parse_params
-    from .surrogate import Heaviside
-
-    input_shape = config["data"].get("input_shape")
-    if input_shape is None:
-        return False
-    net = parse_params(NetworkParams, config["network"], "network")
-    encoder_node = config.get("encoder") or {"name": "direct"}
-    with torch.device("meta"):
-        encoder = ENCODERS.build(encoder_node, "encoder", dt=net.dt, time_steps=time_steps(net))
-        build_network(config["network"], config.get("neuron"), encoder.output_shape(tuple(input_shape)), Heaviside())
-    return True
-
-
 def validate_config(cfg: DictConfig) -> list[str]:
-    """Raise a :class:`ConfigError` for the first problem; return notes on what was checked."""
-    from .build import LoggerParams, TrainerParams, check_objectives, check_top_level, resolve_monitor, to_container
-    from .data import DATASETS
-    from .decoders import DECODERS
-    from .encoders import ENCODERS
-    from .learning.local import parse_learners
-    from .schema import parse_params
+    """Raise an :class:`SnnrunError` for the first problem; return notes on what was not checked."""
+    from .hydra_policy import check_hydra
+    from .targets import check_targets
     from .tasks import get_task
 
-    cfg = cfg.copy()
-    OmegaConf.set_struct(cfg, False)
     if "hydra" in cfg:
-        del cfg["hydra"]
-    check_top_level(cfg)
-    from .targets import check_targets, resolve_targets
-    check_targets(cfg)
-    resolve_targets(cfg)
-    seed = cfg.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ConfigError(f"seed: expected an integer, got {seed!r}")
+        check_targets(cfg)  # the hydra section as a run checks it (the rest again in the build)
+        check_hydra(cfg)
+        cfg = cfg.copy()
+        with open_dict(cfg):
+            del cfg["hydra"]  # the job's config, as Hydra hands it to the task
     task = cfg.get("task", "train")
-    get_task(task)
-    notes = []
-    if cfg.data.get("num_classes") is None:
-        cfg.data.num_classes = PLACEHOLDER_CLASSES  # only to resolve ${data.num_classes}; known after loading
-        notes.append("data.num_classes is filled from the data at run time (not checked)")
-    config = to_container(cfg)
-    _, data_params = DATASETS.parse(config["data"], "data")
-    if config.get("encoder") is not None:
-        ENCODERS.parse(config["encoder"], "encoder")
-    if config.get("decoder") is not None:
-        DECODERS.parse(config["decoder"], "decoder")
-    trainer = parse_params(TrainerParams, config.get("trainer"), "trainer")
-    resolve_monitor(trainer, int(getattr(data_params, "val_fraction", 0) > 0), task)
-    if task == "train":
-        check_objectives(trainer)
-    parse_params(LoggerParams, config.get("logger") or {}, "logger")
-    specs = parse_learners(config)
-    check_network(config)
-    check_optim(config, any(s.cls.gradient for s in specs))
-    try:
-        if not check_shapes(config):
-            notes.append("shapes not checked: the input shape comes from the data (set data.input_shape to check)")
-    except SnnrunError:
-        raise
-    except Exception as err:  # noqa: BLE001 - a component that cannot be built on the meta device
-        notes.append(f"shapes not checked on the meta device ({type(err).__name__}: {err})")
-    return notes
+    return get_task(task).check(cfg)
 
 
 USAGE = ("usage: snnrun validate [--config-dir DIR] [--config-name NAME] [key=value ...]\n\nCompose the config and "
-         "check it against the schemas and component signatures without loading data, building or running.")
+         "run its build as a dry run: every component built and checked (the data loaded for their shapes), the "
+         "hydra section checked, nothing trained or written.")
 
 
-def main(args: list[str]) -> None:
+def main(args: list[str]) -> int:
     if args and args[0] in ("-h", "--help"):
         print(USAGE)
-        return
+        return 0
     args = list(args)
     options = {"--config-dir": None, "--config-name": "config"}
     for flag in list(options):
@@ -241,3 +108,4 @@ def main(args: list[str]) -> None:
     for note in notes:
         print(f"snnrun: note: {note}")
     print("snnrun: config is valid")
+    return 0

@@ -32,6 +32,15 @@ def compose_config(overrides=(), config_name: str = "config"):
         GlobalHydra.instance().clear()
 
 
+@pytest.fixture(autouse=True)
+def _no_hydra_guard_left_behind():
+    """A test that runs the CLI in-process installs snnrun's Hydra hooks; later tests compose
+    without them."""
+    yield
+    from snnrun.targets import uninstall_hydra_guard
+    uninstall_hydra_guard()
+
+
 @pytest.fixture
 def tiny_cfg():
     return lambda *extra: compose_config(TINY + list(extra))

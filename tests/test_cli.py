@@ -56,7 +56,7 @@ def test_user_config_dir_adds_an_experiment(tmp_path):
 def test_user_errors_are_one_line_with_exit_code_2(tmp_path):
     cases = {
         ("+neuron.tau_mm=5",): "snnrun: error: neuron.tau_mm: unknown key (did you mean `tau_m`?)",
-        ("neuron.tau_mm=5",): "snnrun: error: neuron.tau_mm: unknown key (did you mean `tau_m`?); valid keys: name, tau_m,",
+        ("neuron.tau_mm=5",): "snnrun: error: neuron.tau_mm: unknown key (did you mean `tau_m`?); valid keys: name, v_th, v_rest,",
         ("trainer.epoch=5",): "snnrun: error: trainer.epoch: unknown key (did you mean `epochs`?)",
         ("device=cuda:7",): "snnrun: error: device: 'cuda:7' requested but",
         ("encoder.name=poison",): "snnrun: error: encoder.name: unknown encoder 'poison' (did you mean `poisson`?)",
@@ -95,6 +95,10 @@ def test_resume_continues_in_the_same_directory(tmp_path):
     assert summary["status"] == "completed" and summary["epochs_completed"] == 3
     missing = run_cli("resume", str(tmp_path / "nowhere"), cwd=tmp_path)
     assert missing.returncode == 2 and "is not a run directory" in missing.stderr
+    # trainer.stop_after limits one invocation: reproduce re-runs the whole run (3 epochs) and matches it
+    again = run_cli("reproduce", str(run_dir), cwd=tmp_path, timeout=240)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "completed 3/3 epochs" in again.stdout and "snnrun: reproduced (tolerance 0)" in again.stdout
 
 
 def test_list_prints_parameters_with_units(tmp_path):

@@ -377,3 +377,102 @@ def test_shuffled_batches_are_the_generators_permutation_in_order(monkeypatch, g
     plain = list(base.TensorBatches(x, y, 4))
     assert torch.equal(torch.cat([b for b, _ in plain]), x) and len(plain) == 8
     assert list(base.TensorBatches(x[:0], y[:0], 4, shuffle=True)) == [] == list(base.TensorBatches(x[:0], y[:0], 4))
+
+
+# --- data errors: non-finite inputs, labels, paths that are not .npz archives -------------------------
+
+
+def save_npz(path, **arrays):
+    rng = np.random.default_rng(0)
+    base = {"x_train": rng.random((12, 4)).astype(np.float32), "y_train": np.arange(12) % 3,
+            "x_test": rng.random((6, 4)).astype(np.float32), "y_test": np.arange(6) % 3}
+    np.savez(path, **{**base, **arrays})
+    return path
+
+
+def one_line_error(node, error=DataError) -> str:
+    with pytest.raises(error) as err:
+        build(node).splits()
+    message = str(err.value)
+    assert len(message.splitlines()) == 1
+    return message
+
+
+def test_non_finite_inputs_are_refused_naming_the_file_split_and_count(tmp_path):
+    x = np.random.default_rng(1).random((6, 4)).astype(np.float32)
+    x[0, 0], x[0, 1], x[3, 2] = np.nan, np.inf, -np.inf
+    path = save_npz(tmp_path / "d.npz", x_test=x)
+    message = one_line_error({"name": "npz", "path": str(path)})
+    assert message.startswith(f"data.path: {path}: x_test holds 3 non-finite values (1 NaN, 2 ±Inf) in 2 "
+                              f"samples of the test split")
+    x = np.random.default_rng(1).random((12, 4))
+    x[5, 1] = np.nan
+    path = save_npz(tmp_path / "train.npz", x_train=x)
+    assert one_line_error({"name": "npz", "path": str(path)}).startswith(
+        f"data.path: {path}: x_train holds 1 non-finite value (1 NaN, 0 ±Inf) in 1 sample of the train split")
+
+
+def test_a_dataset_without_a_file_names_the_dataset(monkeypatch):
+    from snnrun.data.builtin import Synthetic
+
+    load = Synthetic.load
+
+    def with_nan(self):
+        data = load(self)
+        data.x_train[2, 3] = float("nan")
+        return data
+
+    monkeypatch.setattr(Synthetic, "load", with_nan)
+    assert one_line_error({"name": "synthetic"}).startswith(
+        "data (synthetic): x_train holds 1 non-finite value (1 NaN, 0 ±Inf) in 1 sample of the train split")
+
+
+def test_labels_outside_the_declared_classes_name_the_file(tmp_path):
+    y = np.arange(12) % 3
+    y[7] = 57
+    path = save_npz(tmp_path / "d.npz", y_train=y)
+    message = one_line_error({"name": "npz", "path": str(path), "num_classes": 10})
+    assert message == (f"data.path: {path}: y_train has labels up to 57 but data.num_classes is 10; labels must "
+                       f"lie in [0, 10)")
+    assert build({"name": "npz", "path": str(path), "val_fraction": 0}).splits().num_classes == 58  # undeclared
+    y = np.arange(6) % 3
+    y[2] = -4
+    path = save_npz(tmp_path / "neg.npz", y_test=y)
+    assert one_line_error({"name": "npz", "path": str(path)}).startswith(
+        f"data.path: {path} y_test has negative labels (smallest -4)")
+    path = save_npz(tmp_path / "huge.npz", y_train=(np.arange(12) % 3).astype(np.uint64) + np.uint64(2 ** 63))
+    assert one_line_error({"name": "npz", "path": str(path)}).startswith(
+        f"data.path: {path} y_train has labels up to 9223372036854775810, beyond the 64-bit integer range")
+    for dtype in (np.float32, bool):
+        path = save_npz(tmp_path / "f.npz", y_train=(np.arange(12) % 2).astype(dtype))
+        assert f"y_train has dtype {np.dtype(dtype)}; expected integer labels" in one_line_error(
+            {"name": "npz", "path": str(path)})
+
+
+def test_idx_labels_outside_the_declared_classes_name_the_label_file(tmp_path):
+    files = write_mnist(tmp_path)
+    write_idx(files["t10k-labels-idx1-ubyte.gz"], [0, 1, 57, 3], gz=True)
+    message = one_line_error({"name": "mnist", "root": str(tmp_path), "download": False, "num_classes": 10,
+                              "val_fraction": 0})
+    assert message.startswith(f"data.root: {files['t10k-labels-idx1-ubyte.gz']}: y_test has labels up to 57 but "
+                              f"data.num_classes is 10")
+
+
+def test_a_path_that_is_not_an_npz_file_says_what_it_is(tmp_path):
+    folder = tmp_path / "folder.npz"
+    folder.mkdir()
+    assert one_line_error({"name": "npz", "path": str(folder)}) == \
+        f"data.path: {folder} is a directory, expected a .npz file"
+    text = tmp_path / "notes.npz"
+    text.write_text("x_train,y_train\n1,2\n")
+    assert one_line_error({"name": "npz", "path": str(text)}) == \
+        f"data.path: {text} is not a .npz archive (starts with b'x_train,y_train\\n')"
+    single = tmp_path / "one.npy"
+    np.save(single, np.zeros(3))
+    assert one_line_error({"name": "npz", "path": str(single)}).startswith(
+        f"data.path: {single} is a single .npy array, not a .npz archive")
+    empty = tmp_path / "empty.npz"
+    empty.write_bytes(b"")
+    assert one_line_error({"name": "npz", "path": str(empty)}) == f"data.path: {empty} is empty, not a .npz archive"
+    assert one_line_error({"name": "mnist", "root": str(text), "download": False}).startswith(
+        f"data.root: {text} is a file, expected a folder holding the IDX files")

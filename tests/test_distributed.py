@@ -50,7 +50,10 @@ def test_local_learners_and_learning_decoders_are_refused_under_torchrun():
     with pytest.raises(ConfigError, match=r"^learner: local learner 'stdp' cannot train data-parallel "
                                           r"\(WORLD_SIZE=2\).*not averaged across ranks"):
         distributed.DataParallel(exp, distributed.Context(rank=0, world_size=2))
-    exp = build_experiment(compose_config(TINY + ["decoder=label_assignment", "data.subset=8"]))
+    exp = build_experiment(compose_config(TINY + ["data.subset=8"]))
+    from snnrun.decoders import DECODERS
+    exp.decoder = DECODERS.build({"name": "label_assignment"}, "decoder", num_classes=4)  # (the build refuses it
+    # with a gradient learner, and refuses every local learner under torchrun first)
     with pytest.raises(ConfigError, match=r"^decoder: 'label_assignment' learns from the training samples"):
         distributed.check_supported(exp, 2)
     exp = build_experiment(compose_config(TINY + ["neuron=diehlandcook", "data.subset=8"]))

@@ -245,3 +245,61 @@ def test_full_disk_at_the_first_failed_write_keeps_the_last_good_checkpoint(tiny
                                           r"the last good checkpoint is kept"):
         runner(tiny_cfg("trainer.epochs=3"), tmp_path).fit()
     assert checkpoint.load_latest(tmp_path / "checkpoints")[0]["epoch"] == 1
+
+
+def run_cli_with(prelude: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``snnrun ARGS`` in a subprocess that first runs ``prelude`` (a resource limit, a patched write)."""
+    code = f"{prelude}\nfrom snnrun.cli import main\nmain({list(args)!r})\n"
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env={**env, "PYTHONUNBUFFERED": "1"},
+                          capture_output=True, text=True, timeout=180)
+
+
+QUICK = [*TINY, "trainer.epochs=1", "trainer.limit_train_batches=2", "trainer.limit_test_batches=1"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="RLIMIT_FSIZE is POSIX")
+def test_full_disk_at_start_is_one_line_and_leaves_no_truncated_config(tmp_path):
+    """A file size limit of 512 bytes (RLIMIT_FSIZE, SIGXFSZ ignored: writes past it fail with EFBIG, as
+    writes on a full disk fail with ENOSPC) stops Hydra's `.hydra/config.yaml` part-way: one line naming
+    the file, exit 2, and no `.hydra` file, truncated or not, is left."""
+    run_dir = tmp_path / "run"
+    prelude = ("import resource, signal\nsignal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+               "resource.setrlimit(resource.RLIMIT_FSIZE, (512, 512))")
+    proc = run_cli_with(prelude, *QUICK, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip() == f"snnrun: error: no space left writing {run_dir}/.hydra/config.yaml (File too large)"
+    assert not (run_dir / ".hydra").exists()
+    assert not list(run_dir.rglob("*.yaml")) and not list(run_dir.rglob("*.tmp*"))
+
+
+def test_summary_json_is_the_last_file_a_run_writes(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = run_cli(*[o for o in QUICK if o != "plots=off"], f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = run_dir / "summary.json"
+    assert json.loads(summary.read_text())["status"] == "completed"
+    later = [p for p in run_dir.rglob("*") if p.is_file() and p.name not in ("snnrun.log", ".lock")
+             and p.stat().st_mtime_ns > summary.stat().st_mtime_ns]
+    assert later == []
+    assert (run_dir / "monitors" / "sample.npz").exists() and (run_dir / "confusion_matrix.csv").exists()
+
+
+def test_full_disk_at_the_end_never_leaves_a_completed_summary(tmp_path):
+    """The monitors' sample file fails part-way (ENOSPC) after training: one line naming it, exit 2, no
+    partial sample file, and summary.json says failed (the run did not write everything)."""
+    run_dir = tmp_path / "run"
+    prelude = ("import errno, numpy\n"
+               "def full(path, **arrays):\n"
+               "    open(path, 'wb').write(b'PK-partial')\n"
+               "    raise OSError(errno.ENOSPC, 'No space left on device')\n"
+               "numpy.savez_compressed = full")
+    proc = run_cli_with(prelude, *QUICK, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    sample = run_dir / "monitors" / "sample.npz"
+    message = f"no space left writing {sample} (No space left on device)"
+    assert proc.stderr.strip() == f"snnrun: error: {message}"
+    assert not sample.exists() and [p.name for p in (run_dir / "monitors").iterdir() if p.is_file()] == []
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert (summary["status"], summary["error"]) == ("failed", message)
+    assert checkpoint.load_latest(run_dir / "checkpoints")[0]["epoch"] == 1  # the trained state is kept

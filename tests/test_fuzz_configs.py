@@ -1,10 +1,12 @@
-"""Fuzz: mutated shipped experiment configs either run one training batch or end in a SnnrunError.
+"""Fuzz: mutated shipped experiment configs either run one training batch or end in a SnnrunError,
+and ``snnrun validate`` agrees with the run's build on every one.
 
 Each shipped training experiment (and the default config) is composed once with Hydra's compose
 API and shrunk (tiny data, one batch, CPU); hypothesis then deletes keys, swaps in wrong types,
-extreme values and unknown names, and the mutated config goes through ``snnrun validate``'s checks
-and ``build_experiment`` and, when both accept it, one training batch (``Runner.run_epoch`` with
-``limit_train_batches=1``). Any exception other than a ``SnnrunError`` fails the test. The other
+extreme values and unknown names, and the mutated config goes through ``snnrun validate`` and the
+run's build (``build_experiment`` and the runner's set-up): both accept it or both refuse it. When
+they accept it, one training batch runs (``Runner.run_epoch`` with ``limit_train_batches=1``). Any
+exception other than a ``SnnrunError`` fails the test. The other
 tasks' experiments (current_clamp, stdp_window, diehl_cook, rstdp_xor) are mutated too and
 checked with ``validate_config`` only (their runs are long simulations).
 """
@@ -19,10 +21,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from omegaconf import OmegaConf
 
-from conftest import compose_config
+from tests.conftest import compose_config
 from snnrun.build import build_experiment
 from snnrun.errors import SnnrunError
 from snnrun.runner import Runner
+from snnrun.tasks import get_task
 from snnrun.validate import validate_config
 
 SHRINK = ["trainer.limit_train_batches=1", "trainer.limit_test_batches=1", "trainer.epochs=1", "device=cpu",
@@ -105,29 +108,44 @@ def mutation(draw, base):
     return cfg, applied, draw(st.booleans())
 
 
-def smoke(container, run_dir, train: bool, validate: bool = True) -> str:
-    """'ran' (one batch), or 'error' (a SnnrunError); any other exception propagates.
-
-    ``validate``: also run ``snnrun validate``'s checks first (half of the training cases, to
-    keep the test fast; ``build_experiment`` validates every node itself)."""
+def _outcome(fn) -> str | None:
+    """None when ``fn()`` returns, the error's message when it raises a SnnrunError; any other
+    exception propagates (OmegaConf's own errors fail the test with a clear message)."""
     try:
-        cfg = OmegaConf.create(container)
-        if validate or not train:
-            validate_config(cfg)
-        if not train:
-            return "valid"
-        exp = build_experiment(cfg)
-        runner = Runner(exp, run_dir, "")
-        runner.generator.manual_seed(0)
-        runner.run_epoch(train=True)
-        return "ran"
-    except SnnrunError:
-        return "error"
-    except Exception as err:  # noqa: BLE001 - report only OmegaConf's own user-facing errors as such
+        fn()
+        return None
+    except SnnrunError as err:
+        return str(err)
+    except Exception as err:  # noqa: BLE001 - report OmegaConf's own user-facing errors as such
         from omegaconf.errors import OmegaConfBaseException
         if isinstance(err, OmegaConfBaseException):
             raise AssertionError(f"an OmegaConf error escaped snnrun's checks: {type(err).__name__}: {err}") from err
         raise
+
+
+def smoke(container, run_dir, train: bool) -> str:
+    """'ran' (one batch), 'valid' (validated, not run), or 'error' (a SnnrunError); any other
+    exception propagates. ``snnrun validate`` must accept the config exactly when the run's build
+    (``build_experiment`` and the runner's set-up, which parses monitors and plots) accepts it."""
+    verdict = _outcome(lambda: validate_config(OmegaConf.create(container)))
+    if not train:
+        return "valid" if verdict is None else "error"
+    built = {}
+
+    def build():
+        if get_task(container.get("task", "train")).name != "train":
+            return  # a mutation chose another task: compared by validate alone
+        built["runner"] = Runner(build_experiment(OmegaConf.create(container)), run_dir, "")
+
+    error = _outcome(build)
+    assert (verdict is None) == (error is None), f"validate said {verdict!r} but the build said {error!r}"
+    if error is not None:
+        return "error"
+    if "runner" not in built:
+        return "valid"
+    runner = built["runner"]
+    runner.generator.manual_seed(0)
+    return "ran" if _outcome(lambda: runner.run_epoch(train=True)) is None else "error"
 
 
 def test_shrunk_bases_run(bases, tmp_path):
@@ -138,7 +156,8 @@ def test_shrunk_bases_run(bases, tmp_path):
         assert smoke(copy.deepcopy(configs[name]), tmp_path / name, train=False) == "valid", name
 
 
-EXAMPLES = 72  # per training experiment: 7 x 72 = 504 mutations, plus 4 x 20 validate-only
+EXAMPLES = 72  # per training experiment: 7 x 72 = 504 mutations, plus 4 x 20 validate-only, plus the
+#: command-line cases below (every group x 22 values, the hydra section alone and in pairs): over 1000 configs
 
 
 @pytest.mark.parametrize("name", list(TRAIN))
@@ -150,8 +169,8 @@ def test_mutated_training_configs_run_or_fail_cleanly(bases, tmp_path, name):
               suppress_health_check=list(HealthCheck))
     @given(mutation(base))
     def check(case):
-        container, applied, validate = case
-        outcomes.append(smoke(container, tmp_path / "run", train=True, validate=validate))
+        container, applied, _ = case
+        outcomes.append(smoke(container, tmp_path / "run", train=True))
 
     check()
     assert len(outcomes) >= EXAMPLES * 0.9  # hypothesis may stop early only on duplicates
@@ -169,3 +188,68 @@ def test_mutated_task_configs_validate_or_fail_cleanly(bases, tmp_path, name):
         smoke(case[0], tmp_path, train=False)
 
     check()
+
+
+# --- command-line overrides: config groups given values of every type, and the hydra section ------
+
+GROUP_VALUES = [None, 0, -1, 1.5, math.nan, math.inf, True, "nonexistent", "", [1, 2], ["a"], {"x": 1}, "lif", "cosine",
+                "default", "none", "synthetic", "digits", "spike_counts", "poisson", "adam", "mlp"]
+HYDRA_OVERRIDES = [
+    "hydra.output_subdir=../escape", "hydra.output_subdir=/tmp/abs", "hydra.output_subdir=.hydra", "hydra.output_subdir=null",
+    "+hydra.job.env_set.CXX=/tmp/cc", "+hydra.job.env_set.OMP_NUM_THREADS=1", "+hydra.job.env_set.LD_PRELOAD=x.so",
+    "+hydra.job.env_set.TORCH_EXTENSIONS_DIR=/tmp/ext", "+hydra.job.env_set.PATH=/tmp", "hydra.job.env_set=[1]",
+    "hydra.job.chdir=true", "hydra.job.chdir=false", "hydra.run.dir=/tmp/somewhere", "hydra.sweep.subdir=../up",
+    "hydra.job_logging.handlers.file.filename=/tmp/x.log", "hydra.job_logging.handlers.file.filename=job.log",
+    "hydra.job_logging.handlers.file.class=logging.handlers.SocketHandler",
+    "+hydra.job_logging.formatters.simple.()=os.system", "hydra.job_logging.formatters.simple.format='%(message)s'",
+    "+hydra.callbacks.x._target_=os.system", "+hydra.callbacks.x._target_=snnrun.sweep.SweepSummary",
+    "hydra.job_logging=null", "hydra/job_logging=disabled", "hydra/job_logging=stdout", "hydra.verbose=true",
+    "+allow_targets=[os]", "hydra.searchpath=[file:///nonexistent]", "hydra.job.name=x",
+]
+
+
+def _value_text(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, float) and math.isnan(value):
+        return "nan"
+    if isinstance(value, float) and math.isinf(value):
+        return "inf"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{v}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(str(v) for v in value) + "]"
+    return str(value) if value != "" else "''"
+
+
+def _validate_outcome(overrides) -> str:
+    from snnrun.validate import compose
+
+    try:
+        validate_config(compose(list(overrides)))
+        return "valid"
+    except SnnrunError:
+        return "error"
+
+
+def test_every_group_with_values_of_every_type_validates_or_fails_cleanly():
+    """Each config group of the tree set to values of every type on the command line (as
+    ``snnrun group=value`` gives them): a valid config or one SnnrunError, never a traceback."""
+    from snnrun.configs import CONFIG_DIR
+
+    groups = sorted(p.name for p in CONFIG_DIR.iterdir() if p.is_dir() and not p.name.startswith("_"))
+    outcomes = [_validate_outcome(["data=synthetic", f"{group}={_value_text(value)}"])
+                for group in groups for value in GROUP_VALUES]
+    assert len(outcomes) >= 300 and "error" in outcomes and "valid" in outcomes
+
+
+def test_hydra_section_mutations_validate_or_fail_cleanly():
+    """The hydra section mutated alone and in pairs: a valid config or one SnnrunError."""
+    import itertools
+
+    cases = [[o] for o in HYDRA_OVERRIDES] + [list(p) for p in itertools.combinations(HYDRA_OVERRIDES, 2)][::3]
+    outcomes = [_validate_outcome(["data=synthetic", *case]) for case in cases]
+    assert len(outcomes) >= 150 and outcomes.count("error") > 10 and "valid" in outcomes
+    assert _validate_outcome(["data=synthetic", "+hydra.job.env_set.CXX=/tmp/cc"]) == "error"

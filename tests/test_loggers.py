@@ -129,3 +129,26 @@ def test_console_log_lines_go_through_tqdm_during_fit(tiny_cfg, tmp_path, monkey
     for types in seen:  # while bars may be open, the console handler is swapped for one using tqdm.write
         assert _TqdmLoggingHandler in types and logging.StreamHandler not in types
     assert restored  # and put back after the fit
+
+
+def test_resume_warns_about_corrupt_metric_rows_and_keeps_the_good_ones(tmp_path, caplog):
+    import logging
+
+    from snnrun.loggers import truncate_after
+
+    good = [json.dumps({"epoch": e, "split": "train", "train/loss": 1.0 / e}) for e in (1, 2, 3)]
+    jsonl = tmp_path / "metrics.jsonl"
+    jsonl.write_bytes("\n".join([good[0], '{"epoch": 1, "spl', good[1], '{"epoch": 2, "split": "t\xe9st"}'])
+                      .encode("latin-1") + b"\n" + good[2].encode() + b"\n" + b'[1, 2]\n{"epoch": 3, "sp')
+    csv_path = tmp_path / "metrics.csv"
+    csv_path.write_bytes(b"epoch,split,train/loss\n1,train,1.0\n1,tr\xffin,0.9\n2,train\n2,train,0.5\n3,train,0.3\n")
+    with caplog.at_level(logging.WARNING, logger="snnrun"):
+        truncate_after(tmp_path, 2)
+    assert [json.loads(line)["epoch"] for line in jsonl.read_text().splitlines()] == [1, 2]
+    assert [(r["epoch"], r["train/loss"]) for r in csv.DictReader(open(csv_path))] == [("1", "1.0"), ("2", "0.5")]
+    warnings = [r.getMessage() for r in caplog.records]
+    for where in (f"{jsonl} line 2", f"{jsonl} line 4", f"{jsonl} line 6", f"{jsonl} line 7",
+                  f"{csv_path} line 3", f"{csv_path} line 4"):
+        assert any(w.startswith(where + ":") for w in warnings), (where, warnings)
+    assert any("not UTF-8" in w for w in warnings) and len(warnings) == 6
+    assert all(len(w.splitlines()) == 1 for w in warnings)

@@ -228,3 +228,95 @@ def test_alif_soft_reset_subtracts_the_adaptive_threshold():
     assert z.item() == 1
     assert after.v.item() == pytest.approx(v_int - 1.2)
     assert after.a.item() == pytest.approx(rho * 0.1 + (1 - rho))
+
+
+# --- the pure step is the reference ---------------------------------------------------------------
+
+#: learned parameters a pure step takes explicitly (by name); every other model has none
+LEARNED = {"plif": ("w",)}
+DT = {"hh": 0.1, "adex": 0.1, "izh": 0.1, "qif": 0.5, "glif": 0.1}
+DRIVE = {"hh": 20.0, "adex": 20.0, "izh": 20.0, "qif": 60.0, "glif": 1.0, "diehlandcook": 30.0}
+
+
+def pure_step(name):
+    """``<name>_step`` of the module that defines the model's class."""
+    import sys
+    return getattr(sys.modules[NEURONS.get(name).__module__], f"{name}_step")
+
+
+@pytest.mark.parametrize("name", NEURONS.names(aliases=False))
+def test_pure_step_equals_the_module_forward(name):
+    """Each model's ``<model>_step``, called with params, dt and spike_fn (and its learned
+    parameters) only, gives the module's ``forward`` spikes, final state and gradients."""
+    import copy
+    import inspect
+
+    step = pure_step(name)
+    sig = list(inspect.signature(step).parameters.values())
+    assert [a.name for a in sig[:5]] == ["current", "state", "p", "dt", "spike_fn"]
+    assert all(a.default is not inspect.Parameter.empty or a.name in LEARNED.get(name, ()) for a in sig[5:])
+
+    node = {"name": name, "refractory": 2.0} if name in ("alif", "clif") else {"name": name}
+    dt = DT.get(name, 1.0)
+    neuron = make(node, shape=(7,), dt=dt, spike_fn=build_surrogate({"name": "atan"})).double()
+    assert {n for n, _ in neuron.named_parameters()} == set(LEARNED.get(name, ()))
+    buffers = {n: b.clone() for n, b in neuron.named_buffers()}
+    g = torch.Generator().manual_seed(7)
+    current = DRIVE.get(name, 3.0) * 2 * torch.rand(50, 4, 7, generator=g, dtype=torch.float64)
+
+    # the pure loop: a copy of the params, a fresh surrogate; the module only gives the initial state
+    x_pure = current.clone().requires_grad_(True)
+    params, spike_fn = copy.deepcopy(neuron.params), build_surrogate({"name": "atan"})
+    learned = {n: getattr(neuron, n) for n in LEARNED.get(name, ())}
+    state = neuron.initial_state((4, 7), "cpu", torch.float64)
+    outputs = []
+    for x in x_pure.unbind(0):
+        z, state = step(x, state, params, dt, spike_fn, **learned)
+        outputs.append(z)
+    pure = torch.stack(outputs)
+    assert neuron.state is None and params == neuron.params  # the module and its params untouched
+    assert all(torch.equal(b, buffers[n]) for n, b in neuron.named_buffers())
+    if name != "leaky":
+        assert 0 < pure.sum() < pure.numel()  # spiking and silent steps both exercised
+
+    x_mod = current.clone().requires_grad_(True)
+    out, _ = neuron(x_mod)
+    assert torch.equal(out, pure)
+    assert type(neuron.state) is type(state)
+    for field in state._fields:
+        assert torch.equal(getattr(neuron.state, field), getattr(state, field)), field
+    w = torch.linspace(-1.0, 2.0, out.numel(), dtype=torch.float64).reshape(out.shape)
+    grads = []
+    for y, s, x in ((pure, state, x_pure), (out, neuron.state, x_mod)):
+        # the fused LIF scan's final v carries no graph (its gradients flow through the spikes)
+        loss = (y * w).sum() + (0 if type(neuron).fused_scan else s[0].sum())
+        grads.append(torch.autograd.grad(loss, [x, *learned.values()]))
+    for a, b in zip(*grads):  # the fused scan's backward agrees to rounding
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_diehl_cook_one_spike_keeps_the_furthest_above_threshold():
+    """``one_spike``: per sample and step only the largest margin ``v − (v_th + θ)`` outputs a spike;
+    every crossing neuron still resets, raises θ and turns refractory (the state is unchanged)."""
+    from snnrun.neurons.adaptive import diehlandcook_step
+
+    base = make({"name": "diehlandcook", "v_th": -60.0}, shape=(7,), dt=1.0).double()
+    p_all, p_one = base.params, NEURONS.parse({"name": "diehlandcook", "v_th": -60.0, "one_spike": True}, "neuron")[1]
+    assert not p_all.one_spike and p_one.one_spike
+    g = torch.Generator().manual_seed(3)
+    state = base.initial_state((4, 7), "cpu", torch.float64)
+    several = 0
+    for _ in range(40):
+        x = 30.0 * torch.rand(4, 7, generator=g, dtype=torch.float64)
+        z_all, s_all = diehlandcook_step(x, state, p_all, 1.0, base.spike_fn)
+        z_one, s_one = diehlandcook_step(x, state, p_one, 1.0, base.spike_fn)
+        for a, b in zip(s_all, s_one):
+            assert torch.equal(a, b)
+        assert torch.equal(z_one.sum(1), z_all.sum(1).clamp(max=1)) and bool((z_one <= z_all).all())
+        v = p_all.v_rest + (state.v - p_all.v_rest) * math.exp(-1.0 / p_all.tau_m) + x
+        margin = torch.where(z_all > 0, v - (p_all.v_th + state.theta * math.exp(-1.0 / p_all.tau_theta)), -math.inf)
+        rows = z_all.sum(1) > 0
+        assert torch.equal(z_one[rows].argmax(1), margin[rows].argmax(1))
+        several += int((z_all.sum(1) > 1).sum())
+        state = s_all
+    assert several > 0  # the test saw steps where several neurons crossed

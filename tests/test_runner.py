@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 
 from snnrun import checkpoint
 from snnrun.build import build_experiment
+from snnrun.errors import SnnrunError
 from snnrun.runner import Runner
 
 
@@ -93,3 +94,90 @@ def test_voltage_decoder_and_step_scheduler(tiny_cfg, tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
     assert float(rows[3]["lr"]) < float(rows[0]["lr"])  # the schedule stepped within the first epoch
     assert summary["final"]["test/accuracy"] > 0.25
+
+
+def test_resume_under_the_run_lock_removes_stale_temporary_checkpoint_files(tiny_cfg, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from snnrun.runlock import lock_run_dir, unlock_run_dir
+
+    fit(tiny_cfg("trainer.epochs=2", "trainer.stop_after=1"), tmp_path)
+    ckpt = tmp_path / "checkpoints"
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    stale = [ckpt / f".last.pt.tmp-{proc.pid}", ckpt / f".prev.pt.tmp-{os.getppid()}"]  # dead writer, live PID
+    for path in stale:
+        path.write_bytes(b"a write killed midway")
+    assert lock_run_dir(tmp_path)
+    try:
+        summary, _ = fit(tiny_cfg("trainer.epochs=2"), tmp_path, resume=True)
+    finally:
+        unlock_run_dir(tmp_path)
+    assert summary["status"] == "completed" and not any(p.exists() for p in stale)
+    assert sorted(p.name for p in ckpt.iterdir() if p.name.startswith(".")) == []
+
+
+def test_resume_with_an_unverified_last_checkpoint(tiny_cfg, tmp_path, caplog):
+    fit(tiny_cfg("trainer.epochs=3", "trainer.stop_after=2"), tmp_path)
+    ckpt = tmp_path / "checkpoints"
+    (ckpt / "last.pt.sha256").unlink()
+    exp = build_experiment(tiny_cfg("trainer.epochs=3", "trainer.stop_after=0"))
+    with caplog.at_level("WARNING", logger="snnrun"):
+        summary = Runner(exp, tmp_path, "").fit(resume=True)  # falls back to prev.pt (epoch 1)
+    assert summary["epochs_completed"] == 1 and "last.pt is unverified" in caplog.text
+    (ckpt / "prev.pt.sha256").unlink()
+    (ckpt / "last.pt.sha256").unlink(missing_ok=True)
+    with pytest.raises(checkpoint.UnverifiedCheckpoint, match="--trust-unverified"):
+        Runner(build_experiment(tiny_cfg("trainer.epochs=3")), tmp_path, "").fit(resume=True)
+    summary = Runner(build_experiment(tiny_cfg("trainer.epochs=3")), tmp_path, "").fit(resume=True,
+                                                                                       trust_unverified=True)
+    assert summary["status"] == "completed" and summary["epochs_completed"] == 3
+
+
+def test_resume_carries_optimizer_and_scheduler_state_only_when_compatible(tiny_cfg, tmp_path):
+    """A fork (or resume) loads the optimizer state only when the optimizer is configured as it was,
+    the scheduler state only when the schedule is the same too; otherwise the scheduler the config
+    builds is advanced to the checkpoint's epoch, so the learning rate is that of the new config there."""
+    from snnrun.resume import ResumeRequest
+
+    source = tmp_path / "source"
+    fit(tiny_cfg(), source)
+    saved = checkpoint.load(source / "checkpoints" / "last.pt")
+
+    def fork(name, *overrides):
+        cfg = tiny_cfg(*overrides)
+        runner = Runner(build_experiment(cfg), tmp_path / name, OmegaConf.to_yaml(cfg))
+        return runner, runner.fit(resume=ResumeRequest(source=source))
+
+    same, summary = fork("same")  # nothing changed (and nothing left to train): everything carried over
+    assert same.carried == {"optimizer": True, "scheduler": True} and summary["epochs_completed"] == 2
+    assert summary["forked_from"]["changes"] == {} and summary["forked_from"]["epoch"] == 2
+    for key, value in saved["optimizer"]["state"][0].items():
+        torch.testing.assert_close(same.exp.optimizer.state_dict()["state"][0][key], value, rtol=0, atol=0)
+    assert same.exp.optimizer.param_groups[0]["lr"] == saved["optimizer"]["param_groups"][0]["lr"]
+    longer, _ = fork("longer", "trainer.epochs=2", "trainer.stop_after=0")  # same run, stopped before training
+    assert longer.carried["optimizer"] and longer.carried["scheduler"]
+    lower, _ = fork("lower", "optimizer.lr=0.01", "trainer.epochs=4", "trainer.stop_after=0")
+    assert lower.carried == {"optimizer": False, "scheduler": False, "advanced": True}
+    assert lower.exp.optimizer.state_dict()["state"] == {}  # fresh moments
+    assert lower.exp.optimizer.param_groups[0]["lr"] == pytest.approx(0.01 * 0.5)  # cosine over 4 epochs, at 2
+    constant, _ = fork("constant", "scheduler=none", "trainer.epochs=4", "trainer.stop_after=0")
+    assert constant.carried["optimizer"] and constant.exp.scheduler is None
+    assert constant.exp.optimizer.param_groups[0]["lr"] == 0.05  # not the old schedule's last rate
+    with pytest.raises(SnnrunError, match=r"the model parameter projections.inp_hidden.stages.0.weight has shape "
+                                          r"\[16, 20\] in .*last.pt but \[8, 20\] in this config"):
+        fork("narrower", "network.populations.hidden.shape=8")
+
+
+def test_resume_records_each_resume_and_refuses_fewer_epochs(tiny_cfg, tmp_path):
+    fit(tiny_cfg("trainer.epochs=3", "trainer.stop_after=2"), tmp_path)
+    with pytest.raises(SnnrunError, match="trainer.epochs=1 is fewer than the 2 epochs"):
+        fit(tiny_cfg("trainer.epochs=1"), tmp_path, resume=True)
+    fit(tiny_cfg("trainer.epochs=4", "trainer.stop_after=1"), tmp_path, resume=True)
+    summary, _ = fit(tiny_cfg("trainer.epochs=4"), tmp_path, resume=True)
+    assert summary["epochs_completed"] == 4
+    assert summary["resumes"] == [{"epoch": 2, "overrides": [], "changes": {"trainer.epochs": {"from": 3, "to": 4}}},
+                                  {"epoch": 3, "overrides": [], "changes": {}}]  # stop_after: one invocation's
+    assert checkpoint.load(tmp_path / "checkpoints" / "last.pt")["history"] == summary["resumes"]

@@ -13,7 +13,8 @@ from omegaconf import OmegaConf
 from conftest import TINY, compose_config, run_cli
 from snnrun.build import build_experiment
 from snnrun.errors import ConfigError
-from snnrun.targets import check_targets
+from snnrun import targets
+from snnrun.targets import check_targets, command_line_modules, trust_command_line
 from snnrun.validate import validate_config
 
 EVIL = {
@@ -51,7 +52,8 @@ def test_cli_refuses_a_downloaded_config_before_anything_runs(tmp_path, target, 
     assert proc.stderr.strip() == (f"snnrun: error: {where}._target_: `{target}` is not allowed ("
                                    + ("only snnrun's Hydra callbacks" if where.startswith("hydra") else
                                       "snnrun components, torch.optim and torch.optim.lr_scheduler classes")
-                                   + "); list its module in the top-level `allow_targets: [...]` if you trust it")
+                                   + "); if you trust its module, allow it on the command line: snnrun "
+                                     "allow_targets=[MODULE] ...")
     assert not sentinel.exists() and not run_dir.exists()
 
 
@@ -148,7 +150,11 @@ def test_allow_targets_imports_a_user_module_that_registers_a_component(tmp_path
     with pytest.raises(ConfigError, match=r"neuron._target_: `mylab.neurons.MyLIF` is not allowed"):
         build_experiment(cfg)
     assert not (tmp_path / "imported").exists()  # refused before the module was imported
-    cfg.allow_targets = ["mylab"]
+    cfg.allow_targets = ["mylab"]  # in the config only: not honoured
+    with pytest.raises(ConfigError, match=r"allow_targets: \[mylab\] was not given on the command line"):
+        build_experiment(cfg)
+    assert not (tmp_path / "imported").exists()
+    monkeypatch.setenv(targets.ENV, "mylab")  # as `snnrun allow_targets=[mylab]` passes it on
     exp = build_experiment(cfg)
     neuron = exp.network.populations["hidden"].neuron
     assert type(neuron).__name__ == "MyLIF" and neuron.params.tau_m == 7.0
@@ -173,9 +179,80 @@ def test_allow_targets_lets_hydra_run_a_trusted_callback(tmp_path):
                 pathlib.Path({str(tmp_path / 'started')!r}).touch()
     """))
     args = [*TINY, "trainer.epochs=1", "trainer.limit_train_batches=1", "trainer.limit_test_batches=1", "monitors=off",
-            f"hydra.run.dir={tmp_path / 'run'}", "+hydra.callbacks.mark._target_=mycb.Mark"]
-    refused = run_cli(*args, cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)})
+            "+hydra.callbacks.mark._target_=mycb.Mark"]
+    refused = run_cli(*args, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)})
     assert refused.returncode == 2 and "hydra.callbacks.mark._target_: `mycb.Mark` is not allowed" in refused.stderr
-    allowed = run_cli(*args, "+allow_targets=[mycb]", cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)})
-    assert allowed.returncode == 0, allowed.stderr
-    assert (tmp_path / "started").exists()
+    for i, form in enumerate(("allow_targets=[mycb]", "+allow_targets=[mycb]")):  # the command line, with or without +
+        (tmp_path / "started").unlink(missing_ok=True)
+        allowed = run_cli(*args, f"hydra.run.dir={tmp_path / f'run{i}'}", form, cwd=tmp_path,
+                          env={"PYTHONPATH": str(tmp_path)})
+        assert allowed.returncode == 0, allowed.stderr
+        assert (tmp_path / "started").exists()
+
+
+# --- allow_targets only from the command line ------------------------------------------------------
+COPY = {"_target_": "shutil.copyfile"}  # a callback "class" that writes where the config says, when Hydra builds it
+
+
+def copy_payload(tmp_path):
+    (tmp_path / "secret").write_text("x")
+    return {"hydra": {"callbacks": {"evil": {**COPY, "src": str(tmp_path / "secret"), "dst": str(tmp_path / "marker")}}}}
+
+
+def test_a_config_file_cannot_allow_its_own_targets(tmp_path):
+    """A downloaded experiment that lists `shutil` in its own `allow_targets` and calls `shutil.copyfile`
+    as a Hydra callback: refused naming the file and the line, nothing written, also by `validate`; the
+    same file is refused when the command line allows `shutil` too (a config never sets allow_targets)."""
+    (tmp_path / "downloaded" / "experiment").mkdir(parents=True)
+    (tmp_path / "downloaded" / "experiment" / "evil.yaml").write_text(
+        "# @package _global_\nallow_targets: [shutil]\n" + OmegaConf.to_yaml(copy_payload(tmp_path)))
+    expected = ("snnrun: error: downloaded/experiment/evil.yaml line 2: allow_targets is honoured only on the command "
+                "line, never from a config file: remove it here and, if you trust these modules, pass it there: "
+                "snnrun allow_targets=[shutil] ...")
+    for extra in ([], ["allow_targets=[shutil]"]):
+        proc = run_cli("--config-dir", "downloaded", "experiment=evil", *TINY, f"hydra.run.dir={tmp_path / 'run'}",
+                       *extra, cwd=tmp_path)
+        assert (proc.returncode, proc.stderr.strip()) == (2, expected), proc.stderr[-2000:]
+        assert not (tmp_path / "marker").exists() and not (tmp_path / "run").exists()
+    proc = run_cli("validate", "--config-dir", "downloaded", "experiment=evil", cwd=tmp_path)
+    assert (proc.returncode, proc.stderr.strip()) == (2, expected)
+
+
+def test_a_crafted_run_directory_cannot_allow_its_own_targets(tmp_path):
+    """`snnrun reproduce` of a run directory whose `.hydra/config.yaml` sets `allow_targets: [shutil]` and
+    pulls a `hydra.callbacks` payload from a file beside it (through a `defaults` list; a `hydra` section
+    in config.yaml itself is dropped): refused before anything runs, one line, exit 2, no marker."""
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    cfg = OmegaConf.to_container(compose_config(TINY))
+    (run / ".hydra" / "config.yaml").write_text(
+        OmegaConf.to_yaml({"defaults": ["_self_", "evil"], "allow_targets": ["shutil"], **cfg}))
+    (run / ".hydra" / "evil.yaml").write_text("# @package _global_\n" + OmegaConf.to_yaml(copy_payload(tmp_path)))
+    (run / "summary.json").write_text('{"status": "completed", "final": {}}\n')
+    proc = run_cli("reproduce", "run", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip() == ("snnrun: error: run/.hydra/config.yaml: allow_targets [shutil] is honoured only on "
+                                   "the command line, never from a saved run's config; if you trust these modules, "
+                                   "pass it there: snnrun reproduce run allow_targets=[shutil]")
+    assert not (tmp_path / "marker").exists() and not (tmp_path / "run-reproduced").exists()
+
+
+def test_allow_targets_from_a_config_is_refused_where_no_file_check_runs(tiny_cfg):
+    """`snnrun resume` and library callers build from a loaded config: its allow_targets must be
+    the command line's (`allowed_modules`), whatever file it came from."""
+    cfg = tiny_cfg()
+    OmegaConf.set_struct(cfg, False)
+    cfg.allow_targets = ["shutil"]
+    with pytest.raises(ConfigError, match=r"^allow_targets: \[shutil\] was not given on the command line .* "
+                                          r"snnrun allow_targets=\[shutil\] \.\.\.$"):
+        check_targets(cfg)
+
+
+def test_command_line_allowance(monkeypatch):
+    monkeypatch.setattr(targets, "_command_line", set())
+    monkeypatch.delenv(targets.ENV, raising=False)  # restored after the test
+    assert command_line_modules(["a=1", "allow_targets=[x,y.z]", "-m"]) == {"x", "y.z"}
+    assert command_line_modules(["++allow_targets=[a],[b]", "~allow_targets", "allow_targets=a"]) == {"a", "b"}
+    assert trust_command_line(["allow_targets=[m]", "+allow_targets=[n]", "x=1", "--cfg"]) == \
+        ["++allow_targets=[m]", "++allow_targets=[n]", "x=1", "--cfg"]
+    assert targets._command_line == {"m", "n"} and os.environ[targets.ENV] == "m,n"  # for launcher processes

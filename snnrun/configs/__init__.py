@@ -1,0 +1,5 @@
+"""The packaged Hydra config tree."""
+
+from pathlib import Path
+
+CONFIG_DIR = Path(__file__).resolve().parent

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..registry import Registry
 from ..schema import param
 
@@ -21,7 +21,8 @@ class LoaderParams:
     test_batch_size: int | None = param(None, help="evaluation batch size (null = batch_size)")
     subset: int | None = param(None, help="use only the first N training samples (null = all)")
     input_shape: list | None = param(None, help="per-sample input shape; null = read from the data")
-    num_classes: int | None = param(None, help="number of classes; null = read from the data")
+    num_classes: int | None = param(None, gt=0, help="number of classes; labels must lie in [0, num_classes); "
+                                                     "null = read from the data (largest label + 1)")
     val_fraction: float = param(0.1, ge=0, lt=1,
                                 help="fraction of the training set (after `subset`) held out as the validation split, "
                                      "stratified by label; it selects best.pt (trainer.monitor: auto). 0 = no "
@@ -117,6 +118,8 @@ class Dataset:
     def __init__(self, params, key: str = "data"):
         self.params = params
         self.key = key
+        #: where each array came from (``x_train`` -> ``"data.path: /d/file.npz"``), for errors; default: the key
+        self.sources: dict[str, str] = {}
 
     def load(self) -> DataSplits:
         raise NotImplementedError
@@ -130,6 +133,8 @@ class Dataset:
         """
         data = self.load()
         p = self.params
+        check_samples(data, self.sources, f"{self.key} ({getattr(self, 'registry_name', type(self).__name__)})",
+                      p.num_classes, self.key)
         if p.subset is not None:
             data.x_train, data.y_train = data.x_train[: p.subset], data.y_train[: p.subset]
         if p.val_fraction > 0 and data.x_val is None:
@@ -148,6 +153,37 @@ class Dataset:
             raise ConfigError(f"{self.key}.num_classes: declared {p.num_classes} but labels go up to "
                               f"{data.num_classes - 1}")
         return data
+
+
+def check_samples(data: DataSplits, sources: dict[str, str], origin: str, num_classes: int | None,
+                  key: str = "data") -> None:
+    """Refuse inputs with NaN/Inf and labels that are not class indices ``0 <= y < num_classes``
+    (``num_classes`` when declared); each error names the array's file (``sources``) or ``origin``."""
+    for split in ("train", "val", "test"):
+        x, y = getattr(data, f"x_{split}", None), getattr(data, f"y_{split}", None)
+        if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+            continue  # file-backed datasets load their samples lazily
+        where = sources.get(f"x_{split}", origin)
+        if x.is_floating_point() or x.is_complex():
+            finite = torch.isfinite(x)
+            if not bool(finite.all()):
+                bad, nan = int((~finite).sum()), int(torch.isnan(x).sum())
+                samples = int((~finite).reshape(len(x), -1).any(1).sum())
+                raise DataError(f"{where}: x_{split} holds {bad} non-finite value{'s' * (bad != 1)} ({nan} NaN, "
+                                f"{bad - nan} ±Inf) in {samples} sample{'s' * (samples != 1)} of the {split} split; "
+                                f"replace them or drop those samples")
+        where = sources.get(f"y_{split}", origin)
+        if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+            raise DataError(f"{where}: y_{split} has dtype {y.dtype}; expected integer labels")
+        if not len(y):
+            continue
+        low, high = int(y.min()), int(y.max())
+        if low < 0:
+            raise DataError(f"{where}: y_{split} has negative labels (smallest {low}); labels are class indices "
+                            f"0, 1, ..., num_classes - 1")
+        if num_classes is not None and high >= num_classes:
+            raise DataError(f"{where}: y_{split} has labels up to {high} but {key}.num_classes is {num_classes}; "
+                            f"labels must lie in [0, {num_classes})")
 
 
 def normalized(data: DataSplits, how: str) -> DataSplits:

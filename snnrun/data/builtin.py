@@ -42,6 +42,7 @@ class Synthetic(Dataset):
 
     @dataclass
     class Params(LoaderParams):
+        batch_size: int = param(32, gt=0, help="training batch size")
         features: int = param(20, gt=0, help="input size")
         classes: int = param(4, ge=2, help="number of classes")
         train_size: int = param(256, gt=0, help="training samples")

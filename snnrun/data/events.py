@@ -98,7 +98,9 @@ def _require(module: str):
 class NMNIST(Dataset):
     """Neuromorphic MNIST (Orchard et al. 2015), 34×34 ATIS events, 2 polarities."""
 
-    Params = EventParams
+    @dataclass
+    class Params(EventParams):
+        root: str = param("~/.cache/snnrun/nmnist", help="folder holding the dataset files")
 
     def _folder(self, root: Path, split: str) -> Path:
         for folder in (root / "NMNIST" / split, root / split):
@@ -143,7 +145,9 @@ class NMNIST(Dataset):
 class SHD(Dataset):
     """Spiking Heidelberg Digits (Cramer et al. 2020): 700 cochlear channels, 20 classes."""
 
-    Params = EventParams
+    @dataclass
+    class Params(EventParams):
+        root: str = param("~/.cache/snnrun/shd", help="folder holding the dataset files")
 
     def _file(self, root: Path, split: str) -> Path:
         for path in (root / f"shd_{split}.h5", root / "SHD" / f"shd_{split}.h5"):

@@ -127,11 +127,15 @@ class IDXDataset(Dataset):
 
     def load(self) -> DataSplits:
         root = Path(os.path.expanduser(self.params.root))
+        if root.exists() and not root.is_dir():
+            raise DataError(f"{self.key}.root: {root} is a file, expected a folder holding the IDX files")
         arrays = {}
         for split, prefix in (("train", "train"), ("test", "t10k")):
             image_file = self._fetch(root, f"{prefix}-images-idx3-ubyte.gz")
             label_file = self._fetch(root, f"{prefix}-labels-idx1-ubyte.gz")
             images, labels = read_idx(image_file), read_idx(label_file)
+            self.sources.update({f"x_{split}": f"{self.key}.root: {image_file}",
+                                 f"y_{split}": f"{self.key}.root: {label_file}"})
             if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
                 raise DataError(f"{self.key}.root: {prefix} images {list(images.shape)} ({image_file}) and labels "
                                 f"{list(labels.shape)} ({label_file}) do not match (need [N, H, W] and [N])")
@@ -159,6 +163,31 @@ class FashionMNIST(IDXDataset):
         root: str = param("~/.cache/snnrun/fashion_mnist", help="folder holding (or receiving) the IDX files")
 
 
+#: how the files that are not .npz archives start (a .npz file is a zip archive: ``PK\\x03\\x04``)
+NPY_MAGIC, ZIP_MAGICS = b"\x93NUMPY", (b"PK\x03\x04", b"PK\x05\x06")
+
+
+def check_npz(path: Path, key: str) -> None:
+    """A :class:`DataError` naming ``key`` and ``path`` unless ``path`` is a file that starts like a
+    zip archive (what ``np.savez`` writes): missing, a directory, empty, a ``.npy`` array, text."""
+    if path.is_dir():
+        raise DataError(f"{key}: {path} is a directory, expected a .npz file")
+    if not path.exists():
+        raise DataError(f"{key}: file {path} not found")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError as err:
+        raise DataError(f"{key}: {path} cannot be read ({err.strerror or err})") from None
+    if not head:
+        raise DataError(f"{key}: {path} is empty, not a .npz archive")
+    if head.startswith(NPY_MAGIC):
+        raise DataError(f"{key}: {path} is a single .npy array, not a .npz archive; save the arrays with "
+                        f"np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)")
+    if not head.startswith(ZIP_MAGICS):
+        raise DataError(f"{key}: {path} is not a .npz archive (starts with {head!r})")
+
+
 @DATASETS.register("npz")
 class NPZ(Dataset):
     """Any ``.npz`` file with ``x_train, y_train, x_test, y_test`` (images or vectors).
@@ -179,8 +208,8 @@ class NPZ(Dataset):
         if p.path is None:
             raise DataError(f"{self.key}.path: missing; pass data.path=/path/to/file.npz")
         path = Path(os.path.expanduser(p.path))
-        if not path.is_file():
-            raise DataError(f"{self.key}.path: file {path} not found")
+        check_npz(path, f"{self.key}.path")
+        self.sources = dict.fromkeys(("x_train", "y_train", "x_test", "y_test"), f"{self.key}.path: {path}")
         try:
             with np.load(path, allow_pickle=False) as npz:
                 missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in npz.files]
@@ -204,7 +233,11 @@ class NPZ(Dataset):
             if len(y) == 0:
                 raise DataError(f"{self.key}.path: {path} x_{split} and y_{split} hold no samples")
             if y.min() < 0:
-                raise DataError(f"{self.key}.path: {path} y_{split} has negative labels")
+                raise DataError(f"{self.key}.path: {path} y_{split} has negative labels (smallest {y.min()}); "
+                                f"labels are class indices 0, 1, ..., num_classes - 1")
+            if y.max() > np.iinfo(np.int64).max:
+                raise DataError(f"{self.key}.path: {path} y_{split} has labels up to {y.max()}, beyond the 64-bit "
+                                f"integer range; labels are class indices 0, 1, ..., num_classes - 1")
             scale = p.scale == "255" or (p.scale == "auto" and x.dtype == np.uint8)
             xt = torch.from_numpy(x.astype(np.float32) / (255.0 if scale else 1.0))
             if p.add_channel and xt.dim() == 3:

@@ -22,6 +22,7 @@ from .base import DATASETS, DataSplits, Dataset, LoaderParams
 class TemporalPatterns(Dataset):
     @dataclass
     class Params(LoaderParams):
+        batch_size: int = param(32, gt=0, help="training batch size")
         classes: int = param(4, ge=2, help="number of patterns")
         channels: int = param(20, gt=0, help="input neurons")
         steps: int = param(40, gt=0, help="sequence length T (must equal network.duration / dt)")

@@ -15,6 +15,8 @@ class Decoder(nn.Module):
     ``needs_voltage``, its membrane potential ``v`` [T, B, C]."""
 
     needs_voltage = False
+    #: whether the scores carry gradients (a gradient learner can train through them)
+    differentiable = True
 
     def __init__(self, params, dt: float = 1.0, num_classes: int | None = None):
         super().__init__()
@@ -24,6 +26,11 @@ class Decoder(nn.Module):
 
     def forward(self, spikes: torch.Tensor, v: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
+
+    def output_size(self) -> int | None:
+        """How many output neurons this decoder reads (None: any number); the build checks the
+        network's output population against it."""
+        return self.num_classes
 
     def predict(self, scores: torch.Tensor) -> torch.Tensor:
         return scores.argmax(dim=-1)

@@ -101,6 +101,9 @@ class PopulationVote(Decoder):
     class Params:
         neurons_per_class: int = param(10, ge=1, help="output neurons voting for each class")
 
+    def output_size(self):
+        return None if self.num_classes is None else self.num_classes * self.params.neurons_per_class
+
     def forward(self, spikes, v=None):
         counts = spikes.reshape(spikes.shape[0], spikes.shape[1], -1).sum(0)
         n = self.params.neurons_per_class
@@ -124,6 +127,11 @@ class LabelAssignment(Decoder):
     @dataclass
     class Params:
         weighting: str = param("all", choices=("all", "proportion"), help="class vote: all-activity or proportion-weighted")
+
+    differentiable = False
+
+    def output_size(self):
+        return None  # any number of neurons, each assigned a class
 
     def __init__(self, params, dt=1.0, num_classes=None):
         super().__init__(params, dt, num_classes)

@@ -1,16 +1,24 @@
-"""Neuron base: a stateful module around a pure step function.
+"""Neuron base: a pure step function per model plus a thin stateful module around it.
 
-Every model implements ``initial_state(batch_shape, device, dtype)`` and
-``step(current, state) -> (spikes, state)``. The step is a pure function of
-its inputs (state in, state out); the module keeps the current state between
-calls (``self.state``) so step-by-step simulation and monitors can read it, and
-``reset()`` clears it explicitly.
+Every model ``foo`` has a module-level pure step
+``foo_step(current, state, params, dt, spike_fn, ...) -> (spikes, new_state)``: state in, state
+out (a NamedTuple of tensors), no hidden globals, nothing read from a module. Learned parameters
+(PLIF's ``w``) and the module's mode (Diehl & Cook's θ learning) are explicit arguments; any other
+extra argument defaults to what ``params`` and ``dt`` give. The pure step is the reference the
+tests check against the papers and that fast paths must reproduce.
+
+The module (:class:`Neuron`) owns the parameters and the current state between calls
+(``self.state``) so step-by-step simulation and monitors can read it; ``initial_state(batch_shape,
+device, dtype)`` builds the resting state, ``step(current, state)`` is a one-line call of the pure
+step, and ``reset()`` clears the state explicitly.
 
 Discretisation common to spiking models, at the network's ``dt`` (ms):
 integrate → threshold → reset → refractory count. The spike emitted at step t
 comes from the state after integrating the input of step t; a neuron that
 spikes is held at ``v_reset`` (and does not integrate) for
-``round(refractory / dt)`` following steps.
+``round(refractory / dt)`` following steps. The pieces are shared here:
+:func:`refractory_hold`, :func:`refractory_gate`, :func:`refractory_count`, :func:`reset_membrane`
+and :func:`threshold_and_reset` (which chains gate, reset and count).
 """
 
 from __future__ import annotations
@@ -42,28 +50,72 @@ class SpikingParams:
     detach_reset: bool = param(False, help="stop gradients through the reset (Zenke & Vogels 2021)")
 
 
+#: refractory counts saturate here: a longer period (more steps than any run has) means the same
+MAX_REFRACTORY_STEPS = 2 ** 31 - 1
+
+
 def refractory_steps(refractory_ms: float, dt: float) -> int:
-    return int(round(refractory_ms / dt))
+    """``round(refractory / dt)`` steps, at most :data:`MAX_REFRACTORY_STEPS`."""
+    return int(min(round(refractory_ms / dt), MAX_REFRACTORY_STEPS))
+
+
+def refractory_hold(v_new: torch.Tensor, refrac: torch.Tensor, hold: float | torch.Tensor,
+                    refrac_steps: int) -> torch.Tensor:
+    """``v_new`` where the neuron is free (``refrac == 0``), ``hold`` where it is still refractory.
+
+    ``hold`` is ``v_reset`` for the integrate-and-fire family (clamped at reset); a model whose
+    refractory period keeps another value (its previous potential, its leak without the input)
+    passes that tensor. With ``refrac_steps == 0`` nothing is ever refractory: ``v_new`` unchanged.
+    """
+    if refrac_steps <= 0:
+        return v_new
+    if not isinstance(hold, torch.Tensor):
+        hold = torch.full_like(v_new, hold)
+    return torch.where(refrac > 0, hold, v_new)
+
+
+def refractory_gate(z: torch.Tensor, refrac: torch.Tensor | None, refrac_steps: int) -> torch.Tensor:
+    """Spikes ``z`` with those of still-refractory neurons (``refrac > 0``) removed."""
+    if refrac is None or refrac_steps <= 0:
+        return z
+    return z * (refrac == 0).to(z.dtype)
+
+
+def refractory_count(z: torch.Tensor, refrac: torch.Tensor | None, refrac_steps: int) -> torch.Tensor | None:
+    """The refractory counter after step t: ``refrac_steps`` where a neuron spiked, else one less (≥ 0)."""
+    if refrac is None or refrac_steps <= 0:
+        return refrac
+    return torch.where(z.detach() > 0, torch.full_like(refrac, refrac_steps), (refrac - 1).clamp(min=0))
+
+
+def reset_membrane(v: torch.Tensor, z: torch.Tensor, p: SpikingParams,
+                   threshold: float | torch.Tensor | None = None) -> torch.Tensor:
+    """Reset after spikes ``z``: hard ``v ← v_reset``, soft ``v ← v − (threshold − v_reset)``.
+
+    Written arithmetically (``v (1 − z) + v_reset z``) so a surrogate gradient flows through the
+    reset unless ``p.detach_reset``. ``threshold`` (default ``p.v_th``) is what a soft reset subtracts.
+    """
+    zr = z.detach() if p.detach_reset else z
+    if p.reset == "hard":
+        return v * (1 - zr) + p.v_reset * zr
+    return v - ((p.v_th if threshold is None else threshold) - p.v_reset) * zr
 
 
 def threshold_and_reset(v: torch.Tensor, refrac: torch.Tensor | None, p: SpikingParams,
-                        spike_fn: Surrogate, refrac_steps: int):
+                        spike_fn: Surrogate, refrac_steps: int,
+                        threshold: float | torch.Tensor | None = None,
+                        soft_threshold: float | torch.Tensor | None = None):
     """Threshold, reset and refractory count shared by the integrate-and-fire family.
 
-    Returns ``(spikes, v_after_reset, refrac_after)``. Neurons still refractory
-    (``refrac > 0``) cannot spike.
+    ``z = spike_fn(v − threshold)`` (``threshold`` defaults to ``p.v_th``; an adaptive model passes
+    its own), gated by :func:`refractory_gate`, then :func:`reset_membrane` (a soft reset subtracts
+    ``soft_threshold``, by default the threshold crossed) and :func:`refractory_count`.
+    Returns ``(spikes, v_after_reset, refrac_after)``.
     """
-    z = spike_fn(v - p.v_th)
-    if refrac is not None and refrac_steps > 0:
-        z = z * (refrac == 0).to(z.dtype)
-    zr = z.detach() if p.detach_reset else z
-    if p.reset == "hard":
-        v = v * (1 - zr) + p.v_reset * zr
-    else:
-        v = v - (p.v_th - p.v_reset) * zr
-    if refrac is not None and refrac_steps > 0:
-        refrac = torch.where(z.detach() > 0, torch.full_like(refrac, refrac_steps), (refrac - 1).clamp(min=0))
-    return z, v, refrac
+    threshold = p.v_th if threshold is None else threshold
+    z = refractory_gate(spike_fn(v - threshold), refrac, refrac_steps)
+    v = reset_membrane(v, z, p, threshold if soft_threshold is None else soft_threshold)
+    return z, v, refractory_count(z, refrac, refrac_steps)
 
 
 class Neuron(nn.Module):
@@ -98,6 +150,7 @@ class Neuron(nn.Module):
         raise NotImplementedError
 
     def step(self, current: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        """One call of the model's pure ``<name>_step`` with this module's params, dt and spike_fn."""
         raise NotImplementedError
 
     # --- shared -------------------------------------------------------------------

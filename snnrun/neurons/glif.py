@@ -8,7 +8,7 @@ from typing import NamedTuple
 import torch
 
 from ..schema import param
-from .base import NEURONS, Neuron, refractory_steps
+from .base import NEURONS, Neuron, refractory_count, refractory_gate, refractory_hold, refractory_steps
 
 
 class GLIFState(NamedTuple):
@@ -18,6 +18,53 @@ class GLIFState(NamedTuple):
     asc1: torch.Tensor
     asc2: torch.Tensor
     refrac: torch.Tensor
+
+
+def glif_step(current: torch.Tensor, state: GLIFState, p, dt: float, spike_fn,
+              refrac_steps: int | None = None) -> tuple[torch.Tensor, GLIFState]:
+    r"""One step of the GLIF model of level ``p.level`` (Teeter et al. 2018).
+
+    .. math:: C \frac{dV}{dt} = r I + \sum_j I_j - \frac{V - E_L}{R}, \quad
+              \frac{dI_j}{dt} = -k_j I_j, \quad
+              \frac{d\theta_s}{dt} = -b_s \theta_s, \quad
+              \frac{d\theta_v}{dt} = a_v (V - E_L) - b_v \theta_v
+
+    Units: mV, ms, nA, nF, MΩ (MΩ·nA = mV). Discretisation: forward Euler at dt of every variable
+    from the previous state (θ_s at levels 2, 4, 5; the ASCs at 3–5; θ_v at 5), then a spike when
+    ``V > θ_∞ + θ_s + θ_v``, then the reset rules: V ← V_reset (levels 1, 3) or
+    ``V ← E_L + f_v (V − E_L) + δV`` and ``θ_s ← θ_s + δθ_s`` (levels 2, 4, 5), ASCs
+    ``I_j ← r_j I_j + A_j`` (levels 3–5), then the refractory count.
+
+    Refractoriness differs from the integrate-and-fire family (as the AllenSDK / NEST ``glif_psc``):
+    during the refractory period V is held at its previous value (the reset value) rather than at
+    ``v_reset``, while θ_s and the ASCs keep decaying; θ_v is not reset.
+    """
+    if refrac_steps is None:
+        refrac_steps = refractory_steps(p.refractory, dt)
+    reset_rules, asc, threshold_v = p.level in (2, 4, 5), p.level in (3, 4, 5), p.level == 5
+    v, theta_s, theta_v, asc1, asc2, refrac = state
+    asc_total = asc1 + asc2 if asc else torch.zeros_like(v)
+    v_new = v + dt / p.c_m * (p.r * current + asc_total - (v - p.e_l) / p.r_m)
+    if reset_rules:
+        theta_s = theta_s - dt * p.b_s * theta_s
+    if threshold_v:
+        theta_v = theta_v + dt * (p.a_v * (v - p.e_l) - p.b_v * theta_v)
+    if asc:
+        asc1 = asc1 - dt * p.asc_k[0] * asc1
+        asc2 = asc2 - dt * p.asc_k[1] * asc2
+    v_new = refractory_hold(v_new, refrac, v, refrac_steps)
+    z = refractory_gate(spike_fn(v_new - (p.theta_inf + theta_s + theta_v)), refrac, refrac_steps)
+    spiked = z.detach() > 0
+    if reset_rules:
+        v_after = p.e_l + p.f_v * (v_new - p.e_l) + p.delta_v
+        theta_s = theta_s + p.delta_theta_s * z
+    else:
+        v_after = torch.full_like(v, p.v_reset)
+    v_new = torch.where(spiked, v_after, v_new)
+    if asc:
+        asc1 = torch.where(spiked, p.asc_r[0] * asc1 + p.asc_amps[0], asc1)
+        asc2 = torch.where(spiked, p.asc_r[1] * asc2 + p.asc_amps[1], asc2)
+    return z, GLIFState(v_new, theta_s, theta_v, asc1, asc2, refractory_count(z, refrac, refrac_steps))
 
 
 @NEURONS.register("glif")
@@ -38,6 +85,7 @@ class GLIF(Neuron):
     The reset rules follow the Allen Institute's reference implementation (AllenSDK,
     NEST ``glif_psc``): δV is added (fitted values are usually negative); θ_v is not
     reset; during the refractory period V is held while θ_s and the ASCs keep decaying.
+    The step is :func:`glif_step`.
     """
 
     State = GLIFState
@@ -65,9 +113,6 @@ class GLIF(Neuron):
     def __init__(self, params, shape=(1,), dt=1.0, spike_fn=None):
         super().__init__(params, shape, dt, spike_fn)
         self.refrac_steps = refractory_steps(params.refractory, dt)
-        self.reset_rules = params.level in (2, 4, 5)
-        self.asc = params.level in (3, 4, 5)
-        self.threshold_v = params.level == 5
 
     def initial_state(self, batch_shape, device, dtype):
         zeros = torch.zeros(tuple(batch_shape), device=device, dtype=dtype)
@@ -75,30 +120,4 @@ class GLIF(Neuron):
                          torch.zeros(tuple(batch_shape), device=device, dtype=torch.int32))
 
     def step(self, current, state):
-        p, dt = self.params, self.dt
-        v, theta_s, theta_v, asc1, asc2, refrac = state
-        asc_total = asc1 + asc2 if self.asc else torch.zeros_like(v)
-        v_new = v + dt / p.c_m * (p.r * current + asc_total - (v - p.e_l) / p.r_m)
-        if self.reset_rules:
-            theta_s = theta_s - dt * p.b_s * theta_s
-        if self.threshold_v:
-            theta_v = theta_v + dt * (p.a_v * (v - p.e_l) - p.b_v * theta_v)
-        if self.asc:
-            asc1 = asc1 - dt * p.asc_k[0] * asc1
-            asc2 = asc2 - dt * p.asc_k[1] * asc2
-        active = refrac == 0
-        v_new = torch.where(active, v_new, v)
-        z = self.spike_fn(v_new - (p.theta_inf + theta_s + theta_v)) * active.to(v.dtype)
-        spiked = z.detach() > 0
-        if self.reset_rules:
-            v_after = p.e_l + p.f_v * (v_new - p.e_l) + p.delta_v
-            theta_s = theta_s + p.delta_theta_s * z
-        else:
-            v_after = torch.full_like(v, p.v_reset)
-        v_new = torch.where(spiked, v_after, v_new)
-        if self.asc:
-            asc1 = torch.where(spiked, p.asc_r[0] * asc1 + p.asc_amps[0], asc1)
-            asc2 = torch.where(spiked, p.asc_r[1] * asc2 + p.asc_amps[1], asc2)
-        if self.refrac_steps > 0:
-            refrac = torch.where(spiked, torch.full_like(refrac, self.refrac_steps), (refrac - 1).clamp(min=0))
-        return z, GLIFState(v_new, theta_s, theta_v, asc1, asc2, refrac)
+        return glif_step(current, state, self.params, self.dt, self.spike_fn, self.refrac_steps)

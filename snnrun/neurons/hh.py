@@ -36,6 +36,33 @@ def rates(v: torch.Tensor):
     return (alpha_n, beta_n), (alpha_m, beta_m), (alpha_h, beta_h)
 
 
+def hh_step(current: torch.Tensor, state: HHState, p, dt: float, spike_fn) -> tuple[torch.Tensor, HHState]:
+    r"""One step of Hodgkin & Huxley (1952), modern convention (rest at −65 mV).
+
+    .. math:: C_m \frac{dV}{dt} = r I - \bar g_{Na} m^3 h (V - E_{Na}) - \bar g_K n^4 (V - E_K) - g_L (V - E_L), \quad
+              \frac{dx}{dt} = \alpha_x(V)(1 - x) - \beta_x(V) x,\; x \in \{m, h, n\}
+
+    Units: V in mV, t and dt in ms, I in µA/cm², C_m in µF/cm², conductances in mS/cm².
+    Discretisation at dt: gates by the exponential (Rush–Larsen) step
+    ``x ← x_∞ + (x − x_∞) e^{−dt/τ_x}`` with the rates of :func:`rates` at the previous V, then V by
+    forward Euler with the updated gates. A spike is emitted at the step where V crosses ``v_th``
+    upwards (``z = spike_fn(V_new − v_th)`` where the previous V was below ``v_th``); there is no
+    artificial reset and no refractory count (the gates make the refractoriness).
+    """
+    v, m, h, n = state
+    gates = []
+    for x, (alpha, beta) in zip((n, m, h), rates(v)):
+        tau = 1.0 / (alpha + beta)
+        x_inf = alpha * tau
+        gates.append(x_inf + (x - x_inf) * torch.exp(-dt / tau))
+    n, m, h = gates
+    i_ion = p.g_na * m ** 3 * h * (v - p.e_na) + p.g_k * n ** 4 * (v - p.e_k) + p.g_l * (v - p.e_l)
+    v_new = v + dt * (p.r * current - i_ion) / p.c_m
+    below_before = (v < p.v_th).to(v.dtype)
+    z = spike_fn(v_new - p.v_th) * below_before
+    return z, HHState(v_new, m, h, n)
+
+
 @NEURONS.register("hh")
 class HodgkinHuxley(Neuron):
     r"""Hodgkin & Huxley (1952), in the modern convention (rest at −65 mV).
@@ -48,7 +75,7 @@ class HodgkinHuxley(Neuron):
     (Rush–Larsen) step ``x ← x_∞ + (x − x_∞) e^{−dt/τ_x}`` using V of the previous
     step, V by forward Euler with the updated gates. A spike is emitted at the step
     where V crosses ``v_th`` (0 mV) upwards; there is no artificial reset.
-    Repetitive firing starts near I ≈ 6.2 µA/cm².
+    Repetitive firing starts near I ≈ 6.2 µA/cm². The step is :func:`hh_step`.
     """
 
     State = HHState
@@ -72,16 +99,4 @@ class HodgkinHuxley(Neuron):
         return HHState(v, am / (am + bm), ah / (ah + bh), an / (an + bn))
 
     def step(self, current, state):
-        p, dt = self.params, self.dt
-        v, m, h, n = state
-        gates = []
-        for x, (alpha, beta) in zip((n, m, h), rates(v)):
-            tau = 1.0 / (alpha + beta)
-            x_inf = alpha * tau
-            gates.append(x_inf + (x - x_inf) * torch.exp(-dt / tau))
-        n, m, h = gates
-        i_ion = p.g_na * m ** 3 * h * (v - p.e_na) + p.g_k * n ** 4 * (v - p.e_k) + p.g_l * (v - p.e_l)
-        v_new = v + dt * (p.r * current - i_ion) / p.c_m
-        below_before = (v < p.v_th).to(v.dtype)
-        z = self.spike_fn(v_new - p.v_th) * below_before
-        return z, HHState(v_new, m, h, n)
+        return hh_step(current, state, self.params, self.dt, self.spike_fn)

@@ -10,7 +10,7 @@ import torch
 
 from ..kernels import lif_scan
 from ..schema import param
-from .base import NEURONS, Neuron, SpikingParams, refractory_steps, threshold_and_reset
+from .base import NEURONS, Neuron, SpikingParams, refractory_hold, refractory_steps, threshold_and_reset
 
 
 class LIFState(NamedTuple):
@@ -18,9 +18,32 @@ class LIFState(NamedTuple):
     refrac: torch.Tensor
 
 
-def lif_step(current: torch.Tensor, state: LIFState, p, dt: float, spike_fn, refrac_steps: int,
+def lif_step(current: torch.Tensor, state: LIFState, p, dt: float, spike_fn, refrac_steps: int | None = None,
              leak: bool = True) -> tuple[torch.Tensor, LIFState]:
-    """One step of (leaky) integrate-and-fire; see :class:`LIF` for the equations."""
+    r"""One step of (leaky) integrate-and-fire (Lapicque 1907; Gerstner et al. 2014, ch. 1).
+
+    .. math:: \tau_m \frac{dv}{dt} = -(v - v_{rest}) + R\,I(t), \quad v \ge v_{th} \Rightarrow \text{spike}, v \leftarrow v_{reset}
+
+    Units: v in mV, τ_m and dt in ms, R·I in mV (R in MΩ, I in nA). Discretisation at dt:
+    forward Euler ``v += dt/τ_m (−(v−v_rest) + R I)`` (``p.integration: euler``) or the exact
+    exponential ``v = v_rest + (v−v_rest)e^{−dt/τ_m} + R I (1−e^{−dt/τ_m})`` (``exact``); with
+    ``leak=False`` (IF) ``v += dt/τ_m · R I``. Then the refractory hold at ``v_reset``, threshold at
+    ``v_th``, hard or soft reset and refractory count (:func:`~snnrun.neurons.base.threshold_and_reset`).
+
+    Args:
+        current: input I at this step, [B, *shape].
+        state: :class:`LIFState` (v [B, *shape] in mV, refrac [B, *shape] int32 steps left).
+        p: the model's ``Params``.
+        dt: time step in ms.
+        spike_fn: Heaviside forward with its surrogate gradient.
+        refrac_steps: refractory period in steps (default ``round(p.refractory / dt)``).
+        leak: False for the non-leaky IF.
+
+    Returns:
+        ``(spikes [B, *shape], new_state)``.
+    """
+    if refrac_steps is None:
+        refrac_steps = refractory_steps(p.refractory, dt)
     v, refrac = state
     drive = p.r * current
     if leak and p.integration == "exact":
@@ -30,8 +53,48 @@ def lif_step(current: torch.Tensor, state: LIFState, p, dt: float, spike_fn, ref
         v_new = v + dt / p.tau_m * (-(v - p.v_rest) + drive)
     else:
         v_new = v + dt / p.tau_m * drive
-    if refrac_steps > 0:
-        v_new = torch.where(refrac > 0, torch.full_like(v, p.v_reset), v_new)
+    v_new = refractory_hold(v_new, refrac, p.v_reset, refrac_steps)
+    z, v_new, refrac = threshold_and_reset(v_new, refrac, p, spike_fn, refrac_steps)
+    return z, LIFState(v_new, refrac)
+
+
+def if_step(current: torch.Tensor, state: LIFState, p, dt: float, spike_fn,
+            refrac_steps: int | None = None) -> tuple[torch.Tensor, LIFState]:
+    r"""One step of integrate-and-fire without leak: :func:`lif_step` with ``leak=False``.
+
+    .. math:: \tau_m \frac{dv}{dt} = R\,I(t)
+
+    ``τ_m = RC`` (ms) sets how fast the input charges the membrane; with ``dt = τ_m = R = 1`` the
+    update is ``v += I`` (spikingjelly's IFNode). Forward Euler (exact for this linear ODE), then
+    refractory hold, threshold, reset (``p.reset``), refractory count. Arguments as :func:`lif_step`.
+    """
+    return lif_step(current, state, p, dt, spike_fn, refrac_steps, leak=False)
+
+
+def ifsoftreset_step(current: torch.Tensor, state: LIFState, p, dt: float, spike_fn,
+                     refrac_steps: int | None = None) -> tuple[torch.Tensor, LIFState]:
+    """One step of IF with reset by subtraction: :func:`if_step`, its ``p.reset`` being ``soft``
+    (the default of :class:`IFSoftReset`), so a spike does ``v ← v − (v_th − v_reset)`` and keeps
+    the overshoot (SPAIC's ``ifsoftreset``; the ANN-to-SNN conversion neuron)."""
+    return if_step(current, state, p, dt, spike_fn, refrac_steps)
+
+
+def plif_step(current: torch.Tensor, state: LIFState, p, dt: float, spike_fn, w: torch.Tensor,
+              refrac_steps: int | None = None) -> tuple[torch.Tensor, LIFState]:
+    r"""One step of parametric LIF (Fang et al. 2021): LIF whose membrane time constant is learned.
+
+    .. math:: v \leftarrow v + \sigma(w)\,(-(v - v_{rest}) + R I), \qquad \sigma(w) = dt/\tau_m
+
+    Forward Euler with ``dt/τ_m = sigmoid(w)`` (``w``: the learned parameter, a scalar or one per
+    neuron, passed explicitly; ``dt`` enters only through it and the refractory count), so
+    0 < dt/τ_m < 1 keeps the decay stable while learning. Units: mV, ms. Then refractory hold,
+    threshold, reset, refractory count as :func:`lif_step`.
+    """
+    if refrac_steps is None:
+        refrac_steps = refractory_steps(p.refractory, dt)
+    v, refrac = state
+    v_new = v + torch.sigmoid(w) * (-(v - p.v_rest) + p.r * current)
+    v_new = refractory_hold(v_new, refrac, p.v_reset, refrac_steps)
     z, v_new, refrac = threshold_and_reset(v_new, refrac, p, spike_fn, refrac_steps)
     return z, LIFState(v_new, refrac)
 
@@ -45,14 +108,15 @@ class LIF(Neuron):
     Units: v in mV, τ_m in ms, R·I in mV (R in MΩ, I in nA). Discretisation at dt:
     forward Euler ``v += dt/τ_m (−(v−v_rest) + R I)`` (default) or the exact
     exponential ``v = v_rest + (v−v_rest)e^{−dt/τ_m} + R I (1−e^{−dt/τ_m})``
-    (``integration: exact``), then threshold → reset → refractory count.
+    (``integration: exact``), then threshold → reset → refractory count. The step is
+    :func:`lif_step`.
     """
 
     State = LIFState
 
     @dataclass
     class Params(SpikingParams):
-        tau_m: float = param(20.0, unit="ms", gt=0, help="membrane time constant")
+        tau_m: float = param(5.0, unit="ms", gt=0, help="membrane time constant")
         integration: str = param("euler", choices=("euler", "exact"), help="subthreshold integration")
 
     leak = True
@@ -95,6 +159,7 @@ class IF(LIF):
     ``τ_m = RC`` (ms) sets how fast the input charges the membrane; with
     ``dt = τ_m = R = 1`` the update is ``v += I`` (spikingjelly's IFNode).
     Forward Euler (exact for this linear ODE), then threshold → reset → refractory.
+    The step is :func:`if_step`.
     """
 
     @dataclass
@@ -105,17 +170,24 @@ class IF(LIF):
     leak = False
     fused_scan = True
 
+    def step(self, current, state):
+        return if_step(current, state, self.params, self.dt, self.spike_fn, self.refrac_steps)
+
 
 @NEURONS.register("ifsoftreset")
 class IFSoftReset(IF):
     """Integrate-and-fire with reset by subtraction: after a spike ``v ← v − (v_th − v_reset)``,
-    keeping the overshoot (SPAIC's ``ifsoftreset``; the ANN-to-SNN conversion neuron)."""
+    keeping the overshoot (SPAIC's ``ifsoftreset``; the ANN-to-SNN conversion neuron).
+    The step is :func:`ifsoftreset_step`."""
 
     @dataclass
     class Params(IF.Params):
         reset: str = param("soft", choices=("hard", "soft"), help="soft: v <- v - (v_th - v_reset)")
 
     fused_scan = True
+
+    def step(self, current, state):
+        return ifsoftreset_step(current, state, self.params, self.dt, self.spike_fn, self.refrac_steps)
 
 
 @NEURONS.register("plif")
@@ -126,6 +198,7 @@ class PLIF(LIF):
     ``per_neuron: true``), initialised from ``tau_m`` (which must exceed dt). The
     update is LIF's forward Euler step ``v += sigmoid(w) (−(v − v_rest) + R I)``;
     the sigmoid keeps 0 < dt/τ_m < 1 so the decay stays stable while learning.
+    The step is :func:`plif_step` (``w`` passed to it explicitly).
     """
 
     @dataclass
@@ -148,19 +221,30 @@ class PLIF(LIF):
         return self.dt / torch.sigmoid(self.w.detach())
 
     def step(self, current, state):
-        p = self.params
-        v, refrac = state
-        v_new = v + torch.sigmoid(self.w) * (-(v - p.v_rest) + p.r * current)
-        if self.refrac_steps > 0:
-            v_new = torch.where(refrac > 0, torch.full_like(v, p.v_reset), v_new)
-        z, v_new, refrac = threshold_and_reset(v_new, refrac, p, self.spike_fn, self.refrac_steps)
-        return z, LIFState(v_new, refrac)
+        return plif_step(current, state, self.params, self.dt, self.spike_fn, self.w, self.refrac_steps)
 
 
 class CLIFState(NamedTuple):
     v: torch.Tensor
     i_syn: torch.Tensor
     refrac: torch.Tensor
+
+
+def clif_step(current: torch.Tensor, state: CLIFState, p, dt: float, spike_fn,
+              refrac_steps: int | None = None) -> tuple[torch.Tensor, CLIFState]:
+    r"""One step of current-based LIF: a decaying synaptic current drives the membrane.
+
+    .. math:: \tau_{syn} \frac{dI_s}{dt} = -I_s + \sum_k w_k \delta(t - t_k), \qquad
+              \tau_m \frac{dv}{dt} = -(v - v_{rest}) + R I_s
+
+    Units: ms, mV; ``current`` is the total synaptic jump of this step (weights × spikes).
+    Discretisation at dt: ``I_s ← I_s e^{−dt/τ_syn} + current`` (exact for the delta input), then
+    :func:`lif_step` on ``I_s`` (v by forward Euler or exact with I_s constant over the step,
+    refractory hold, threshold, reset, refractory count).
+    """
+    i_syn = state.i_syn * math.exp(-dt / p.tau_syn) + current
+    z, lif_state = lif_step(i_syn, LIFState(state.v, state.refrac), p, dt, spike_fn, refrac_steps)
+    return z, CLIFState(lif_state.v, i_syn, lif_state.refrac)
 
 
 @NEURONS.register("clif")
@@ -173,7 +257,8 @@ class CLIF(Neuron):
     Units: ms, mV; the input at step t is the total synaptic jump (weights × spikes).
     Discretisation at dt: ``I_s ← I_s e^{−dt/τ_syn} + input`` (exact for the delta
     input), then ``v`` by forward Euler (or exact, ``integration: exact``, treating
-    I_s as constant over the step), then threshold → reset → refractory.
+    I_s as constant over the step), then threshold → reset → refractory. The step is
+    :func:`clif_step`.
     """
 
     State = CLIFState
@@ -193,14 +278,30 @@ class CLIF(Neuron):
         return CLIFState(zeros + self.params.v_rest, zeros, torch.zeros(tuple(batch_shape), device=device, dtype=torch.int32))
 
     def step(self, current, state):
-        p = self.params
-        i_syn = state.i_syn * math.exp(-self.dt / p.tau_syn) + current
-        z, lif_state = lif_step(i_syn, LIFState(state.v, state.refrac), p, self.dt, self.spike_fn, self.refrac_steps)
-        return z, CLIFState(lif_state.v, i_syn, lif_state.refrac)
+        return clif_step(current, state, self.params, self.dt, self.spike_fn, self.refrac_steps)
 
 
 class LeakyState(NamedTuple):
     v: torch.Tensor
+
+
+def leaky_step(current: torch.Tensor, state: LeakyState, p, dt: float,
+               spike_fn=None) -> tuple[torch.Tensor, LeakyState]:
+    r"""One step of the non-spiking leaky integrator; returns ``(v, new_state)``: its output is v.
+
+    .. math:: \tau_m \frac{dv}{dt} = -(v - v_{rest}) + R I
+
+    Units: v in mV, τ_m and dt in ms. Discretisation at dt: exact exponential
+    ``v = v_rest + (v − v_rest) e^{−dt/τ_m} + R I (1 − e^{−dt/τ_m})`` (``p.integration: exact``)
+    or forward Euler ``v += dt/τ_m (−(v − v_rest) + R I)``. No threshold: ``spike_fn`` is accepted
+    for the common signature and unused.
+    """
+    if p.integration == "exact":
+        decay = math.exp(-dt / p.tau_m)
+        v = p.v_rest + (state.v - p.v_rest) * decay + p.r * current * (1 - decay)
+    else:
+        v = state.v + dt / p.tau_m * (-(state.v - p.v_rest) + p.r * current)
+    return v, LeakyState(v)
 
 
 @NEURONS.register("leaky")
@@ -209,7 +310,7 @@ class Leaky(Neuron):
 
     Its output at each step is the membrane potential v (not spikes); decoders
     such as ``final_step_voltage`` or ``max_voltage`` read it. Exact exponential
-    integration by default (``integration: euler`` available).
+    integration by default (``integration: euler`` available). The step is :func:`leaky_step`.
     """
 
     State = LeakyState
@@ -226,10 +327,4 @@ class Leaky(Neuron):
         return LeakyState(torch.full(tuple(batch_shape), self.params.v_rest, device=device, dtype=dtype))
 
     def step(self, current, state):
-        p = self.params
-        if p.integration == "exact":
-            decay = math.exp(-self.dt / p.tau_m)
-            v = p.v_rest + (state.v - p.v_rest) * decay + p.r * current * (1 - decay)
-        else:
-            v = state.v + self.dt / p.tau_m * (-(state.v - p.v_rest) + p.r * current)
-        return v, LeakyState(v)
+        return leaky_step(current, state, self.params, self.dt, self.spike_fn)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -10,12 +9,34 @@ import torch
 
 from ..errors import ConfigError
 from ..schema import param
-from .base import NEURONS, Neuron, refractory_steps
+from .base import NEURONS, Neuron, refractory_count, refractory_gate, refractory_hold, refractory_steps
 
 
 class QIFState(NamedTuple):
     v: torch.Tensor
     refrac: torch.Tensor
+
+
+def qif_step(current: torch.Tensor, state: QIFState, p, dt: float, spike_fn,
+             refrac_steps: int | None = None) -> tuple[torch.Tensor, QIFState]:
+    r"""One step of the quadratic integrate-and-fire model (Latham et al. 2000).
+
+    .. math:: \tau_m \frac{dv}{dt} = a_0 (v - v_{rest})(v - v_c) + R I, \qquad
+              v \ge v_{peak} \Rightarrow \text{spike}, v \leftarrow v_{reset}
+
+    Units: v in mV, τ_m and dt in ms, ``a_0`` in 1/mV. Discretisation: forward Euler at dt,
+    refractory hold at ``v_reset``, threshold at ``v_peak`` (``p.v_th``), hard reset, refractory count.
+    The reset selects ``v_reset`` (no gradient through it) and clips non-spiking v at ``v_peak``
+    (the quadratic would otherwise run away under Euler); QIF has no soft reset.
+    """
+    if refrac_steps is None:
+        refrac_steps = refractory_steps(p.refractory, dt)
+    v, refrac = state
+    v_new = v + dt / p.tau_m * (p.a0 * (v - p.v_rest) * (v - p.v_c) + p.r * current)
+    v_new = refractory_hold(v_new, refrac, p.v_reset, refrac_steps)
+    z = refractory_gate(spike_fn(v_new - p.v_th), refrac, refrac_steps)
+    v_new = torch.where(z.detach() > 0, torch.full_like(v, p.v_reset), v_new.clamp(max=p.v_th))
+    return z, QIFState(v_new, refractory_count(z, refrac, refrac_steps))
 
 
 @NEURONS.register("qif")
@@ -28,7 +49,7 @@ class QIF(Neuron):
     Units: mV, ms, ``a_0`` in 1/mV. Repetitive firing starts when
     ``R I > a_0 (v_c − v_rest)² / 4`` (the rheobase of the saddle-node).
     Discretisation: forward Euler at dt, threshold at ``v_peak`` (``v_th``),
-    hard reset, refractory count.
+    hard reset, refractory count. The step is :func:`qif_step`.
     """
 
     State = QIFState
@@ -55,16 +76,7 @@ class QIF(Neuron):
                         torch.zeros(tuple(batch_shape), device=device, dtype=torch.int32))
 
     def step(self, current, state):
-        p = self.params
-        v, refrac = state
-        v_new = v + self.dt / p.tau_m * (p.a0 * (v - p.v_rest) * (v - p.v_c) + p.r * current)
-        active = refrac == 0
-        v_new = torch.where(active, v_new, torch.full_like(v, p.v_reset))
-        z = self.spike_fn(v_new - p.v_th) * active.to(v.dtype)
-        v_new = torch.where(z.detach() > 0, torch.full_like(v, p.v_reset), v_new.clamp(max=p.v_th))
-        if self.refrac_steps > 0:
-            refrac = torch.where(z.detach() > 0, torch.full_like(refrac, self.refrac_steps), (refrac - 1).clamp(min=0))
-        return z, QIFState(v_new, refrac)
+        return qif_step(current, state, self.params, self.dt, self.spike_fn, self.refrac_steps)
 
 
 class IzhState(NamedTuple):
@@ -84,6 +96,33 @@ IZHIKEVICH_PRESETS = {
 }
 
 
+def izhikevich_abcd(p) -> tuple[float, float, float, float]:
+    """(a, b, c, d) of ``p``: its ``preset`` from the paper, or its own fields (``preset: custom``)."""
+    return IZHIKEVICH_PRESETS[p.preset] if p.preset != "custom" else (p.a, p.b, p.c, p.d)
+
+
+def izh_step(current: torch.Tensor, state: IzhState, p, dt: float, spike_fn) -> tuple[torch.Tensor, IzhState]:
+    r"""One step of the Izhikevich (2003) simple model.
+
+    .. math:: \frac{dv}{dt} = 0.04 v^2 + 5 v + 140 - u + r I, \qquad \frac{du}{dt} = a (b v - u), \qquad
+              v \ge v_{peak} \Rightarrow v \leftarrow c,\; u \leftarrow u + d
+
+    Units: v in mV, t and dt in ms, I in the paper's dimensionless units (scaled by ``r``);
+    (a, b, c, d) from :func:`izhikevich_abcd`. Discretisation: forward Euler at dt, v and u both
+    from the previous state, then threshold at ``v_peak``, reset of v to c (selected: no gradient
+    through it) and jump ``d·z`` of u. No refractory period (the model has none).
+    """
+    a, b, c, d = izhikevich_abcd(p)
+    v, u = state
+    v_new = v + dt * (0.04 * v * v + 5 * v + 140 - u + p.r * current)
+    u_new = u + dt * a * (b * v - u)
+    z = spike_fn(v_new - p.v_peak)
+    spiked = z.detach() > 0
+    v_new = torch.where(spiked, torch.full_like(v, c), v_new)
+    u_new = u_new + d * z
+    return z, IzhState(v_new, u_new)
+
+
 @NEURONS.register("izh", "izhikevich")
 class Izhikevich(Neuron):
     r"""Izhikevich (2003) simple model.
@@ -95,7 +134,8 @@ class Izhikevich(Neuron):
     ``preset`` picks (a, b, c, d) from the paper (RS, IB, CH, FS, LTS, TC, RZ) unless
     ``preset: custom``. Discretisation: forward Euler at dt (the paper used dt = 1 ms
     with two 0.5 ms half-steps for v; choose dt ≤ 0.5 ms), v and u both from the
-    previous state, then threshold at ``v_peak``, reset of v and jump of u.
+    previous state, then threshold at ``v_peak``, reset of v and jump of u. The step is
+    :func:`izh_step`.
     """
 
     State = IzhState
@@ -113,29 +153,48 @@ class Izhikevich(Neuron):
 
     def __init__(self, params, shape=(1,), dt=1.0, spike_fn=None):
         super().__init__(params, shape, dt, spike_fn)
-        self.a, self.b, self.c, self.d = (IZHIKEVICH_PRESETS[params.preset] if params.preset != "custom"
-                                          else (params.a, params.b, params.c, params.d))
+        self.a, self.b, self.c, self.d = izhikevich_abcd(params)
 
     def initial_state(self, batch_shape, device, dtype):
         v = torch.full(tuple(batch_shape), self.params.v_init, device=device, dtype=dtype)
         return IzhState(v, self.b * v)
 
     def step(self, current, state):
-        p, dt = self.params, self.dt
-        v, u = state
-        v_new = v + dt * (0.04 * v * v + 5 * v + 140 - u + p.r * current)
-        u_new = u + dt * self.a * (self.b * v - u)
-        z = self.spike_fn(v_new - p.v_peak)
-        spiked = z.detach() > 0
-        v_new = torch.where(spiked, torch.full_like(v, self.c), v_new)
-        u_new = u_new + self.d * z
-        return z, IzhState(v_new, u_new)
+        return izh_step(current, state, self.params, self.dt, self.spike_fn)
 
 
 class AdExState(NamedTuple):
     v: torch.Tensor
     w: torch.Tensor
     refrac: torch.Tensor
+
+
+def adex_step(current: torch.Tensor, state: AdExState, p, dt: float, spike_fn,
+              refrac_steps: int | None = None) -> tuple[torch.Tensor, AdExState]:
+    r"""One step of the adaptive exponential integrate-and-fire model (Brette & Gerstner 2005).
+
+    .. math:: C \frac{dV}{dt} = -g_L (V - E_L) + g_L \Delta_T e^{(V - V_T)/\Delta_T} - w + r I, \qquad
+              \tau_w \frac{dw}{dt} = a (V - E_L) - w, \qquad
+              V \ge V_{peak} \Rightarrow V \leftarrow V_r,\; w \leftarrow w + b
+
+    Units: V in mV, t and dt in ms, C in nF, g_L and a in µS, w, b and I in nA (µS·mV = nA,
+    nA/nF = mV/ms). Discretisation: forward Euler at dt, V and w from the previous state (the
+    exponential clipped at V_peak to keep Euler finite), refractory hold at ``v_reset``, threshold at
+    ``v_peak``, reset of V to V_r (selected: no gradient through it), jump ``b·z`` of w,
+    refractory count.
+    """
+    if refrac_steps is None:
+        refrac_steps = refractory_steps(p.refractory, dt)
+    v, w, refrac = state
+    exp_term = p.g_l * p.delta_t * torch.exp((v.clamp(max=p.v_peak) - p.v_t) / p.delta_t)
+    dv = (-p.g_l * (v - p.e_l) + exp_term - w + p.r * current) / p.c_m
+    v_new = v + dt * dv
+    w_new = w + dt / p.tau_w * (p.a * (v - p.e_l) - w)
+    v_new = refractory_hold(v_new, refrac, p.v_reset, refrac_steps)
+    z = refractory_gate(spike_fn(v_new - p.v_peak), refrac, refrac_steps)
+    v_new = torch.where(z.detach() > 0, torch.full_like(v, p.v_reset), v_new)
+    w_new = w_new + p.b * z
+    return z, AdExState(v_new, w_new, refractory_count(z, refrac, refrac_steps))
 
 
 @NEURONS.register("adex", "aeif")
@@ -150,7 +209,8 @@ class AdEx(Neuron):
     (µS·mV = nA, nA/nF = mV/ms). Defaults are the paper's (C 281 pF, g_L 30 nS,
     E_L −70.6 mV, V_T −50.4 mV, Δ_T 2 mV, τ_w 144 ms, a 4 nS, b 0.0805 nA, V_r = E_L).
     Discretisation: forward Euler at dt (≤ 0.1 ms recommended), V and w from the
-    previous state; the exponential is clipped at V_peak to keep Euler finite.
+    previous state; the exponential is clipped at V_peak to keep Euler finite. The step is
+    :func:`adex_step`.
     """
 
     State = AdExState
@@ -181,17 +241,4 @@ class AdEx(Neuron):
                          torch.zeros(shape, device=device, dtype=torch.int32))
 
     def step(self, current, state):
-        p, dt = self.params, self.dt
-        v, w, refrac = state
-        exp_term = p.g_l * p.delta_t * torch.exp((v.clamp(max=p.v_peak) - p.v_t) / p.delta_t)
-        dv = (-p.g_l * (v - p.e_l) + exp_term - w + p.r * current) / p.c_m
-        v_new = v + dt * dv
-        w_new = w + dt / p.tau_w * (p.a * (v - p.e_l) - w)
-        active = refrac == 0
-        v_new = torch.where(active, v_new, torch.full_like(v, p.v_reset))
-        z = self.spike_fn(v_new - p.v_peak) * active.to(v.dtype)
-        v_new = torch.where(z.detach() > 0, torch.full_like(v, p.v_reset), v_new)
-        w_new = w_new + p.b * z
-        if self.refrac_steps > 0:
-            refrac = torch.where(z.detach() > 0, torch.full_like(refrac, self.refrac_steps), (refrac - 1).clamp(min=0))
-        return z, AdExState(v_new, w_new, refrac)
+        return adex_step(current, state, self.params, self.dt, self.spike_fn, self.refrac_steps)

@@ -1,71 +1,67 @@
 """Tasks: what a run does with its config (``task: train`` by default).
 
-A task is a function ``run(cfg, run_dir, resume) -> summary`` registered with
-the top-level config keys it owns (e.g. ``clamp`` for ``current_clamp``), so
-the config check accepts them. The summary dict is written to
-``summary.json`` by the task and printed by the CLI.
+A task is a registered component like the others: a module in this package with
+
+- ``CONFIG_KEYS``: the top-level config keys it owns (``clamp`` for ``current_clamp``), which
+  the config check accepts;
+- ``check(cfg) -> list[str]``: the task's build, run as a dry run (no simulation, nothing
+  written): ``snnrun validate`` calls it, so it accepts a config exactly when the run's build does;
+  it returns notes on what it could not check;
+- ``run(cfg, run_dir, resume) -> dict``: build (the same code as ``check``) and run; returns the
+  summary that is written to ``summary.json``.
+
+This module only names the tasks (their modules are imported when a task is used), so the
+build can ask for every task's keys without importing the tasks themselves.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable
+from types import ModuleType
 
-from omegaconf import DictConfig, OmegaConf
-
-from .errors import ConfigError
-from .schema import suggest
+from ..errors import ConfigError
+from ..schema import suggest
 
 
-@dataclass
+@dataclass(frozen=True)
 class Task:
+    """A registered task: its name, its module (``check``, ``run``) and its config keys."""
+
     name: str
-    run: Callable[[DictConfig, Path, bool], dict]
+    module: str
     config_keys: tuple[str, ...] = ()
+
+    def load(self) -> ModuleType:
+        return importlib.import_module(self.module)
+
+    def check(self, cfg) -> list[str]:
+        return self.load().check(cfg)
+
+    def run(self, cfg, run_dir, resume: bool = False) -> dict:
+        return self.load().run(cfg, run_dir, resume)
 
 
 TASKS: dict[str, Task] = {}
 
 
-def register_task(name: str, config_keys: tuple[str, ...] = ()):
-    def decorate(fn):
-        TASKS[name] = Task(name, fn, tuple(config_keys))
-        return fn
-    return decorate
-
-
-def task_config_keys() -> tuple[str, ...]:
-    _load_builtin_tasks()
-    return tuple(k for t in TASKS.values() for k in t.config_keys)
-
-
-def get_task(name: str) -> Task:
-    _load_builtin_tasks()
-    if name not in TASKS:
-        raise ConfigError(f"task: unknown task '{name}'{suggest(str(name), TASKS)}; valid: {', '.join(sorted(TASKS))}")
+def register_task(name: str, module: str, config_keys: tuple[str, ...] = ()) -> Task:
+    """Register a task module (e.g. a plug-in's ``mypackage.tasks.protocol``) under ``name``."""
+    TASKS[name] = Task(name, module, tuple(config_keys))
     return TASKS[name]
 
 
-def _load_builtin_tasks() -> None:
-    """Import the modules that register tasks (kept lazy: they import torch)."""
-    import importlib
-
-    for module in BUILTIN_TASK_MODULES:
-        importlib.import_module(module)
+for _name, _keys in (("train", ()), ("current_clamp", ("clamp",)), ("stdp_window", ("protocol",)),
+                     ("diehl_cook", ("diehl_cook",)), ("rstdp_xor", ("xor",))):
+    register_task(_name, f"{__name__}.{_name}", _keys)
 
 
-#: modules whose import registers a task; extend when adding a task module.
-BUILTIN_TASK_MODULES = ["snnrun.tasks", "snnrun.clamp", "snnrun.learning.window", "snnrun.learning.diehl_cook", "snnrun.learning.xor"]
+def task_config_keys() -> tuple[str, ...]:
+    """Every registered task's top-level config keys."""
+    return tuple(k for task in TASKS.values() for k in task.config_keys)
 
 
-@register_task("train")
-def train(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict:
-    """Build the experiment and fit it: epochs of training and evaluation."""
-    from .build import build_experiment
-    from .distributed import local_device
-    from .runner import Runner
-
-    exp = build_experiment(cfg, device=local_device(cfg))  # torchrun on CUDA: this rank's cuda:LOCAL_RANK
-    runner = Runner(exp, run_dir, OmegaConf.to_yaml(cfg))
-    return runner.fit(resume=resume)
+def get_task(name) -> Task:
+    if not isinstance(name, str) or name not in TASKS:
+        raise ConfigError(f"task: unknown task {name!r}{suggest(str(name), TASKS)}; valid: {', '.join(sorted(TASKS))}")
+    return TASKS[name]

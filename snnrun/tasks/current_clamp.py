@@ -23,14 +23,13 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from .build import to_container
-from .errors import ConfigError, DataError
-from .network import NetworkParams
-from .neurons import NEURONS
-from .reproducibility import seed_everything, versions
-from .kernels import report as kernel_report
-from .schema import param, parse_params
-from .tasks import register_task
+from ..build import prepare, to_container
+from ..errors import ConfigError, DataError
+from ..network import NetworkParams
+from ..neurons import NEURONS
+from ..reproducibility import versions
+from ..kernels import report as kernel_report
+from ..schema import param, parse_params
 
 
 @dataclass
@@ -88,16 +87,30 @@ def stimulus_ms(p: ClampParams) -> float:
     return max(end - min(p.onset, p.duration), 0.0)
 
 
-@register_task("current_clamp", config_keys=("clamp",))
-def current_clamp(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict:
-    """Simulate the top-level ``neuron`` model under ``clamp`` and record it (see module docstring)."""
+CONFIG_KEYS = ("clamp",)
+
+
+def _build(cfg: DictConfig):
+    """(config, clamp params, network params, current [T, N], neuron module) of the protocol."""
+    cfg, _ = prepare(cfg)
     config = to_container(cfg)
-    seed_everything(int(config.get("seed", 0) or 0))
     p = parse_params(ClampParams, config.get("clamp"), "clamp")
     net = parse_params(NetworkParams, config.get("network") or {}, "network")
     current = clamp_current(p, net.dt)
+    neuron = NEURONS.build(config.get("neuron"), "neuron", shape=(current.shape[1],), dt=net.dt).double()
+    return config, p, net, current, neuron
+
+
+def check(cfg: DictConfig) -> list[str]:
+    """The protocol's build as a dry run (the current trace is read, nothing is simulated)."""
+    _build(cfg)
+    return []
+
+
+def run(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict:
+    """Simulate the top-level ``neuron`` model under ``clamp`` and record it (see module docstring)."""
+    config, p, net, current, neuron = _build(cfg)
     steps, count = current.shape
-    neuron = NEURONS.build(config.get("neuron"), "neuron", shape=(count,), dt=net.dt).double()
     with torch.no_grad():
         spikes, traces = neuron(current[:, None, :], record=("v",))
     spikes, v = spikes[:, 0].numpy(), traces["v"][:, 0].numpy()

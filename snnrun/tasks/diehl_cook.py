@@ -31,7 +31,7 @@ import csv
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -42,7 +42,6 @@ from ..errors import ConfigError
 from ..reproducibility import versions
 from ..kernels import report as kernel_report
 from ..schema import param, parse_params
-from ..tasks import register_task
 
 log = logging.getLogger("snnrun")
 
@@ -57,16 +56,18 @@ class DiehlCookParams:
     train_samples: int | None = param(None, help="limit the training samples (null = all)")
     test_samples: int | None = param(None, help="limit the test samples (null = all)")
     log_every: int = param(500, ge=1, help="metrics row every N training samples")
-    one_spike: bool = param(True, help="at most one excitatory spike per step: the neuron furthest above threshold "
-                                       "(BindsNET's one_spike, deterministic); all crossing neurons reset")
+    one_spike: bool = param(True, help="sets the diehlandcook neuron's one_spike: at most one excitatory spike per "
+                                       "step, the neuron furthest above threshold (BindsNET's one_spike, "
+                                       "deterministic); all crossing neurons reset")
 
 
 class DiehlCookNetwork:
     """The D&C network of an :class:`~snnrun.build.Experiment`, simulated per sample by one backend."""
 
-    def __init__(self, exp, backend: str = "auto", one_spike: bool = False, key: str = "diehl_cook"):
+    def __init__(self, exp, backend: str = "auto", one_spike: bool | None = None, key: str = "diehl_cook"):
+        """``one_spike`` sets the excitatory ``diehlandcook`` neuron's ``one_spike`` param (None: keep
+        what its config declares); both backends then follow it."""
         self.exp = exp
-        self.one_spike = one_spike
         net = exp.network.double()
         self.net = net
         self.input = net.inputs[0] if len(net.inputs) == 1 else None
@@ -81,6 +82,10 @@ class DiehlCookNetwork:
             raise ConfigError("network: diehl_cook needs one input population, one diehlandcook and one lif population, "
                               "and dense input->exc, one_to_one exc->inh, lateral_inhibition inh->exc projections")
         self.exc, self.inh = exc[0], inh[0]
+        exc_neuron = net.populations[self.exc].neuron
+        if one_spike is not None and one_spike != exc_neuron.params.one_spike:
+            exc_neuron.params = replace(exc_neuron.params, one_spike=bool(one_spike))
+        self.one_spike = exc_neuron.params.one_spike
         self.proj_in, self.proj_ei, self.proj_ie = by_kind["dense"][0], by_kind["one_to_one"][0], by_kind["lateral_inhibition"][0]
         if (self.proj_in.source, self.proj_in.target, self.proj_ei.source, self.proj_ei.target, self.proj_ie.source,
                 self.proj_ie.target) != (self.input, self.exc, self.exc, self.inh, self.inh, self.exc):
@@ -102,8 +107,6 @@ class DiehlCookNetwork:
             from ..kernels import diehl_cook as kernel
             backend = "cpp" if kernel.available() else "torch"
         self.backend = backend
-        if one_spike and backend == "torch":
-            _one_spike(net.populations[self.exc].neuron)
         self.weight = self.proj_in.stages[-1].weight
         self.theta = net.populations[self.exc].neuron.theta
         if backend == "cpp":
@@ -160,27 +163,6 @@ class DiehlCookNetwork:
             with torch.no_grad():
                 self.weight.copy_(self.weight_t.t())
                 self.theta.copy_(self.theta_k)
-
-
-def _one_spike(neuron) -> None:
-    """Make a ``diehlandcook`` module emit at most one spike per step and sample: of the neurons that
-    cross threshold (all of which reset, raise θ and turn refractory as usual), only the one with
-    the largest margin ``v − (v_th + θ)`` (first index on ties) outputs its spike."""
-    step = neuron.step
-
-    def one_spike_step(current, state):
-        p = neuron.params
-        v, theta, _ = state
-        margin = (p.v_rest + (v - p.v_rest) * neuron.decay + p.r * current) - (p.v_th + theta * neuron.theta_decay)
-        z, new_state = step(current, state)
-        flat = z.reshape(z.shape[0], -1)
-        if bool((flat.sum(1) > 1).any()):
-            m = torch.where(flat > 0, margin.reshape(flat.shape), torch.full_like(flat, -torch.inf))
-            winner = torch.nn.functional.one_hot(m.argmax(1), flat.shape[1]).to(z.dtype) * (flat.sum(1, keepdim=True) > 0)
-            z = winner.reshape(z.shape)
-        return z, new_state
-
-    neuron.step = one_spike_step
 
 
 def encode(encoder, x: torch.Tensor, factor: float = 1.0) -> torch.Tensor:
@@ -275,18 +257,35 @@ def run_diehl_cook(exp, p: DiehlCookParams, run_dir: Path | None = None) -> dict
     return summary
 
 
-@register_task("diehl_cook", config_keys=("diehl_cook",))
-def diehl_cook(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict:
-    """Build the experiment from the config tree and run the D&C protocol (module docstring)."""
+CONFIG_KEYS = ("diehl_cook",)
+
+
+def _build(cfg: DictConfig, dry_run: bool = False):
+    """(experiment, protocol params) of the protocol, its topology and readout checked."""
     from ..build import build_experiment, to_container
 
-    if resume:
-        raise ConfigError("task: diehl_cook runs one pass and cannot be resumed; start a new run")
-    config = to_container(cfg)
-    p = parse_params(DiehlCookParams, config.get("diehl_cook") or {}, "diehl_cook")
-    exp = build_experiment(cfg)
+    p = parse_params(DiehlCookParams, to_container(cfg).get("diehl_cook") or {}, "diehl_cook")
+    exp = build_experiment(cfg, dry_run=dry_run)
     if exp.device.type != "cpu":
         raise ConfigError(f"device: diehl_cook runs sample by sample on the CPU; got {exp.device}")
+    if getattr(exp.decoder, "registry_name", "") != "label_assignment":
+        raise ConfigError("decoder.name: diehl_cook reads out with label_assignment")
+    return exp, p
+
+
+def check(cfg: DictConfig) -> list[str]:
+    """The protocol's build as a dry run: experiment, topology and rule checked (the kernel is not
+    built: ``backend: auto`` is checked as the torch path)."""
+    exp, p = _build(cfg, dry_run=True)
+    DiehlCookNetwork(exp, "torch" if p.backend == "auto" else p.backend, p.one_spike)
+    return []
+
+
+def run(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict:
+    """Build the experiment from the config tree and run the D&C protocol (module docstring)."""
+    if resume:
+        raise ConfigError("task: diehl_cook runs one pass and cannot be resumed; start a new run")
+    exp, p = _build(cfg)
     summary = run_diehl_cook(exp, p, run_dir)
     summary.update({"seed": exp.seed, "versions": versions(), "kernels": kernel_report(), "run_dir": str(run_dir),
                     "message": f"test accuracy {summary['test/accuracy_all']:.3f} (all) / "

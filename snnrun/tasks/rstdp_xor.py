@@ -28,10 +28,9 @@ import torch
 from omegaconf import DictConfig
 
 from ..errors import ConfigError
-from ..reproducibility import seed_everything, versions
+from ..reproducibility import versions
 from ..kernels import report as kernel_report
 from ..schema import param, parse_params
-from ..tasks import register_task
 
 
 @dataclass
@@ -68,22 +67,34 @@ def xor_inputs(p: XorParams, steps: int, dt: float,
     return x, torch.tensor([FUNCTIONS[p.function](a, b) for a, b in COMBOS])
 
 
-@register_task("rstdp_xor", config_keys=("xor",))
-def rstdp_xor(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict:
-    """Train ``xor.function`` with a reward-modulated rule (module docstring)."""
-    from ..build import to_container
-    from ..network import build_network
-    from .local import build_learners, parse_learners
+CONFIG_KEYS = ("xor",)
 
+
+def _build(cfg: DictConfig):
+    """(config, seed, xor params, network, learners) of the task."""
+    from ..build import prepare, to_container
+    from ..learning.local import build_learners, parse_learners
+    from ..network import build_network
+
+    cfg, seed = prepare(cfg)
     config = to_container(cfg)
-    seed = int(config.get("seed", 0) or 0)
-    seed_everything(seed)
     p = parse_params(XorParams, config.get("xor") or {}, "xor")
     net = build_network(config["network"], config.get("neuron"), (2 * p.group_size,))
     specs = parse_learners(config)
     if any(s.cls.gradient for s in specs):
         raise ConfigError("learner.name: rstdp_xor trains with a local reward-modulated rule (mstdpet, mstdp, ...)")
-    learners = build_learners(specs, net)
+    return config, seed, p, net, build_learners(specs, net)
+
+
+def check(cfg: DictConfig) -> list[str]:
+    """The task's build as a dry run (nothing simulated or written)."""
+    _build(cfg)
+    return []
+
+
+def run(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict:
+    """Train ``xor.function`` with a reward-modulated rule (module docstring)."""
+    config, seed, p, net, learners = _build(cfg)
     noise = torch.Generator().manual_seed(seed)
     x, target = xor_inputs(p, net.time_steps, net.dt, noise)
     rows, window = [], []

@@ -20,14 +20,13 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from ..build import to_container
+from ..build import prepare, to_container
 from ..errors import ConfigError
 from ..network import NetworkParams, build_network
-from ..reproducibility import seed_everything, versions
+from ..reproducibility import versions
 from ..kernels import report as kernel_report
 from ..schema import param, parse_params
-from ..tasks import register_task
-from .local import parse_learners
+from ..learning.local import parse_learners
 
 
 @dataclass
@@ -40,8 +39,10 @@ class ProtocolParams:
     w0: float = param(0.5, help="initial weight")
 
 
-def measure_window(learner_node: dict, p: ProtocolParams, dt: float, key: str = "learner") -> list[tuple[float, float]]:
-    """``[(Δt, Δw)]`` of the rule described by ``learner_node`` under the pairing protocol."""
+def measure_window(learner_node: dict, p: ProtocolParams, dt: float, key: str = "learner",
+                   dry_run: bool = False) -> list[tuple[float, float]]:
+    """``[(Δt, Δw)]`` of the rule described by ``learner_node`` under the pairing protocol
+    (``dry_run``: build the first pairing's network and learner, simulate nothing, return [])."""
     if p.dt_min > p.dt_max:
         raise ConfigError(f"protocol.dt_min: {p.dt_min} is larger than dt_max = {p.dt_max}")
     period = 1000.0 / p.frequency
@@ -65,6 +66,8 @@ def measure_window(learner_node: dict, p: ProtocolParams, dt: float, key: str = 
                                         "synapse": {"name": "dense", "init": "constant", "value": p.w0}}}}
         net = build_network(node, {"name": "lif"}, (1,)).double()
         learner = spec.cls(spec.params, network=net, key=key)
+        if dry_run:
+            return []
         learner.begin_sample(1)
         weight = net.projections["syn"].stages[0].weight
         start = weight.detach().clone()
@@ -80,13 +83,29 @@ def measure_window(learner_node: dict, p: ProtocolParams, dt: float, key: str = 
     return results
 
 
-@register_task("stdp_window", config_keys=("protocol",))
-def stdp_window(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict:
-    """Run the pairing protocol for the configured ``learner`` (see module docstring)."""
+CONFIG_KEYS = ("protocol",)
+
+
+def _build(cfg: DictConfig):
+    """(config, protocol params, network params) of the protocol, its learner checked."""
+    cfg, _ = prepare(cfg)
     config = to_container(cfg)
-    seed_everything(int(config.get("seed", 0) or 0))
     p = parse_params(ProtocolParams, config.get("protocol"), "protocol")
     net = parse_params(NetworkParams, config.get("network") or {}, "network")
+    return config, p, net
+
+
+def check(cfg: DictConfig) -> list[str]:
+    """The protocol's build as a dry run: its parameters, and the learner built on the first
+    pairing's network (nothing simulated)."""
+    config, p, net = _build(cfg)
+    measure_window(dict(config["learner"]), p, net.dt, dry_run=True)
+    return []
+
+
+def run(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict:
+    """Run the pairing protocol for the configured ``learner`` (see module docstring)."""
+    config, p, net = _build(cfg)
     rows = measure_window(dict(config["learner"]), p, net.dt)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

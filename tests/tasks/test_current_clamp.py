@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import compose_config, run_cli
-from snnrun.clamp import current_clamp
+from snnrun.tasks.current_clamp import run as current_clamp
 from snnrun.errors import DataError
 
 

@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 from snnrun.build import build_experiment
 from snnrun.errors import ConfigError
 from snnrun.kernels import diehl_cook as kernel
-from snnrun.learning.diehl_cook import DiehlCookNetwork
+from snnrun.tasks.diehl_cook import DiehlCookNetwork
 
 from conftest import compose_config
 
@@ -40,6 +40,9 @@ def test_kernel_matches_generic_simulation(one_spike):
         exp = build_experiment(small_config())
         models[backend] = DiehlCookNetwork(exp, backend, one_spike)
     ref, fast = models["torch"], models["cpp"]
+    for model in (ref, fast):  # a declared param of the exc neuron, the module's step left as its class defines it
+        neuron = model.net.populations[model.exc].neuron
+        assert neuron.params.one_spike is one_spike and model.one_spike is one_spike and "step" not in vars(neuron)
     torch.testing.assert_close(ref.weight.detach(), fast.weight_t.t(), rtol=0, atol=0)
     initial = ref.weight.detach().clone()
     total = 0
@@ -73,7 +76,7 @@ def test_wrong_topology_is_a_config_error():
 
 
 def test_protocol_runs_and_writes_run_dir(tmp_path):
-    from snnrun.learning.diehl_cook import DiehlCookParams, run_diehl_cook
+    from snnrun.tasks.diehl_cook import DiehlCookParams, run_diehl_cook
 
     cfg = small_config()
     cfg["encoder"]["max_rate"] = 500.0

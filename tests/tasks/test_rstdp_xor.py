@@ -6,7 +6,7 @@ import csv
 
 import torch
 
-from snnrun.learning.xor import XorParams, xor_inputs
+from snnrun.tasks.rstdp_xor import XorParams, xor_inputs
 from snnrun.tasks import get_task
 
 from conftest import compose_config

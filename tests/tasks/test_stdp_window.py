@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from snnrun.learning.window import ProtocolParams, measure_window
+from snnrun.tasks.stdp_window import ProtocolParams, measure_window
 from snnrun.tasks import get_task
 
 from conftest import compose_config
