@@ -41,6 +41,13 @@ def run_task(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict:
     run_dir = distributed.setup(cfg, run_dir)  # torchrun: join the process group, take rank 0's run dir
     try:
         summary = get_task(cfg.get("task", "train")).run(cfg, run_dir, resume)
+    except OSError as err:  # a full disk in any task: one line, not a traceback
+        import errno
+
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        raise SnnrunError(f"no space left writing {err.filename or run_dir} ({err.strerror}); free some space, "
+                          f"then resume or re-run") from None
     finally:
         distributed.teardown()
     if cfg.get("task", "train") != "train":  # the train task draws its own figures (Runner)

@@ -273,6 +273,21 @@ def test_full_disk_at_start_is_one_line_and_leaves_no_truncated_config(tmp_path)
     assert not list(run_dir.rglob("*.yaml")) and not list(run_dir.rglob("*.tmp*"))
 
 
+@pytest.mark.skipif(os.name != "posix", reason="RLIMIT_FSIZE is POSIX")
+def test_full_disk_in_another_task_is_one_line(tmp_path):
+    """The current-clamp task's monitor file hits the limit (5000 steps of 50 neurons): one line, exit 2."""
+    run_dir = tmp_path / "run"
+    prelude = ("import resource, signal\nsignal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+               "resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))")
+    proc = run_cli_with(prelude, "experiment=current_clamp", "clamp.duration=5000", "network.dt=1.0",
+                        f"clamp.current=[{','.join(str(0.1 * k) for k in range(50))}]", f"hydra.run.dir={run_dir}",
+                        cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().startswith(f"snnrun: error: no space left writing {run_dir}")
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in proc.stderr
+
+
 def test_summary_json_is_the_last_file_a_run_writes(tmp_path):
     run_dir = tmp_path / "run"
     proc = run_cli(*[o for o in QUICK if o != "plots=off"], f"hydra.run.dir={run_dir}", cwd=tmp_path)
