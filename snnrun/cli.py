@@ -166,6 +166,10 @@ def _setup_logging(run_dir: Path) -> None:
 
 def list_components(args: list[str]) -> None:
     """``snnrun list [GROUP]``: registered components with their parameters, defaults and units."""
+    if args and args[0] in ("-h", "--help"):
+        print("usage: snnrun list [GROUP]\n\nRegistered components of GROUP (all groups without one), each with "
+              "its parameters, defaults, units and help.")
+        return
     from .catalog import print_catalog
 
     try:
@@ -215,8 +219,25 @@ def _config_dirs(argv: list[str]) -> list[str]:
     return dirs
 
 
+SUBCOMMANDS = """snnrun: spiking-neural-network experiments from a config.
+
+  snnrun [key=value ...] [group=name ...]   run an experiment (-m: sweep; --cfg job: print the config)
+  snnrun validate [key=value ...]           build the config as a dry run: same checks as a run, nothing trained
+  snnrun resume RUN_DIR [--into NEW] [...]  continue a run from its last checkpoint (or fork it into NEW)
+  snnrun reproduce RUN_DIR [--tol X]        re-run a saved run and compare its final metrics
+  snnrun compare RUN_DIR ...                the runs' configs and final metrics side by side
+  snnrun plot RUN_DIR                       draw a run's (or a sweep's) figures from its files
+  snnrun list [GROUP]                       components, their parameters, defaults and units
+  snnrun doctor [--no-build]                versions, CPU, compiler, and each compiled kernel's path
+
+Each sub-command takes --help. Hydra's own options follow.
+"""
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("-h", "--help"):
+        print(SUBCOMMANDS)
     from .targets import trust_command_line
     if argv and argv[0] in COMMANDS:
         trust_command_line(argv[1:])  # `allow_targets=[...]` counts only here, never from a config (snnrun/targets.py)

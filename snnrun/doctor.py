@@ -20,7 +20,7 @@ def lines(build: bool = True) -> tuple[list[str], bool]:
     out = ["snnrun " + " ".join(f"{k}={v}" for k, v in versions().items())]
     cpu = kernels.cpu_features()
     out.append(f"cpu: {cpu['model']} ({cpu['machine']}, features {cpu['features']})")
-    cxx = kernels.compiler()
+    cxx = kernels.loader.compiler()
     out.append(f"c++ compiler: {cxx or 'none found (set CXX or install g++): reference paths only'}")
     out.append(f"kernel cache: {kernels.cache_root()}")
     healthy = True

@@ -93,3 +93,9 @@ def test_cli_validate_reports_one_line_and_exit_code_without_running(tmp_path):
     (own / "mine.yaml").write_text("name: lif\ntau_m: -4.0\n")
     out = run_cli("validate", "--config-dir", str(tmp_path / "my_configs"), "neuron=mine", cwd=tmp_path)
     assert out.returncode == 2 and "neuron.tau_m" in out.stderr
+
+
+def test_the_readme_scheduler_example_is_valid():
+    """The README's OneCycleLR example, as written there."""
+    assert check("scheduler=none", "scheduler.name=OneCycleLR", "+scheduler.max_lr=0.01",
+                 "+scheduler.total_steps=1000", "+scheduler.interval=step") == []
