@@ -92,6 +92,23 @@ class EpochTally:
                 for name, cs in self.counts.items()}
 
 
+def epoch_line(epoch: int, epochs: int, metrics: dict) -> str:
+    """The epoch's log line, readable at 100 columns: loss/accuracy per split and the learning
+    rate (every metric is in metrics.csv / metrics.jsonl)."""
+    def number(value, digits: int) -> str:
+        return f"{value:.{digits}f}" if isinstance(value, (int, float)) and abs(value) < 1e4 else \
+            (f"{value:.3g}" if isinstance(value, (int, float)) else "-")
+
+    parts = [f"epoch {epoch}/{epochs}  loss/acc"]
+    for split in ("train", "val", "test"):
+        loss, accuracy = metrics.get(f"{split}/loss"), metrics.get(f"{split}/accuracy")
+        if loss is not None or accuracy is not None:
+            parts.append(f"{split} {number(loss, 4)}/{number(accuracy, 3)}")
+    if isinstance(metrics.get("lr"), (int, float)):
+        parts.append(f"lr {metrics['lr']:.3g}")
+    return "  ".join(parts)
+
+
 class Runner:
     """Runs an :class:`Experiment` into ``run_dir``.
 
@@ -469,8 +486,7 @@ class Runner:
         improved = self._improved(metrics)
         if improved:
             self.best = {**metrics, "epoch": self.epoch}
-        log.info("epoch %d: %s", self.epoch, ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()
-                                                       if isinstance(v, float)))
+        log.info("%s", epoch_line(self.epoch, exp.trainer.epochs, metrics))
         if self.dist.is_main:
             # the state is taken now; the files are written while the next epoch trains
             self.writer.submit(self._write_checkpoints, ckpt_dir, checkpoint.serialize(self.state_dict()), improved)

@@ -181,3 +181,16 @@ def test_resume_records_each_resume_and_refuses_fewer_epochs(tiny_cfg, tmp_path)
     assert summary["resumes"] == [{"epoch": 2, "overrides": [], "changes": {"trainer.epochs": {"from": 3, "to": 4}}},
                                   {"epoch": 3, "overrides": [], "changes": {}}]  # stop_after: one invocation's
     assert checkpoint.load(tmp_path / "checkpoints" / "last.pt")["history"] == summary["resumes"]
+
+
+def test_the_epoch_log_line_fits_100_columns(tiny_cfg, tmp_path):
+    from snnrun.runner import epoch_line
+
+    metrics = {"train/loss": 0.0739, "train/accuracy": 0.983, "train/rate/hidden": 74.8, "train/synops/total": 129985.1,
+               "val/loss": 0.1161, "val/accuracy": 0.9722, "test/loss": 0.1317, "test/accuracy": 0.9583,
+               "test/energy_nj": 116.6, "lr": 0.00123, "samples_per_s": 5210.0}
+    line = epoch_line(14, 30, metrics)
+    assert line == "epoch 14/30  loss/acc  train 0.0739/0.983  val 0.1161/0.972  test 0.1317/0.958  lr 0.00123"
+    assert len(line) <= 100
+    assert epoch_line(1, 2, {"train/loss": float("nan")}) == "epoch 1/2  loss/acc  train nan/-"
+    fit(tiny_cfg(), tmp_path)  # the run's own log lines (written by the logging set-up of the CLI) use it

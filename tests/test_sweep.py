@@ -114,7 +114,7 @@ def _launcher_sweep(tmp_path, launcher_args):
     assert [(r["job"], r["neuron.tau_m"], r["status"]) for r in rows] == [("0", "10", "completed"), ("1", "-5", "failed")]
     assert 0.0 <= float(rows[0]["test/accuracy"]) <= 1.0
     assert (sweep / "1" / "error.txt").read_text().startswith("neuron.tau_m")
-    assert "epoch 1:" in (sweep / "0" / "snnrun.log").read_text()  # each job logs into its own directory
+    assert "epoch 1/" in (sweep / "0" / "snnrun.log").read_text()  # each job logs into its own directory
     return sweep, out
 
 
