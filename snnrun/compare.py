@@ -126,12 +126,63 @@ def format_value(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def format_table(header: list[str], rows: list[list[Any]]) -> str:
-    cells = [header] + [[format_value(v) for v in row] for row in rows]
+def short_names(names: list[str]) -> list[str]:
+    """Each dotted config key as its shortest suffix no other key ends with (``neuron.tau_m`` → ``tau_m``);
+    metric columns lose their ``final`` prefix."""
+    out = []
+    for name in names:
+        if name.startswith("final "):
+            out.append(name[6:])
+            continue
+        parts = name.split(".")
+        for i in range(len(parts) - 1, -1, -1):
+            suffix = ".".join(parts[i:])
+            if not any(o != name and (o == suffix or o.endswith("." + suffix)) for o in names):
+                break
+        out.append(suffix)
+    return out
+
+
+def _run_names(runs: list[str]) -> list[str]:
+    """Run paths relative to their common folder (the sweep directory), so the first column stays narrow."""
+    import os
+    if len(runs) < 2:
+        return [Path(r).name or r for r in runs]
+    common = os.path.commonpath([os.path.abspath(r) for r in runs])
+    return [os.path.relpath(os.path.abspath(r), common) for r in runs]
+
+
+def format_table(header: list[str], rows: list[list[Any]], width: int = 100, cell: int = 32) -> str:
+    """The table as text no wider than ``width``: the run column, then as many further columns as fit;
+    the rest follow in further blocks, each starting with the run column again. Cells longer than
+    ``cell`` characters are cut with "…" (the CSV keeps them whole)."""
+    def fit(text: str) -> str:
+        return text if len(text) <= cell else text[:cell - 1] + "…"
+
+    names = _run_names([str(r[0]) for r in rows])
+    cells = [[fit(h) for h in ["run"] + short_names(header[1:])]]
+    cells += [[fit(name)] + [fit(format_value(v)) for v in row[1:]] for name, row in zip(names, rows)]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    blocks, current, used = [], [], widths[0]
+    for i in range(1, len(header)):
+        if current and used + 2 + widths[i] > width:
+            blocks.append(current)
+            current, used = [], widths[0]
+        current.append(i)
+        used += 2 + widths[i]
+    blocks.append(current)
+    out = []
+    for block in blocks:
+        columns = [0] + block
+        lines = ["  ".join(row[i].ljust(widths[i]) for i in columns).rstrip() for row in cells]
+        lines.insert(1, "  ".join("-" * widths[i] for i in columns))
+        out.append("\n".join(lines))
+    return "\n\n".join(out)
+
+
+def _terminal_width() -> int:
+    import shutil
+    return shutil.get_terminal_size((100, 24)).columns if sys.stdout.isatty() else 100
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
@@ -141,23 +192,29 @@ def write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
         writer.writerows(rows)
 
 
-USAGE = ("usage: snnrun compare DIR... [--csv FILE]\n\nOne table over runs and sweep directories: config keys that "
-         "differ, final and best metrics, status, wall time.")
+USAGE = ("usage: snnrun compare DIR... [--csv FILE] [--width N]\n\nOne table over runs and sweep directories: config keys "
+         "that differ, final and best metrics, status, wall time. The printed table wraps its columns into blocks "
+         "of at most N characters (default: the terminal's width, 100 without a terminal); --csv writes every "
+         "column with full keys and values.")
 
 
 def main(args: list[str]) -> None:
     if not args or args[0] in ("-h", "--help"):
         print(USAGE)
         return
-    csv_path = None
-    if "--csv" in args:
-        i = args.index("--csv")
-        if i + 1 >= len(args):
-            raise SnnrunError("compare: --csv needs a file name")
-        csv_path = Path(args[i + 1])
-        args = args[:i] + args[i + 2:]
+    options = {}
+    for flag in ("--csv", "--width"):
+        if flag in args:
+            i = args.index(flag)
+            if i + 1 >= len(args):
+                raise SnnrunError(f"compare: {flag} needs a value")
+            options[flag], args = args[i + 1], args[:i] + args[i + 2:]
+    csv_path = Path(options["--csv"]) if "--csv" in options else None
+    width = options.get("--width", "")
+    if width and not (width.isdigit() and int(width) >= 40):
+        raise SnnrunError(f"compare: --width must be a whole number of columns >= 40, got {width!r}")
     header, rows = compare_table([Path(a) for a in args])
-    print(format_table(header, rows))
+    print(format_table(header, rows, int(width) if width else _terminal_width()))
     if csv_path is not None:
         write_csv(csv_path, header, rows)
         print(f"snnrun: wrote {csv_path}", file=sys.stderr)

@@ -48,9 +48,38 @@ def test_cli_prints_table_and_writes_csv(tmp_path):
     out = run_cli("compare", str(tmp_path / "x"), str(tmp_path / "y"), "--csv", str(tmp_path / "t.csv"), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
-    assert lines[0].split()[:2] == ["run", "neuron.tau_m"]
+    assert lines[0].split()[:2] == ["run", "tau_m"]  # the shortest unique suffix of neuron.tau_m
     assert lines[3].split()[1:3] == ["30", "0.75"]
     rows = list(csv.reader(open(tmp_path / "t.csv")))
     assert rows[0][1] == "neuron.tau_m" and rows[2][1] == "30.0" and rows[2][-2] == "completed"
     missing = run_cli("compare", str(tmp_path / "nothing_here"), cwd=tmp_path)
     assert missing.returncode == 2 and "is not a directory" in missing.stderr
+
+
+def test_printed_table_fits_the_width_and_keeps_every_column(tmp_path):
+    """Many differing keys and metrics: blocks of <= 100 columns, each led by the run column; CSV whole."""
+    runs = []
+    for i in range(3):
+        run = fake_run(tmp_path / "sweep" / str(i), 10.0 + i, i, 0.5 + i / 10)
+        summary = json.loads((run / "summary.json").read_text())
+        summary["final"].update({f"train/population_{k}_rate_hz": 1.5 * k + i for k in range(12)})
+        (run / "summary.json").write_text(json.dumps(summary))
+        config = (run / ".hydra" / "config.yaml").read_text()
+        (run / ".hydra" / "config.yaml").write_text(config + f"network:\n  note: {'x' * 60}{i}\n")
+        runs.append(run)
+    out = run_cli("compare", str(tmp_path / "sweep"), "--csv", str(tmp_path / "all.csv"), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert max(map(len, lines)) <= 100
+    blocks = out.stdout.strip().split("\n\n")
+    assert len(blocks) >= 3 and all(b.startswith("run") for b in blocks)
+    assert all([line.split()[0] for line in b.splitlines()[2:]] == ["0", "1", "2"] for b in blocks)
+    for k in range(12):
+        assert f"train/population_{k}_rate_hz" in out.stdout
+    assert "x" * 31 + "…" in out.stdout  # a long value is cut on screen ...
+    rows = list(csv.reader(open(tmp_path / "all.csv")))
+    assert "x" * 60 + "2" in rows[3]  # ... and whole in the CSV
+    narrow = run_cli("compare", str(tmp_path / "sweep"), "--width", "60", cwd=tmp_path)
+    assert max(map(len, narrow.stdout.splitlines())) <= 60
+    bad = run_cli("compare", str(tmp_path / "sweep"), "--width", "x", cwd=tmp_path)
+    assert bad.returncode == 2 and "--width" in bad.stderr
