@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .errors import ConfigError
+from .extras import needs
 from .schema import suggest
 
 log = logging.getLogger("snnrun")
@@ -85,7 +86,7 @@ class TensorBoardSink:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            raise ConfigError("logger.sinks: 'tensorboard' needs the optional extra: pip install 'snnrun[tensorboard]'") from None
+            raise ConfigError(needs("tensorboard", "logger.sinks: 'tensorboard'")) from None
         self.writer = SummaryWriter(log_dir=str(run_dir / "tb"))
 
     def log(self, row: dict[str, Any]) -> None:
@@ -115,7 +116,7 @@ class MLflowSink:
         try:
             from mlflow.tracking import MlflowClient
         except ImportError:
-            raise ConfigError("logger.sinks: 'mlflow' needs the optional extra: pip install 'snnrun[mlflow]'") from None
+            raise ConfigError(needs("mlflow", "logger.sinks: 'mlflow'")) from None
         store = (Path(run_dir) / "mlruns").resolve()
         store.mkdir(parents=True, exist_ok=True)
         uri = os.environ.get("MLFLOW_TRACKING_URI")
@@ -162,7 +163,7 @@ class WandbSink:
         try:
             import wandb
         except ImportError:
-            raise ConfigError("logger.sinks: 'wandb' needs the package: pip install wandb") from None
+            raise ConfigError(needs("wandb", "logger.sinks: 'wandb'")) from None
         self.run = wandb.init(mode="offline", dir=str(run_dir), config=config or {}, name=Path(run_dir).name,
                               project=str((config or {}).get("name") or "snnrun"))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -47,7 +48,7 @@ def test_unknown_sink_is_a_config_error(tmp_path):
 
 
 def test_tensorboard_scalars_histograms_and_images(tmp_path):
-    pytest.importorskip("tensorboard", reason="the TensorBoard sink needs: pip install 'snnrun[tensorboard]'")
+    pytest.importorskip("tensorboard", reason="the TensorBoard sink needs: the `tensorboard` extra: python3 bootstrap.py --extras tensorboard setup")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     _log(tmp_path, ["tensorboard"])
@@ -65,7 +66,7 @@ def test_tensorboard_scalars_histograms_and_images(tmp_path):
 
 
 def test_mlflow_local_store_and_resume(tmp_path, monkeypatch):
-    pytest.importorskip("mlflow", reason="the MLflow sink needs: pip install 'snnrun[mlflow]'")
+    pytest.importorskip("mlflow", reason="the MLflow sink needs: the `mlflow` extra: python3 bootstrap.py --extras mlflow setup")
     from mlflow.tracking import MlflowClient
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -88,7 +89,7 @@ def test_mlflow_local_store_and_resume(tmp_path, monkeypatch):
 
 
 def test_runner_sends_tensors_to_tensorboard(tiny_cfg, tmp_path):
-    pytest.importorskip("tensorboard", reason="the TensorBoard sink needs: pip install 'snnrun[tensorboard]'")
+    pytest.importorskip("tensorboard", reason="the TensorBoard sink needs: the `tensorboard` extra: python3 bootstrap.py --extras tensorboard setup")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     Runner(build_experiment(tiny_cfg("logger=tensorboard")), tmp_path, "").fit()
@@ -152,3 +153,13 @@ def test_resume_warns_about_corrupt_metric_rows_and_keeps_the_good_ones(tmp_path
         assert any(w.startswith(where + ":") for w in warnings), (where, warnings)
     assert any("not UTF-8" in w for w in warnings) and len(warnings) == 6
     assert all(len(w.splitlines()) == 1 for w in warnings)
+
+
+def test_install_hint_names_this_installation():
+    """snnrun is not on PyPI: the hint installs the extra into this checkout's installation."""
+    from snnrun.extras import install_command, needs
+
+    command = install_command("plots")
+    assert command.startswith(sys.executable) and "pip install" in command
+    assert "[plots]" in command and "snnrun[plots]'" not in command.split("@")[0]
+    assert needs("tonic", "data: x").startswith("data: x needs the optional extra 'tonic': ")

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from ..extras import needs
 from ..schema import param
 from .base import DATASETS, Dataset, LoaderParams, stratified_holdout
 
@@ -91,7 +92,7 @@ def _require(module: str):
     try:
         return __import__(module)
     except ImportError:
-        raise DataError(f"data: this dataset needs the optional extra: pip install 'snnrun[tonic]' ({module} is missing)") from None
+        raise DataError(needs("tonic", f"data: this dataset ({module} is missing)")) from None
 
 
 @DATASETS.register("nmnist")
