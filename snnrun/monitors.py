@@ -48,6 +48,7 @@ import numpy as np
 import torch
 
 from .errors import ConfigError
+from .extras import needs
 from .faults import atomic_path
 from .reproducibility import rng_state, set_rng_state
 from .schema import param, parse_params, suggest
@@ -417,7 +418,7 @@ class Instruments:
         if self.plots.enabled:
             from .plots import matplotlib_available, plot_run
             if not matplotlib_available():
-                log.info("plots: matplotlib is not installed (pip install 'snnrun[plots]'); no plots written")
+                log.info("plots: no plots written; %s", needs("plots", "drawing them"))
                 return
             try:
                 written = plot_run(self.run_dir, self.plots)
@@ -443,12 +444,21 @@ def write_confusion(path: Path, confusion: np.ndarray) -> None:
             writer.writerow([i] + [int(v) for v in confusion[i].tolist()])
 
 
+def _voltage_unit(params) -> str:
+    """The unit the model's schema gives its membrane potential (``v_th`` or ``v_rest``), or ""."""
+    import dataclasses
+    if not dataclasses.is_dataclass(params):
+        return ""
+    units = {f.name: f.metadata.get("unit", "") for f in dataclasses.fields(params)}
+    return units.get("v_th") or units.get("v_rest") or ""
+
+
 def write_sample(exp, path: Path, size: int) -> Path:
     """``monitors/sample.npz``: the first ``size`` test samples through the trained network.
 
     Keys (arrays sample-major, ``[S, T, *shape]``): ``input/<pop>``, ``spikes/<pop>``,
     ``<state field>/<pop>`` for every floating-point state field (``v/<pop>``, ``theta/<pop>``, ...),
-    ``v_th/<pop>`` (scalar, when the model has one), ``weight/<proj>`` (dense view), ``label``,
+    ``v_th/<pop>`` (scalar, when the model has one), ``v_unit/<pop>`` (its unit), ``weight/<proj>`` (dense view), ``label``,
     ``pred``, ``time_ms`` [T], ``dt``, ``input_shape`` (data sample shape), ``image`` (raw samples).
     """
     net = exp.network
@@ -471,6 +481,9 @@ def write_sample(exp, path: Path, size: int) -> Path:
         v_th = getattr(pop.neuron.params, "v_th", None)
         if isinstance(v_th, (int, float)):
             arrays[f"v_th/{name}"] = np.float64(v_th)
+        unit = _voltage_unit(pop.neuron.params)
+        if unit:
+            arrays[f"v_unit/{name}"] = np.str_(unit)
     for name, proj in net.projections.items():
         w = projection_weight(proj)
         if w is not None:

@@ -33,7 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, SnnrunError
+from .extras import needs
 from .schema import param
 
 
@@ -117,10 +118,12 @@ def raster(sample, out: Path, params: PlotsParams) -> list[Path]:
     axes = np.atleast_1d(fig.subplots(len(pops), 1, sharex=True))
     colors = [f"C{i % 10}" for i in range(len(pops))]
     for ax, (name, spikes), color in zip(axes, pops, colors):
-        s = spikes[0].reshape(spikes.shape[1], -1)[:, :params.max_neurons]  # [T, N]
+        full = spikes[0].reshape(spikes.shape[1], -1)  # [T, N]
+        s = full[:, :params.max_neurons]
         t, n = np.nonzero(s > 0)
         ax.scatter((t + 1) * dt, n, s=25, marker="|", linewidths=1.2, color=color)
-        ax.set_ylabel(f"{name}\nneuron")
+        shown = f"\n(first {s.shape[1]} of {full.shape[1]})" if s.shape[1] < full.shape[1] else ""
+        ax.set_ylabel(f"{name}\nneuron{shown}")
         ax.set_ylim(-0.5, s.shape[1] - 0.5)
         ax.set_xlim(0, s.shape[0] * dt + dt)
     label = f", label {int(sample['label'][0])}" if "label" in sample.files else ""
@@ -143,9 +146,11 @@ def membrane(sample, out: Path, params: PlotsParams, neurons: int = 5) -> list[P
             ax.plot(time_ms, v[:, i], lw=1, label=f"neuron {i}")
         if f"v_th/{pop}" in sample.files:
             ax.axhline(float(sample[f"v_th/{pop}"]), color="k", ls="--", lw=0.8, label="v_th")
-        ax.set_ylabel(f"{pop}\nv")
+        unit = str(sample[f"v_unit/{pop}"]) if f"v_unit/{pop}" in sample.files else "model units"
+        ax.set_ylabel(f"{pop}\nv ({unit})")
         ax.legend(fontsize=6, loc="upper right", ncol=3)
-    axes[0].set_title("membrane potential, sample 0")
+    shown = min(neurons, sample[keys[0]][0].reshape(len(time_ms), -1).shape[1])
+    axes[0].set_title(f"membrane potential, sample 0 (first {shown} neurons per population)")
     axes[-1].set_xlabel("time (ms)")
     return [_save(fig, out / "membrane.png", params)]
 
@@ -207,11 +212,11 @@ def weights(sample, out: Path, params: PlotsParams) -> list[Path]:
             shape = _image_shape(matrix.shape[1], source, input_shape if from_input else (), from_input)
             fields = matrix.reshape(matrix.shape[0], *shape) if shape else None
         if fields is not None and fields.shape[0] > 1:
-            written.append(_field_grid(fields[:params.max_fields], proj, out, params))
+            written.append(_field_grid(fields[:params.max_fields], proj, out, params, total=fields.shape[0]))
     return written
 
 
-def _field_grid(fields: np.ndarray, proj: str, out: Path, params: PlotsParams) -> Path:
+def _field_grid(fields: np.ndarray, proj: str, out: Path, params: PlotsParams, total: int) -> Path:
     n = fields.shape[0]
     cols = int(math.ceil(math.sqrt(n)))
     rows = int(math.ceil(n / cols))
@@ -226,10 +231,18 @@ def _field_grid(fields: np.ndarray, proj: str, out: Path, params: PlotsParams) -
         grid[r * (h + 1):r * (h + 1) + h, c * (w + 1):c * (w + 1) + w] = (f - lo) / (hi - lo) if hi > lo else 0.5
     fig = _figure(min(14, 2 + cols * 1.2), min(14, 2 + rows * 1.2))
     ax = fig.subplots()
-    ax.imshow(grid, cmap="hot", interpolation="nearest")
+    if shared and low < 0 < high:  # signed weights: diverging map centred on zero, in weight units
+        lim = max(-low, high)
+        grid = grid * (high - low) + low  # back from [0, 1] to weights
+        im = ax.imshow(grid, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+    else:
+        im = ax.imshow(grid, cmap="hot", interpolation="nearest", vmin=0, vmax=1)
+    fig.colorbar(im, ax=ax, label="weight" if shared and low < 0 < high else
+                 ("weight, scaled to [low, high]" if shared else "weight, scaled per neuron to [min, max]"))
     ax.set_axis_off()
     scale = f"one scale, {low:.3g} to {high:.3g}" if shared else "each scaled to its own range"
-    ax.set_title(f"{proj}: receptive fields of {n} neurons ({scale})")
+    which = f"the first {n} of {total} neurons" if n < total else f"{n} neurons"
+    ax.set_title(f"{proj}: receptive fields of {which} ({scale})")
     return _save(fig, out / f"receptive_fields_{proj}.png", params)
 
 
@@ -456,13 +469,11 @@ USAGE = """usage: snnrun plot RUN_DIR [--metric KEY] [--dpi N]
 Draw the figures of RUN_DIR into RUN_DIR/plots from the files the run left (metrics.csv,
 monitors/*.npz, confusion_matrix.csv, fi_curve.csv, stdp_window.csv). For a multirun
 directory (numbered jobs), plot KEY (default: the runs' monitored metric) against the swept
-parameter, mean ± std over seeds. Needs matplotlib: pip install 'snnrun[plots]'."""
+parameter, mean ± std over seeds. Needs matplotlib (the ``plots`` extra)."""
 
 
 def main(args: list[str]) -> list[Path]:
     """``snnrun plot RUN_DIR [--metric KEY] [--dpi N]``; raises SnnrunError on user errors."""
-    from .errors import SnnrunError
-
     if not args or args[0] in ("-h", "--help"):
         print(USAGE)
         return []
@@ -475,7 +486,7 @@ def main(args: list[str]) -> list[Path]:
     if not run_dir.is_dir():
         raise SnnrunError(f"plot: {run_dir} is not a directory")
     if not matplotlib_available():
-        raise SnnrunError("plot: matplotlib is not installed; pip install 'snnrun[plots]'")
+        raise SnnrunError(needs("plots", "plot: drawing (matplotlib is not installed)"))
     params = PlotsParams()
     saved = run_dir / ".hydra" / "config.yaml"
     if saved.exists():

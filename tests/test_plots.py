@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("matplotlib", reason="plots need the optional extra: pip install 'snnrun[plots]'")
+pytest.importorskip("matplotlib", reason="plots need the optional extra: the `plots` extra: python3 bootstrap.py --extras plots setup")
 
 from matplotlib.image import imread  # noqa: E402
 
@@ -139,3 +139,33 @@ def test_weights_from_the_checkpoint_of_a_run_without_sample_file(tmp_path):
     assert written == {"weights_inp_exc.png", "receptive_fields_inp_exc.png", "weights_exc_inh.png"}
     img = imread(tmp_path / "plots" / "receptive_fields_inp_exc.png")
     assert img.shape[0] >= 200 and img.shape[1] >= 200
+
+
+def test_labels_say_units_subsets_and_signed_scales(tmp_path, monkeypatch):
+    """A raster of a subset says so, voltages carry their unit, signed fields get a diverging map + colour bar."""
+    import snnrun.plots as plots
+
+    figures = {}
+
+    def keep(fig, path, params):
+        figures[path.name] = fig
+        return path
+    monkeypatch.setattr(plots, "_save", keep)
+    rng = np.random.default_rng(1)
+    sample = {"input/inp": (rng.random((1, 20, 300)) < 0.2).astype(np.uint8),
+              "spikes/out": (rng.random((1, 20, 10)) < 0.2).astype(np.uint8),
+              "v/out": rng.random((1, 20, 10)).astype(np.float32), "v_unit/out": np.str_("mV"),
+              "weight/inp_out": rng.normal(size=(10, 64)).astype(np.float32),
+              "source_shape/inp_out": np.asarray([64]), "source_is_input/inp_out": np.bool_(True),
+              "input_shape": np.asarray([8, 8]), "time_ms": np.arange(1, 21, dtype=np.float64), "dt": np.float64(1.0)}
+    (tmp_path / "monitors").mkdir()
+    np.savez(tmp_path / "monitors" / "sample.npz", **sample)
+    plot_run(tmp_path, PlotsParams(dpi=40, max_neurons=100, max_fields=4))
+    raster_axes = figures["raster.png"].axes
+    assert "first 100 of 300" in raster_axes[0].get_ylabel() and "of" not in raster_axes[1].get_ylabel()
+    assert figures["membrane.png"].axes[0].get_ylabel().endswith("v (mV)")
+    fields = figures["receptive_fields_inp_out.png"]
+    image = fields.axes[0].images[0]
+    assert image.get_cmap().name == "RdBu_r" and image.norm.vmin == -image.norm.vmax
+    assert len(fields.axes) == 2 and fields.axes[1].get_ylabel() == "weight"  # the colour bar
+    assert "first 4 of 10" in fields.axes[0].get_title()
