@@ -46,6 +46,10 @@ class TrainerParams:
                            help="bf16: autocast the forward (synaptic products in bfloat16, neuron state in float32)")
     select_on_test: bool = param(False, help="allow a test/* monitor: best.pt and sweeps then select on the test "
                                              "set, which makes its scores optimistic (no longer held-out estimates)")
+    activity_check: str = param("warn", choices=("warn", "stop", "off"),
+                                help="silent or saturated populations after the first training batches and every "
+                                     "epoch: warn (once, naming the config keys to try), stop (end the run, exit "
+                                     "code 2; checkpoints kept) or off (snnrun/activity.py)")
 
 
 @dataclass
@@ -143,8 +147,8 @@ def check_objectives(trainer: TrainerParams) -> None:
 
 
 def check_readout(network: Network, decoder: Decoder, learners: list[Learner], node: Mapping) -> None:
-    """The output population has the size the decoder reads, and a gradient learner has
-    differentiable scores to train through (checked before anything runs)."""
+    """The output population has the size the decoder reads, and a gradient learner has scores
+    that carry its gradient (checked before anything runs)."""
     name = node.get("name")
     if len(network.outputs) == 1:
         out = network.outputs[0]
@@ -154,11 +158,28 @@ def check_readout(network: Network, decoder: Decoder, learners: list[Learner], n
             per_class = f" ({decoder.num_classes} classes x decoder.neurons_per_class)" \
                 if need != decoder.num_classes else f" (one per class: data.num_classes = {need})"
             raise ShapeError(f"network.populations.{out}.shape: the output population has {size} neurons but "
-                             f"decoder {name} reads {need}{per_class}; set network.populations.{out}.shape={need}")
-    if not decoder.differentiable and any(lr.gradient for lr in learners):
-        raise ConfigError(f"decoder.name: {name} assigns labels to neurons and its scores carry no gradient; train "
-                          f"with a local learner (e.g. learner=stdp) or read out with a gradient decoder "
-                          f"(spike_counts, spike_rate, voltage_sum, ...)")
+                             f"decoder {name} reads {need}{per_class}; set network.populations.{out}.shape={need} "
+                             f"(or null: sized by the decoder)")
+    gradient = [lr for lr in learners if lr.gradient]
+    if not gradient:
+        return
+    from .surrogate import SURROGATES
+
+    learner = gradient[0]
+    kind = type(learner).registry_name
+    if not decoder.differentiable:
+        local = [n for n in sorted(LEARNERS.names()) if not LEARNERS.get(n).gradient]
+        readouts = [n for n in sorted(DECODERS.names()) if DECODERS.get(n).differentiable]
+        raise ConfigError(f"{learner.key}.name: {kind} trains through gradients but decoder {name} "
+                          f"assigns labels to neurons and its scores carry none; use a local learner "
+                          f"({learner.key}={'|'.join(local)}) or a gradient decoder (decoder={'|'.join(readouts)})")
+    surrogate = learner.surrogate() if hasattr(learner, "surrogate") else None
+    if isinstance(surrogate, Heaviside) and not decoder.needs_voltage:
+        surrogates = [n for n in sorted(SURROGATES.names()) if n != "heaviside"]
+        raise ConfigError(f"{learner.key}.surrogate.name: heaviside passes no gradient through a spike and decoder "
+                          f"{name} reads spikes, so {kind} would train nothing; choose a surrogate "
+                          f"({'|'.join(surrogates)}) or a voltage decoder "
+                          f"(decoder={'|'.join(n for n in DECODERS.names() if DECODERS.get(n).needs_voltage)})")
 
 
 def load_data(cfg: DictConfig | Mapping) -> tuple[DataSplits, Any]:
@@ -193,6 +214,45 @@ def prepare(cfg: DictConfig | Mapping) -> tuple[DictConfig | dict, int]:
     return cfg, seed
 
 
+def network_from_node(node: Mapping, default_neuron: Mapping | None, input_shape: tuple[int, ...] | None,
+                      spike_fn=None, key: str = "network", output_size: int | None = None) -> Network:
+    """The network of a ``network`` node: from a NIR graph when it names one (``from_nir``, the
+    optional extra ``nir``), else from its populations and projections (:func:`snnrun.network.build_network`)."""
+    if isinstance(node, Mapping) and node.get("from_nir") is not None:
+        from .interop.nir import build_from_nir
+        return build_from_nir(node, input_shape, spike_fn, key)
+    return build_network(node, default_neuron, input_shape, spike_fn, key, output_size=output_size)
+
+
+def build_components(config: Mapping, input_shape: tuple[int, ...], num_classes: int | None
+                     ) -> tuple[Encoder, Network, Decoder, list[Learner]]:
+    """The encoder, network, decoder and learners of a resolved config (plain containers, see
+    :func:`to_container`) for samples of ``input_shape`` in ``num_classes`` classes, on the CPU;
+    the readout checked (:func:`check_readout`). Weights are drawn from torch's global RNG."""
+    net_node = config["network"]
+    from .network import NetworkParams, time_steps  # local: only the timing fields are needed here
+    net_params = parse_params(NetworkParams, net_node, "network")
+    steps = time_steps(net_params)
+    encoder = ENCODERS.build(config.get("encoder") or {"name": "direct"}, "encoder", dt=net_params.dt, time_steps=steps)
+
+    from .learning.local import build_learners, parse_learners
+    specs = parse_learners(config)  # `learner` plus the optional `learners` mapping
+    spike_fn = Heaviside()
+    for spec in specs:
+        if spec.cls.gradient:
+            from .surrogate import build_surrogate
+            spike_fn = build_surrogate(spec.params.surrogate, f"{spec.key}.surrogate")
+
+    decoder = DECODERS.build(config.get("decoder") or {"name": "spike_counts"}, "decoder",
+                             dt=net_params.dt, num_classes=num_classes)
+    # an output population of `shape: null` gets the size the decoder reads (any: one neuron per class)
+    network = network_from_node(net_node, config.get("neuron"), encoder.output_shape(tuple(input_shape)), spike_fn,
+                                output_size=decoder.output_size() or num_classes)
+    learners = build_learners(specs, network)
+    check_readout(network, decoder, learners, config.get("decoder") or {"name": "spike_counts"})
+    return encoder, network, decoder, learners
+
+
 def build_experiment(cfg: DictConfig | Mapping, device: str | None = None, dry_run: bool = False) -> Experiment:
     """Validate ``cfg`` and build every component, on ``device`` (default: ``cfg.device``).
 
@@ -216,26 +276,8 @@ def build_experiment(cfg: DictConfig | Mapping, device: str | None = None, dry_r
     logger = parse_params(LoggerParams, config.get("logger") or {}, "logger")
     torch_device = resolve_device(device or config.get("device", "auto"))
 
-    net_node = config["network"]
-    from .network import NetworkParams, time_steps  # local: only the timing fields are needed here
-    net_params = parse_params(NetworkParams, net_node, "network")
-    steps = time_steps(net_params)
-    encoder = ENCODERS.build(config.get("encoder") or {"name": "direct"}, "encoder", dt=net_params.dt, time_steps=steps)
-
-    from .learning.local import build_learners, parse_learners
-    specs = parse_learners(config)  # `learner` plus the optional `learners` mapping
-    spike_fn = Heaviside()
-    for spec in specs:
-        if spec.cls.gradient:
-            from .surrogate import build_surrogate
-            spike_fn = build_surrogate(spec.params.surrogate, f"{spec.key}.surrogate")
-
-    network = build_network(net_node, config.get("neuron"), encoder.output_shape(data.input_shape), spike_fn)
-    learners = build_learners(specs, network)
     num_classes = config["data"].get("num_classes") or data.num_classes
-    decoder = DECODERS.build(config.get("decoder") or {"name": "spike_counts"}, "decoder",
-                             dt=net_params.dt, num_classes=num_classes)
-    check_readout(network, decoder, learners, config.get("decoder") or {"name": "spike_counts"})
+    encoder, network, decoder, learners = build_components(config, data.input_shape, num_classes)
     network.to(torch_device)
     encoder.to(torch_device)
     decoder.to(torch_device)

@@ -71,13 +71,26 @@ def print_catalog(group: str | None = None) -> None:
         for field, tp, default, unit, help_text in describe(cls.Params):
             unit_text = f" [{unit}]" if unit else ""
             print(f"    {field}: {tp} = {default!r}{unit_text}  {help_text}".rstrip())
+        if group == "neuron":
+            print(f"    {operating_range_text(cls)}")
         for alias in aliases:
             if registry.alias_defaults(alias):
                 print(f"    {alias}: {name} with {_alias_overrides(registry, alias)}")
 
 
+def operating_range_text(cls, dt: float = 1.0) -> str:
+    """One line on where a neuron model works with its default parameters at ``dt`` (ms): rest,
+    threshold and drive (:meth:`snnrun.neurons.base.Neuron.operating_range`)."""
+    r = cls(cls.Params(), shape=(1,), dt=dt).operating_range()
+    return (f"operating range (defaults, dt = {dt:g} ms): rest {r.v_rest:g} {r.unit}, threshold {r.v_th:g} {r.unit}, "
+            f"drive {r.drive:.4g} (input that reaches threshold; kaiming weights onto it are scaled by it)")
+
+
 def _alias_overrides(registry, name: str) -> str:
-    return ", ".join(f"{k}={v!r}" for k, v in registry.alias_defaults(name).items())
+    """``key=value`` of an alias's own defaults (null entries of a nested node left out: defaults)."""
+    def shown(value):
+        return {k: v for k, v in value.items() if v is not None} if isinstance(value, dict) else value
+    return ", ".join(f"{k}={shown(v)!r}" for k, v in registry.alias_defaults(name).items())
 
 
 def settings_schemas() -> dict[str, type]:

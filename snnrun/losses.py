@@ -1,16 +1,21 @@
-"""Losses on decoder scores, chosen by name in the learner config (``loss: cross_entropy``).
+"""Losses on decoder scores, chosen by name in the learner config (``loss: cross_entropy``), and
+the firing-rate regulariser on population spikes (``learner.rate_reg``, :class:`RateRegularizer`).
 
-Each takes ``(scores [B, C], target [B], **options)``; ``learner.loss_options`` supplies
+Each loss takes ``(scores [B, C], target [B], **options)``; ``learner.loss_options`` supplies
 the options (e.g. ``{on: 20, off: 2}`` for ``mse_count``).
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+from typing import Mapping
+
 import torch
 import torch.nn.functional as F
 
 from .errors import ConfigError
-from .schema import suggest
+from .schema import param, parse_params, suggest
 
 
 def cross_entropy(scores: torch.Tensor, target: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
@@ -51,3 +56,64 @@ def get_loss(name: str, key: str = "learner.loss"):
     if name not in LOSSES:
         raise ConfigError(f"{key}: unknown loss '{name}'{suggest(name, LOSSES)}; valid names: {', '.join(LOSSES)}")
     return LOSSES[name]
+
+
+@dataclass
+class RateRegParams:
+    """Firing-rate regulariser (``learner.rate_reg``)."""
+
+    weight: float = param(0.0, ge=0, unit="1/Hz^2", help="factor of the penalty; 0 = off")
+    target_hz: float | dict | None = param(None, unit="Hz",
+                                           help="{population: target rate}, or one rate for every hidden (spiking, "
+                                                "neither input nor output) population")
+    per: str = param("neuron", choices=("neuron", "population"),
+                     help="neuron: each neuron's rate is pulled to the target; population: the population's mean")
+
+
+class RateRegularizer:
+    r"""``weight · Σ_pop mean_i (r_i − r*_pop)²`` with ``r_i = 1000/dt · mean_{t,b} z_{t,b,i}`` the rate
+    (Hz) of neuron ``i`` over the batch's steps and samples (``per: population``: one rate, the
+    population mean). Differentiable through the spikes' surrogate gradient (the fused LIF scan's
+    included), in the manner of snntorch's and spikingjelly's rate regularisers; ``weight`` is in
+    1/Hz², so a 10 Hz miss costs ``100 · weight``."""
+
+    def __init__(self, p: RateRegParams, targets: dict[str, float], dt: float):
+        self.p, self.targets, self.scale = p, targets, 1000.0 / dt
+
+    @classmethod
+    def build(cls, node: Mapping | None, network, key: str = "learner.rate_reg") -> "RateRegularizer | None":
+        """The regulariser ``node`` configures for ``network``, or None when its weight is 0."""
+        p = parse_params(RateRegParams, node, key)
+        if p.weight == 0:
+            return None
+        spiking = [n for n, pop in network.populations.items() if not pop.is_input and pop.neuron.spiking]
+        if not spiking:
+            raise ConfigError(f"{key}.weight: the network has no spiking population to regularise; set {key}.weight=0")
+        if p.target_hz is None or isinstance(p.target_hz, dict):
+            targets = dict(p.target_hz or {})
+            if not targets:
+                raise ConfigError(f"{key}.target_hz: name a target rate per population (e.g. {{{spiking[0]}: 20}}) or "
+                                  f"give one rate for every hidden population; populations: {', '.join(spiking)}")
+        else:
+            targets = {n: p.target_hz for n in spiking if n not in network.outputs}
+            if not targets:
+                raise ConfigError(f"{key}.target_hz: the network has no hidden spiking population; name the "
+                                  f"populations (e.g. {{{spiking[0]}: 20}})")
+        for name, target in targets.items():
+            if name not in spiking:
+                raise ConfigError(f"{key}.target_hz.{name}: no spiking population '{name}'"
+                                  f"{suggest(str(name), spiking)}; valid: {', '.join(spiking)}")
+            number = isinstance(target, (int, float)) and not isinstance(target, bool)
+            if not number or not math.isfinite(target) or target < 0:
+                raise ConfigError(f"{key}.target_hz.{name}: expected a rate >= 0 in Hz, got {target!r}")
+        return cls(p, {n: float(t) for n, t in targets.items()}, network.dt)
+
+    def __call__(self, spikes: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The penalty of one batch's spikes ``{population: [T, B, *shape]}`` (a scalar)."""
+        total = None
+        for name, target in self.targets.items():
+            z = spikes[name].float()
+            rate = (z.mean((0, 1)) if self.p.per == "neuron" else z.mean()) * self.scale
+            term = (rate - target).square().mean()
+            total = term if total is None else total + term
+        return self.p.weight * total

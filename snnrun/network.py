@@ -21,7 +21,7 @@ from .errors import ConfigError, ShapeError
 from .neurons import NEURONS, Neuron
 from .schema import param, parse_params
 from .synapses import SYNAPSES
-from .synapses.base import has_constraints
+from .synapses.base import constrain, has_constraints
 
 
 #: dtypes of synaptic products under autocast (trainer.precision=bf16); currents are cast back to float32
@@ -37,11 +37,16 @@ class NetworkParams:
     output: str | list[str] = param("", help="population read by the decoder, or a list of them (read concatenated)")
     mode: str = param("auto", choices=("auto", "layer", "step"),
                       help="simulation path: layer-by-layer (feedforward only), step-by-step, or auto")
+    from_nir: str | None = param(None, help="build the populations and projections from this NIR graph file "
+                                            "(optional extra `nir`; docs/interop.md)")
+    nir_dt: float | None = param(None, gt=0, help="with from_nir: one step's duration in the graph's time unit "
+                                                  "(null: dt / 1000, the graph's times in seconds)")
 
 
 @dataclass
 class PopulationParams:
-    shape: Any = param(None, help="int or list of ints; null for an input population (taken from the data)")
+    shape: Any = param(None, help="int or list of ints; null for an input population (taken from the data) or "
+                                  "for the single output population (sized by the decoder)")
     neuron: Any = param(None, help="neuron spec; null uses the top-level `neuron` config")
     sign: str | None = param(None, choices=(None, "excitatory", "inhibitory"),
                              help="Dale's law: every outgoing weight >= 0 (excitatory) or <= 0 (inhibitory)")
@@ -314,8 +319,12 @@ def time_steps(params: NetworkParams, key: str = "network") -> int:
 
 
 def build_network(node: Mapping[str, Any], default_neuron: Mapping[str, Any] | None,
-                  input_shape: tuple[int, ...] | None, spike_fn=None, key: str = "network") -> Network:
-    """Build a :class:`Network` from the ``network`` config node; errors name the config path."""
+                  input_shape: tuple[int, ...] | None, spike_fn=None, key: str = "network",
+                  output_size: int | None = None) -> Network:
+    """Build a :class:`Network` from the ``network`` config node; errors name the config path.
+
+    A population with ``shape: null`` takes ``input_shape`` if it is an input, or ``output_size``
+    neurons if it is the network's single output (the decoder's readout size)."""
     params = parse_params(NetworkParams, node, key)
     if not params.populations:
         raise ConfigError(f"{key}.populations: the network has no populations")
@@ -341,6 +350,8 @@ def build_network(node: Mapping[str, Any], default_neuron: Mapping[str, Any] | N
     shapes: dict[str, tuple[int, ...]] = {}
     signs: dict[str, str | None] = {}
     single_input = sum(1 for n in params.populations if n not in targets) == 1
+    output = params.output or list(params.populations)[-1]
+    outputs = [output] if isinstance(output, str) else list(output)
     for name, pop_node in params.populations.items():
         pkey = f"{key}.populations.{name}"
         pp = parse_params(PopulationParams, pop_node or {}, pkey)
@@ -353,16 +364,19 @@ def build_network(node: Mapping[str, Any], default_neuron: Mapping[str, Any] | N
                                  f"produces {list(input_shape)}")
             populations[name] = Population(name, shape, None)
         else:
-            if pp.shape is None:
-                raise ConfigError(f"{pkey}.shape: missing (only input populations take their shape from the data)")
-            shape = _shape(pp.shape, f"{pkey}.shape")
+            if pp.shape is None and outputs == [name] and output_size is not None:
+                shape = (int(output_size),)  # the readout's size: classes x the decoder's neurons per class
+            elif pp.shape is None:
+                raise ConfigError(f"{pkey}.shape: missing (only input populations take their shape from the data, "
+                                  f"and a single output population from the decoder)")
+            else:
+                shape = _shape(pp.shape, f"{pkey}.shape")
             neuron_node = _neuron_node(pp.neuron, default_neuron, f"{pkey}.neuron")
             neuron = NEURONS.build(neuron_node, f"{pkey}.neuron" if pp.neuron is not None else "neuron",
                                    shape=shape, dt=params.dt, spike_fn=spike_fn)
             populations[name] = Population(name, shape, neuron)
         shapes[name] = populations[name].shape
-    output = params.output or list(params.populations)[-1]
-    for name in [output] if isinstance(output, str) else output:
+    for name in outputs:
         if name not in populations:
             raise ConfigError(f"{key}.output: no population '{name}'; populations: {', '.join(populations)}")
     projections = {}
@@ -370,7 +384,23 @@ def build_network(node: Mapping[str, Any], default_neuron: Mapping[str, Any] | N
     for name, p in projections_cfg.items():
         projections[name] = _build_projection(name, p, shapes, params.dt, f"{key}.projections.{name}", steps,
                                               signs.get(p.source))
+        scale_to_target(projections[name], populations[p.target].neuron)
     return Network(populations, projections, output, params.dt, steps, params.mode)
+
+
+def scale_to_target(projection: Projection, neuron) -> None:
+    """Express ``init: kaiming`` weights in the target model's units: multiply them by its drive
+    (:meth:`~snnrun.neurons.base.Neuron.operating_range`; 1 for the dimensionless LIF family, 0.63 nA
+    for AdEx, ...). Explicit inits (uniform, normal, constant) are taken as given, in the model's unit."""
+    drive = float(neuron.operating_range().drive)
+    if drive == 1.0:
+        return
+    for stage in projection.stages:
+        p, weight = getattr(stage, "params", None), getattr(stage, "weight", None)
+        if getattr(p, "init", None) == "kaiming" and isinstance(weight, torch.nn.Parameter):
+            with torch.no_grad():
+                weight.mul_(drive)
+                constrain(weight, p)
 
 
 def _neuron_node(node, default, key):

@@ -1,7 +1,11 @@
 """Optimizers and LR schedulers by class name from ``torch.optim`` / ``torch.optim.lr_scheduler``.
 
 Every class there is available (no hand-kept list); the remaining config keys
-are its keyword arguments, checked against its signature before building.
+are its keyword arguments, checked against its signature before building. A key set
+to null takes the class's own default, so ``optimizer.name=X`` alone switches class
+without carrying the previous class's defaults over. Classes snnrun's loop cannot drive
+(an optimizer whose ``step`` needs a closure or sparse gradients, a scheduler built from
+other schedulers or a Python function) are refused by name.
 """
 
 from __future__ import annotations
@@ -58,10 +62,38 @@ def _split(node: Mapping[str, Any], key: str, extra: tuple[str, ...] = ()) -> tu
     if not isinstance(name, str):
         raise ConfigError(f"{key}.name: expected a class name (a string), got {name!r}")
     own = {k: node.pop(k) for k in extra if k in node}
+    node = {k: v for k, v in node.items() if v is not None}  # null: the class's own default
     for k, v in node.items():
         if isinstance(v, list):
             node[k] = tuple(v)
     return name, node, own
+
+
+def _configurable(cls: type) -> str | None:
+    """What scheduler ``cls`` needs that no config value can be (None: a config can build it)."""
+    names = inspect.signature(cls).parameters
+    if "schedulers" in names:
+        return "other scheduler objects (schedulers)"
+    if "lr_lambda" in names:
+        return "a Python function (lr_lambda)"
+    return None
+
+
+def _unusable(cls: type) -> str | None:
+    """Why snnrun's training loop cannot drive optimizer ``cls`` (None: it can)."""
+    closure = inspect.signature(cls.step).parameters.get("closure")
+    if closure is not None and closure.default is inspect.Parameter.empty:
+        return "its step needs a closure that re-evaluates the loss, which snnrun's loop does not pass"
+    if cls.__name__ == "SparseAdam":
+        return "it takes only sparse gradients (nn.Embedding(sparse=True)); snnrun's weights have dense ones"
+    return None
+
+
+def _check_usable(name: str, classes: dict[str, type], key: str) -> None:
+    reason = _unusable(classes[name])
+    if reason:
+        usable = [n for n in sorted(classes) if _unusable(classes[n]) is None]
+        raise ConfigError(f"{key}.name: {name} cannot train here: {reason}; choose one of {', '.join(usable)}")
 
 
 def build_optimizer(node: Mapping[str, Any], params, key: str = "optimizer") -> torch.optim.Optimizer:
@@ -71,6 +103,7 @@ def build_optimizer(node: Mapping[str, Any], params, key: str = "optimizer") -> 
     if name not in classes:
         raise ConfigError(f"{key}.name: unknown optimizer '{name}'{suggest(str(name), classes)}; "
                           f"valid names (torch.optim): {', '.join(sorted(classes))}")
+    _check_usable(name, classes, key)
     params = list(params)
     if not params:
         raise ConfigError(f"{key}: no trainable parameters for the optimizer (check learner.trainable)")
@@ -93,6 +126,10 @@ def build_scheduler(node: Mapping[str, Any] | None, optimizer, key: str = "sched
     if name not in classes:
         raise ConfigError(f"{key}.name: unknown scheduler '{name}'{suggest(str(name), classes)}; "
                           f"valid names (torch.optim.lr_scheduler): {', '.join(sorted(classes))}")
+    if _configurable(classes[name]) is not None:
+        usable = ", ".join(n for n in sorted(classes) if _configurable(classes[n]) is None)
+        raise ConfigError(f"{key}.name: {name} takes {_configurable(classes[name])}, which a config cannot give; "
+                          f"choose one of {usable}")
     _bind(classes[name], "optimizer", optimizer, kwargs, key)
     try:
         return classes[name](optimizer, **kwargs), interval

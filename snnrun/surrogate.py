@@ -1,7 +1,9 @@
 """Spike functions: Heaviside forward, a smooth surrogate derivative backward.
 
 Each surrogate is a small picklable object built from config
-(``{name: atan, alpha: 2.0}``); calling it on ``x = v - v_th`` returns spikes
+(``{name: atan, alpha: 2.0}``; a parameter set to null takes the surrogate's own default, so
+switching ``name`` alone never carries the previous surrogate's keys over); calling it on
+``x = v - v_th`` returns spikes
 (0/1 in the input's dtype) whose gradient is ``derivative(x)``. ``primitive(x)``
 is the smooth function whose derivative is used, so tests can check the two agree.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Mapping
 
 import torch
 
@@ -186,6 +189,34 @@ class Erfc(Surrogate):
         return a / math.sqrt(math.pi) * torch.exp(-(a * x) ** 2)
 
 
+def surrogate_node(name: str) -> dict:
+    """A learner's default surrogate node: ``{name: NAME}`` and every registered surrogate's
+    parameters set to null (each then takes the chosen surrogate's own default), so switching
+    ``name`` carries no value over and any surrogate's parameter is set without ``+``."""
+    import dataclasses
+
+    SURROGATES.get(name)  # a known name
+    keys = {f.name: None for n in SURROGATES.names(aliases=False) for f in dataclasses.fields(SURROGATES.get(n).Params)}
+    return {"name": name, **keys}
+
+
 def build_surrogate(node, key: str = "learner.surrogate") -> Surrogate:
-    """Build a surrogate from ``{name: ..., <width>: ...}``."""
+    """Build a surrogate from ``{name: ..., <width>: ...}``; a null parameter takes the surrogate's
+    default, a set one the chosen surrogate does not take is an error naming its valid keys."""
+    if isinstance(node, Mapping):
+        node = {k: v for k, v in node.items() if v is not None or k == "name"}
     return SURROGATES.build(node, key)
+
+
+def threshold_span(v_th: float, v_rest: float) -> float:
+    """The voltage scale a model's surrogate works in: ``v_th − v_rest`` (1 when it is not positive)."""
+    span = float(v_th - v_rest)
+    return span if span > 0 else 1.0
+
+
+def spike(spike_fn: Surrogate, v: torch.Tensor, threshold, span: float) -> torch.Tensor:
+    """``spike_fn((v − threshold) / span)``: the Heaviside forward is unchanged (the sign is), and the
+    surrogate's width becomes a fixed fraction of the model's rest-to-threshold span, whatever its
+    units. ``span == 1`` (the dimensionless models) divides by nothing: bit-identical gradients."""
+    x = v - threshold
+    return spike_fn(x if span == 1 else x / span)

@@ -38,5 +38,5 @@ def test_listed_lif_defaults_are_what_the_default_experiment_builds(capsys):
 def test_list_shows_the_defaults_of_an_alias(capsys):
     print_catalog("learner")
     out = capsys.readouterr().out
-    assert "    stca: bptt with surrogate={'name': 'rectangle', 'width': 1.0}" in out
+    assert "    stca: bptt with surrogate={'name': 'rectangle'}" in out  # its width: rectangle's default
     assert "    postpre: stdp with order='traces_first', mode='nearest', lr=[0.0001, 0.01]" in out

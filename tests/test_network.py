@@ -173,7 +173,7 @@ def test_shipped_topologies_build_the_intended_graph(experiment, input_shape):
 
     cfg = compose_config([f"experiment={experiment}", "data.num_classes=4"])
     node = OmegaConf.to_container(cfg.network, resolve=True)
-    n = build_network(node, OmegaConf.to_container(cfg.neuron), input_shape)
+    n = build_network(node, OmegaConf.to_container(cfg.neuron), input_shape, output_size=4)  # out: shape null
     x = torch.zeros(n.time_steps, 2, *input_shape)
     assert n(x).spikes[n.output].shape == (n.time_steps, 2, 4)
     if experiment == "temporal_recurrent":  # the memory is a cycle: step by step

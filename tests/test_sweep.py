@@ -101,7 +101,7 @@ def test_hparams_search_configs_compose_with_the_optuna_sweeper():
     assert cfg.hydra.sweeper.sampler._target_.endswith("NSGAIISampler")
     assert cfg.hydra.job.env_set.SNNRUN_OBJECTIVES == "val/accuracy,val/rate/hidden"
     assert cfg.trainer.monitor == "val/accuracy" and not cfg.trainer.select_on_test
-    assert set(cfg.hydra.sweeper.params) == {"neuron.tau_m", "neuron.v_th", "encoder.max_rate", "optimizer.lr"}
+    assert set(cfg.hydra.sweeper.params) == {"neuron.tau_m", "learner.surrogate.alpha", "encoder.max_rate", "optimizer.lr"}
 
 
 def _launcher_sweep(tmp_path, launcher_args):

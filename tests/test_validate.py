@@ -26,10 +26,11 @@ def test_default_config_and_every_shipped_experiment_are_valid():
 @pytest.mark.parametrize("overrides, message", [
     (("network.populations.out.shape=7",), "network.populations.out.shape: the output population has 7 neurons but "
                                            "decoder spike_counts reads 10"),
-    (("decoder=population_vote",), "network.populations.out.shape: the output population has 10 neurons but "
-                                   "decoder population_vote reads 100"),
-    (("decoder=label_assignment",), "decoder.name: label_assignment assigns labels to neurons and its scores carry "
-                                    "no gradient"),
+    (("decoder=population_vote", "network.populations.out.shape=10"),
+     "network.populations.out.shape: the output population has 10 neurons but decoder population_vote reads 100"),
+    (("decoder=label_assignment",), "learner.name: bptt trains through gradients but decoder label_assignment "
+                                    "assigns labels to neurons and its scores carry none"),
+    (("encoder=spikes",), "encoder.name: spikes reads sequences [T, ...] but the data's samples have shape [64]"),
     (("optimizer.lr=-1",), "optimizer: Adam rejected its arguments: Invalid learning rate: -1"),
     (("device=[]",), "device: '[]' is not a device"),
     (("+monitors.probes.p.target=nowhere",), "monitors.probes.p.target: no population or projection 'nowhere'"),

@@ -47,7 +47,7 @@ class Spikes(Encoder):
     time-major as ``[T, B, *shape]``; T must equal ``network.duration / dt``."""
 
     def output_shape(self, input_shape):
-        return tuple(input_shape[1:])
+        return self.sequence_shape(input_shape)
 
     def forward(self, x):
         if x.shape[1] != self.time_steps:

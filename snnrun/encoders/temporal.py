@@ -105,7 +105,7 @@ class Delta(Encoder):
         off_spikes: bool = param(False, help="separate ON (increase) and OFF (decrease) channels")
 
     def output_shape(self, input_shape):
-        rest = tuple(input_shape[1:])
+        rest = self.sequence_shape(input_shape)
         return (2, *rest) if self.params.off_spikes else rest
 
     def forward(self, x):

@@ -50,6 +50,11 @@ class Learner:
                     params.append(p)
         return params
 
+    def penalty(self, out):
+        """A gradient learner's regularisation term on a batch's network output (``NetworkOutput``),
+        added to its loss in training, or None."""
+        return None
+
     def state_dict(self) -> dict:
         return {}
 

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..losses import get_loss
-from ..schema import param
-from ..surrogate import build_surrogate
+from ..losses import RateRegParams, RateRegularizer, get_loss
+from ..schema import defaults, param
+from ..surrogate import build_surrogate, surrogate_node
 from .base import LEARNERS, Learner
 
 
@@ -25,9 +25,15 @@ class BPTT(Learner):
     class Params:
         loss: str = param("cross_entropy", help="loss on decoder scores: cross_entropy, mse_count, nll, first_spike_time")
         loss_options: dict = param({}, help="keyword options of the loss (e.g. {on: 20, off: 2} for mse_count)")
-        surrogate: dict = param({"name": "atan", "alpha": 2.0}, help="spike function's surrogate gradient")
+        surrogate: dict = param(surrogate_node("atan"),
+                                help="spike function's surrogate gradient (snnrun list surrogate): its name and "
+                                     "any of its parameters; null = the surrogate's own default")
         trainable: list = param([], help="projections/populations trained; empty = all")
         max_grad_norm: float | None = param(None, help="clip the gradient norm (null = no clipping)")
+        rate_reg: dict = param(defaults(RateRegParams),
+                               help="firing-rate regulariser added to the training loss: weight [1/Hz^2] · Σ_pop "
+                                    "mean_i (r_i - target)^2, r_i in Hz (per neuron, or per: population); target_hz: "
+                                    "{population: Hz} or one rate for every hidden population; weight 0 = off")
 
     def __init__(self, params, network, key="learner"):
         super().__init__(params, network, key)
@@ -40,14 +46,19 @@ class BPTT(Learner):
                 from ..errors import ConfigError
                 raise ConfigError(f"{key}.loss_options.{name}: {params.loss} has no option '{name}'; "
                                   f"valid: {', '.join(allowed) or '(none)'}")
+        self.rate_reg = RateRegularizer.build(params.rate_reg, network, f"{key}.rate_reg")  # None: off
 
     def loss(self, scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self.loss_fn(scores, target, **self.params.loss_options)
+
+    def penalty(self, out) -> torch.Tensor | None:
+        """The firing-rate regulariser of ``out``'s spikes (:class:`snnrun.losses.RateRegularizer`)."""
+        return None if self.rate_reg is None else self.rate_reg(out.spikes)
 
     def surrogate(self):
         return build_surrogate(self.params.surrogate, f"{self.key}.surrogate")
 
 
-LEARNERS.alias("stbp", "bptt", surrogate={"name": "sigmoid", "alpha": 4.0})
-LEARNERS.alias("stca", "bptt", surrogate={"name": "rectangle", "width": 1.0})
-LEARNERS.alias("sbp", "bptt", surrogate={"name": "fast_sigmoid", "slope": 25.0})
+LEARNERS.alias("stbp", "bptt", surrogate=surrogate_node("sigmoid"))  # alpha 4 (Wu et al. 2018)
+LEARNERS.alias("stca", "bptt", surrogate=surrogate_node("rectangle"))  # width 1 (Gu et al. 2019)
+LEARNERS.alias("sbp", "bptt", surrogate=surrogate_node("fast_sigmoid"))  # slope 25 (Zenke & Ganguli 2018)
