@@ -36,6 +36,7 @@ import math
 
 import torch
 
+from ..surrogate import threshold_span
 from .loader import Extension
 
 _ENABLED = True
@@ -115,21 +116,27 @@ def _forward(current: torch.Tensor, p, dt: float, leak: bool, save_h: bool = Tru
     return z_all, h_all, v, z_all.sum((0, 1))
 
 
+def _surrogate_derivative(spike_fn, x: torch.Tensor, span: float) -> torch.Tensor:
+    """d/dx of ``spike_fn(x / span)``."""
+    return spike_fn.derivative(x) if span == 1 else spike_fn.derivative(x / span) / span
+
+
 def _backward(grad_z: torch.Tensor, h: torch.Tensor, p, dt: float, leak: bool, spike_fn,
               inplace: bool = False) -> torch.Tensor:
     """∂L/∂I; ``inplace``: the compiled scan may write it into ``h``'s memory (h is consumed)."""
     a, b = _coefficients(p, dt, leak)
     hard = p.reset == "hard"
+    span = threshold_span(p.v_th, p.v_rest)  # the surrogate sees (h − v_th) / span (snnrun.neurons.base.spike)
     ext = _compiled(h)
     if ext is not None:
         code, width = _SURROGATE_CODES.get(type(spike_fn).__name__, (-1, None))
-        if code >= 0 and type(spike_fn).__module__ == "snnrun.surrogate":
+        if code >= 0 and type(spike_fn).__module__ == "snnrun.surrogate" and span == 1:
             return ext.lif_backward(grad_z, h, h, code, float(getattr(spike_fn.params, width)), a, b,
                                     p.v_th, p.v_reset, hard, p.detach_reset, inplace)
-        sg = spike_fn.derivative(h - p.v_th)
+        sg = _surrogate_derivative(spike_fn, h - p.v_th, span)
         return ext.lif_backward(grad_z, h, sg, -1, 0.0, a, b, p.v_th, p.v_reset, hard, p.detach_reset, inplace)
     x = h - p.v_th
-    sg = spike_fn.derivative(x)
+    sg = _surrogate_derivative(spike_fn, x, span)
     z = (x >= 0).to(h.dtype)
     grad_in = torch.empty_like(h)
     gv = torch.zeros_like(h[0])

@@ -9,7 +9,8 @@ from typing import NamedTuple
 import torch
 
 from ..schema import param
-from .base import NEURONS, Neuron, SpikingParams, refractory_hold, refractory_steps, threshold_and_reset
+from .base import (NEURONS, Neuron, OperatingRange, SpikingParams, refractory_hold, refractory_steps,
+                   threshold_and_reset)
 
 
 class ALIFState(NamedTuple):
@@ -199,6 +200,12 @@ class DiehlAndCook(Neuron):
     def step(self, current, state):
         return diehlandcook_step(current, state, self.params, self.dt, self.spike_fn, self.refrac_steps,
                                  self.training)
+
+    def operating_range(self) -> OperatingRange:
+        """Drive: the per-step voltage jump whose steady state ``r·current / (1 − e^{−dt/τ_m})`` above rest
+        reaches the base threshold (θ = 0)."""
+        p = self.params
+        return OperatingRange(p.v_rest, p.v_th, (p.v_th - p.v_rest) / p.r * (1 - math.exp(-self.dt / p.tau_m)))
 
     def reset(self) -> None:
         """End of a sample: keep the learned θ (averaged over the batch), clear v and refractoriness."""

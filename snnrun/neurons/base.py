@@ -12,6 +12,13 @@ The module (:class:`Neuron`) owns the parameters and the current state between c
 device, dtype)`` builds the resting state, ``step(current, state)`` is a one-line call of the pure
 step, and ``reset()`` clears the state explicitly.
 
+Units: every model declares its operating range (:meth:`Neuron.operating_range`): its resting and
+threshold potentials and its *drive*, the constant input that just brings it from rest to
+threshold (its rheobase, in the model's input unit). The surrogate gradient sees the distance to
+threshold in units of ``v_th − v_rest`` (:func:`snnrun.surrogate.spike`), and weights initialised without an explicit
+scale (``init: kaiming``) are multiplied by the target's drive, so one network config drives a
+dimensionless LIF (drive 1) and an AdEx in mV and nA alike.
+
 Discretisation common to spiking models, at the network's ``dt`` (ms):
 integrate → threshold → reset → refractory count. The spike emitted at step t
 comes from the state after integrating the input of step t; a neuron that
@@ -31,7 +38,7 @@ from torch import nn
 
 from ..registry import Registry
 from ..schema import param
-from ..surrogate import Heaviside, Surrogate
+from ..surrogate import Heaviside, Surrogate, spike, threshold_span
 
 NEURONS = Registry("neuron")
 
@@ -48,6 +55,21 @@ class SpikingParams:
     refractory: float = param(0.0, unit="ms", ge=0, help="absolute refractory period")
     r: float = param(1.0, unit="MOhm", help="input resistance / gain applied to the input current")
     detach_reset: bool = param(False, help="stop gradients through the reset (Zenke & Vogels 2021)")
+
+
+class OperatingRange(NamedTuple):
+    """Where a model works: resting and threshold potential (in ``unit``) and its drive, the constant
+    input (the model's input unit, ``r`` included) that just brings it from rest to threshold."""
+
+    v_rest: float
+    v_th: float
+    drive: float
+    unit: str = "mV"
+
+    @property
+    def span(self) -> float:
+        """``v_th − v_rest``: the voltage scale the surrogate gradient works in."""
+        return self.v_th - self.v_rest
 
 
 #: refractory counts saturate here: a longer period (more steps than any run has) means the same
@@ -107,13 +129,13 @@ def threshold_and_reset(v: torch.Tensor, refrac: torch.Tensor | None, p: Spiking
                         soft_threshold: float | torch.Tensor | None = None):
     """Threshold, reset and refractory count shared by the integrate-and-fire family.
 
-    ``z = spike_fn(v − threshold)`` (``threshold`` defaults to ``p.v_th``; an adaptive model passes
-    its own), gated by :func:`refractory_gate`, then :func:`reset_membrane` (a soft reset subtracts
+    ``z = spike(spike_fn, v, threshold, v_th − v_rest)`` (``threshold`` defaults to ``p.v_th``; an adaptive
+    model passes its own), gated by :func:`refractory_gate`, then :func:`reset_membrane` (a soft reset subtracts
     ``soft_threshold``, by default the threshold crossed) and :func:`refractory_count`.
     Returns ``(spikes, v_after_reset, refrac_after)``.
     """
     threshold = p.v_th if threshold is None else threshold
-    z = refractory_gate(spike_fn(v - threshold), refrac, refrac_steps)
+    z = refractory_gate(spike(spike_fn, v, threshold, threshold_span(p.v_th, p.v_rest)), refrac, refrac_steps)
     v = reset_membrane(v, z, p, threshold if soft_threshold is None else soft_threshold)
     return z, v, refractory_count(z, refrac, refrac_steps)
 
@@ -152,6 +174,12 @@ class Neuron(nn.Module):
     def step(self, current: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
         """One call of the model's pure ``<name>_step`` with this module's params, dt and spike_fn."""
         raise NotImplementedError
+
+    def operating_range(self) -> OperatingRange:
+        """Rest, threshold and drive ``(v_th − v_rest) / r`` of an integrate-and-fire model; models with
+        other dynamics override it."""
+        p = self.params
+        return OperatingRange(p.v_rest, p.v_th, (p.v_th - p.v_rest) / p.r)
 
     # --- shared -------------------------------------------------------------------
     def reset(self) -> None:

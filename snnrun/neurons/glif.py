@@ -8,7 +8,8 @@ from typing import NamedTuple
 import torch
 
 from ..schema import param
-from .base import NEURONS, Neuron, refractory_count, refractory_gate, refractory_hold, refractory_steps
+from .base import (NEURONS, Neuron, OperatingRange, refractory_count, refractory_gate, refractory_hold,
+                   refractory_steps, spike)
 
 
 class GLIFState(NamedTuple):
@@ -53,7 +54,7 @@ def glif_step(current: torch.Tensor, state: GLIFState, p, dt: float, spike_fn,
         asc1 = asc1 - dt * p.asc_k[0] * asc1
         asc2 = asc2 - dt * p.asc_k[1] * asc2
     v_new = refractory_hold(v_new, refrac, v, refrac_steps)
-    z = refractory_gate(spike_fn(v_new - (p.theta_inf + theta_s + theta_v)), refrac, refrac_steps)
+    z = refractory_gate(spike(spike_fn, v_new, p.theta_inf + theta_s + theta_v, p.theta_inf - p.e_l), refrac, refrac_steps)
     spiked = z.detach() > 0
     if reset_rules:
         v_after = p.e_l + p.f_v * (v_new - p.e_l) + p.delta_v
@@ -121,3 +122,8 @@ class GLIF(Neuron):
 
     def step(self, current, state):
         return glif_step(current, state, self.params, self.dt, self.spike_fn, self.refrac_steps)
+
+    def operating_range(self) -> OperatingRange:
+        """Drive: the rheobase ``(θ_∞ − E_L) / R / r`` in nA (0.2 nA for the defaults)."""
+        p = self.params
+        return OperatingRange(p.e_l, p.theta_inf, (p.theta_inf - p.e_l) / p.r_m / p.r)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 
 from ..schema import param
-from .base import NEURONS, Neuron
+from .base import NEURONS, Neuron, OperatingRange, spike
 
 
 class HHState(NamedTuple):
@@ -43,24 +44,33 @@ def hh_step(current: torch.Tensor, state: HHState, p, dt: float, spike_fn) -> tu
               \frac{dx}{dt} = \alpha_x(V)(1 - x) - \beta_x(V) x,\; x \in \{m, h, n\}
 
     Units: V in mV, t and dt in ms, I in µA/cm², C_m in µF/cm², conductances in mS/cm².
-    Discretisation at dt: gates by the exponential (Rush–Larsen) step
-    ``x ← x_∞ + (x − x_∞) e^{−dt/τ_x}`` with the rates of :func:`rates` at the previous V, then V by
-    forward Euler with the updated gates. A spike is emitted at the step where V crosses ``v_th``
-    upwards (``z = spike_fn(V_new − v_th)`` where the previous V was below ``v_th``); there is no
-    artificial reset and no refractory count (the gates make the refractoriness).
+    Discretisation: the step of dt runs ``k = ⌈dt / substep⌉`` sub-steps of ``δ = dt / k`` with the
+    input held. Each sub-step is exponential (Rush–Larsen) for every variable, so it is stable at any
+    δ: gates ``x ← x_∞ + (x − x_∞) e^{−δ/τ_x}`` with the rates of :func:`rates` at the previous V, then
+    V with the updated conductances held, ``V ← V_∞ + (V − V_∞) e^{−δ g/C_m}``,
+    ``g = ḡ_Na m³h + ḡ_K n⁴ + g_L``, ``V_∞ = (ḡ_Na m³h E_Na + ḡ_K n⁴ E_K + g_L E_L + r I) / g``.
+    A spike is emitted at the step where V crosses ``v_th`` upwards in any sub-step
+    (``spike(V − v_th)`` where the previous V was below); there is no artificial reset and no
+    refractory count (the gates make the refractoriness).
     """
     v, m, h, n = state
-    gates = []
-    for x, (alpha, beta) in zip((n, m, h), rates(v)):
-        tau = 1.0 / (alpha + beta)
-        x_inf = alpha * tau
-        gates.append(x_inf + (x - x_inf) * torch.exp(-dt / tau))
-    n, m, h = gates
-    i_ion = p.g_na * m ** 3 * h * (v - p.e_na) + p.g_k * n ** 4 * (v - p.e_k) + p.g_l * (v - p.e_l)
-    v_new = v + dt * (p.r * current - i_ion) / p.c_m
-    below_before = (v < p.v_th).to(v.dtype)
-    z = spike_fn(v_new - p.v_th) * below_before
-    return z, HHState(v_new, m, h, n)
+    k = max(1, math.ceil(dt / p.substep - 1e-9))
+    delta, drive, z = dt / k, p.r * current, None
+    for _ in range(k):
+        gates = []
+        for x, (alpha, beta) in zip((n, m, h), rates(v)):
+            tau = 1.0 / (alpha + beta)
+            x_inf = alpha * tau
+            gates.append(x_inf + (x - x_inf) * torch.exp(-delta / tau))
+        n, m, h = gates
+        g_na, g_k = p.g_na * m ** 3 * h, p.g_k * n ** 4
+        g = g_na + g_k + p.g_l
+        v_inf = (g_na * p.e_na + g_k * p.e_k + p.g_l * p.e_l + drive) / g
+        v_new = v_inf + (v - v_inf) * torch.exp(-delta * g / p.c_m)
+        crossed = spike(spike_fn, v_new, p.v_th, p.v_th - p.v_init) * (v < p.v_th).to(v.dtype)
+        z = crossed if z is None else z + crossed - z * crossed  # at most one spike per step
+        v = v_new
+    return z, HHState(v, m, h, n)
 
 
 @NEURONS.register("hh")
@@ -71,11 +81,11 @@ class HodgkinHuxley(Neuron):
               \frac{dx}{dt} = \alpha_x(V)(1 - x) - \beta_x(V) x,\; x \in \{m, h, n\}
 
     Units: V in mV, t in ms, I in µA/cm², C_m in µF/cm², conductances in mS/cm².
-    Discretisation at dt (≤ 0.025 ms recommended): gates by the exponential
-    (Rush–Larsen) step ``x ← x_∞ + (x − x_∞) e^{−dt/τ_x}`` using V of the previous
-    step, V by forward Euler with the updated gates. A spike is emitted at the step
-    where V crosses ``v_th`` (0 mV) upwards; there is no artificial reset.
-    Repetitive firing starts near I ≈ 6.2 µA/cm². The step is :func:`hh_step`.
+    Discretisation: each network step of dt runs sub-steps of at most ``substep`` ms, each exponential
+    (Rush–Larsen) for the gates and for V with the conductances held, so the model is stable at any
+    dt (the network's default 1 ms included). A spike is emitted at the step where V crosses ``v_th``
+    (0 mV) upwards; there is no artificial reset. Repetitive firing starts near
+    I ≈ 6.2 µA/cm². The step is :func:`hh_step`.
     """
 
     State = HHState
@@ -92,6 +102,8 @@ class HodgkinHuxley(Neuron):
         v_init: float = param(-65.0, unit="mV", help="initial potential (gates start at steady state)")
         v_th: float = param(0.0, unit="mV", help="spike detection threshold (upward crossing)")
         r: float = param(1.0, help="input gain (input in uA/cm^2)")
+        substep: float = param(0.1, unit="ms", gt=0, help="longest internal integration step: each step of "
+                                                          "dt runs ceil(dt / substep) sub-steps")
 
     def initial_state(self, batch_shape, device, dtype):
         v = torch.full(tuple(batch_shape), self.params.v_init, device=device, dtype=dtype)
@@ -100,3 +112,8 @@ class HodgkinHuxley(Neuron):
 
     def step(self, current, state):
         return hh_step(current, state, self.params, self.dt, self.spike_fn)
+
+    def operating_range(self) -> OperatingRange:
+        """Drive: the rheobase of repetitive firing, 6.2 µA/cm² for the standard parameters (scaled by
+        ``1 / r``); the spike threshold is ``v_th``."""
+        return OperatingRange(self.params.v_init, self.params.v_th, 6.2 / self.params.r)

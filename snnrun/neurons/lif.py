@@ -10,7 +10,8 @@ import torch
 
 from ..kernels import lif_scan
 from ..schema import param
-from .base import NEURONS, Neuron, SpikingParams, refractory_hold, refractory_steps, threshold_and_reset
+from .base import (NEURONS, Neuron, OperatingRange, SpikingParams, refractory_hold, refractory_steps,
+                   threshold_and_reset)
 
 
 class LIFState(NamedTuple):
@@ -280,6 +281,12 @@ class CLIF(Neuron):
     def step(self, current, state):
         return clif_step(current, state, self.params, self.dt, self.spike_fn, self.refrac_steps)
 
+    def operating_range(self) -> OperatingRange:
+        """Drive: the per-step input whose steady synaptic current ``current / (1 − e^{−dt/τ_syn})`` is the
+        LIF rheobase ``(v_th − v_rest) / r``."""
+        p = self.params
+        return OperatingRange(p.v_rest, p.v_th, (p.v_th - p.v_rest) / p.r * (1 - math.exp(-self.dt / p.tau_syn)))
+
 
 class LeakyState(NamedTuple):
     v: torch.Tensor
@@ -328,3 +335,7 @@ class Leaky(Neuron):
 
     def step(self, current, state):
         return leaky_step(current, state, self.params, self.dt, self.spike_fn)
+
+    def operating_range(self) -> OperatingRange:
+        """No threshold: the range is one unit above rest, reached at steady state by ``1 / r``."""
+        return OperatingRange(self.params.v_rest, self.params.v_rest + 1.0, 1.0 / self.params.r)

@@ -9,7 +9,8 @@ import torch
 
 from ..errors import ConfigError
 from ..schema import param
-from .base import NEURONS, Neuron, refractory_count, refractory_gate, refractory_hold, refractory_steps
+from .base import (NEURONS, Neuron, OperatingRange, refractory_count, refractory_gate, refractory_hold,
+                   refractory_steps, spike)
 
 
 class QIFState(NamedTuple):
@@ -34,7 +35,7 @@ def qif_step(current: torch.Tensor, state: QIFState, p, dt: float, spike_fn,
     v, refrac = state
     v_new = v + dt / p.tau_m * (p.a0 * (v - p.v_rest) * (v - p.v_c) + p.r * current)
     v_new = refractory_hold(v_new, refrac, p.v_reset, refrac_steps)
-    z = refractory_gate(spike_fn(v_new - p.v_th), refrac, refrac_steps)
+    z = refractory_gate(spike(spike_fn, v_new, p.v_th, p.v_th - p.v_rest), refrac, refrac_steps)
     v_new = torch.where(z.detach() > 0, torch.full_like(v, p.v_reset), v_new.clamp(max=p.v_th))
     return z, QIFState(v_new, refractory_count(z, refrac, refrac_steps))
 
@@ -78,6 +79,11 @@ class QIF(Neuron):
     def step(self, current, state):
         return qif_step(current, state, self.params, self.dt, self.spike_fn, self.refrac_steps)
 
+    def operating_range(self) -> OperatingRange:
+        """Drive: the saddle-node rheobase ``a_0 (v_c − v_rest)² / 4 / r``; threshold ``v_peak``."""
+        p = self.params
+        return OperatingRange(p.v_rest, p.v_th, p.a0 * (p.v_c - p.v_rest) ** 2 / 4 / p.r)
+
 
 class IzhState(NamedTuple):
     v: torch.Tensor
@@ -116,7 +122,7 @@ def izh_step(current: torch.Tensor, state: IzhState, p, dt: float, spike_fn) -> 
     v, u = state
     v_new = v + dt * (0.04 * v * v + 5 * v + 140 - u + p.r * current)
     u_new = u + dt * a * (b * v - u)
-    z = spike_fn(v_new - p.v_peak)
+    z = spike(spike_fn, v_new, p.v_peak, p.v_peak - p.v_init)
     spiked = z.detach() > 0
     v_new = torch.where(spiked, torch.full_like(v, c), v_new)
     u_new = u_new + d * z
@@ -162,6 +168,12 @@ class Izhikevich(Neuron):
     def step(self, current, state):
         return izh_step(current, state, self.params, self.dt, self.spike_fn)
 
+    def operating_range(self) -> OperatingRange:
+        """Drive: the rheobase ``((5 − b)² / 0.16 − 140) / r`` where the v-nullcline meets the u-nullcline
+        tangentially (4.0 for RS); threshold ``v_peak``."""
+        return OperatingRange(self.params.v_init, self.params.v_peak,
+                              ((5 - self.b) ** 2 / 0.16 - 140) / self.params.r, "mV")
+
 
 class AdExState(NamedTuple):
     v: torch.Tensor
@@ -191,7 +203,7 @@ def adex_step(current: torch.Tensor, state: AdExState, p, dt: float, spike_fn,
     v_new = v + dt * dv
     w_new = w + dt / p.tau_w * (p.a * (v - p.e_l) - w)
     v_new = refractory_hold(v_new, refrac, p.v_reset, refrac_steps)
-    z = refractory_gate(spike_fn(v_new - p.v_peak), refrac, refrac_steps)
+    z = refractory_gate(spike(spike_fn, v_new, p.v_peak, p.v_peak - p.e_l), refrac, refrac_steps)
     v_new = torch.where(z.detach() > 0, torch.full_like(v, p.v_reset), v_new)
     w_new = w_new + p.b * z
     return z, AdExState(v_new, w_new, refractory_count(z, refrac, refrac_steps))
@@ -242,3 +254,12 @@ class AdEx(Neuron):
 
     def step(self, current, state):
         return adex_step(current, state, self.params, self.dt, self.spike_fn, self.refrac_steps)
+
+    def operating_range(self) -> OperatingRange:
+        """Drive: the rheobase with subthreshold adaptation,
+        ``(g_L + a)(V_T − E_L + Δ_T ln((g_L + a)/g_L) − Δ_T) / r`` in nA (0.63 nA for the defaults);
+        threshold ``v_peak``."""
+        import math
+        p = self.params
+        g = p.g_l + p.a
+        return OperatingRange(p.e_l, p.v_peak, g * (p.v_t - p.e_l + p.delta_t * math.log(g / p.g_l) - p.delta_t) / p.r)
