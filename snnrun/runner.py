@@ -17,6 +17,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from . import checkpoint
+from .activity import ActivityCheck, ActivityError
 from .build import Experiment
 from .data import TensorBatches
 from .decoders.base import Decoder
@@ -30,83 +31,13 @@ from .optim import advance_scheduler, optimizer_compatible, schedule_compatible
 from .reproducibility import rng_state, set_rng_state, state_bytes, state_tensor, versions
 from .resume import config_changes
 from .kernels import report as kernel_report
+from .tally import EpochTally, epoch_line
 
 log = logging.getLogger("snnrun")
 
 
 class Interrupted(Exception):
     """SIGINT/SIGTERM arrived; raised between batches (the message says where)."""
-
-
-class EpochTally:
-    """One split's sums over an epoch: loss and samples, and per batch the detached scores, labels
-    and spike counts. Those are kept as they are and compared or reduced once, at the end of the
-    epoch: a small tensor op costs about as much as a batch of the default network's encoding."""
-
-    def __init__(self, predict):
-        self.predict = predict  # the decoder's scores -> classes (stateless)
-        self.loss_sum, self.count, self.steps, self.classes = 0.0, 0, 1, 0
-        self.scores: list[torch.Tensor] = []
-        self.labels: list[torch.Tensor] = []
-        self.counts: dict[str, list[torch.Tensor]] = {}
-        self._correct, self._checked = 0, 0  # correct predictions among the first `_checked` batches
-        self._spikes: dict[str, tuple[float, int]] = {}  # per population: spikes among the first n batches
-
-    def add(self, loss_value: float, scores: torch.Tensor, y: torch.Tensor, counts: dict[str, torch.Tensor],
-            steps: int) -> None:
-        n = y.shape[0]
-        self.loss_sum += loss_value * n
-        self.count += n
-        self.steps = steps
-        self.classes = max(self.classes, int(scores.shape[-1]) if scores.dim() > 1 else 0)
-        self.scores.append(scores.detach() if scores.requires_grad else scores)
-        self.labels.append(y)
-        for name, c in counts.items():
-            self.counts.setdefault(name, []).append(c)
-
-    def predictions(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every prediction and label of the epoch, ``[samples]`` each."""
-        if not self.scores:
-            return torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)
-        return self.predict(torch.cat(self.scores)).reshape(-1), torch.cat(self.labels).reshape(-1)
-
-    def running_correct(self) -> int:
-        """Correct predictions so far, for the progress bar (predicts only the new batches)."""
-        if self._checked < len(self.scores):
-            pred = self.predict(torch.cat(self.scores[self._checked:])).reshape(-1)
-            self._correct += int((pred == torch.cat(self.labels[self._checked:]).reshape(-1)).sum())
-            self._checked = len(self.scores)
-        return self._correct
-
-    def running_spikes(self, name: str) -> float:
-        """Spikes of population ``name`` so far, for the progress bar (sums only the new batches)."""
-        total, seen = self._spikes.get(name, (0.0, 0))
-        parts = self.counts[name]
-        total += sum(float(c.sum()) for c in parts[seen:])
-        self._spikes[name] = (total, len(parts))
-        return total
-
-    def neuron_counts(self) -> dict[str, np.ndarray]:
-        """Each spiking population's spike count per neuron over the epoch (flattened, float64)."""
-        return {name: torch.stack(cs).sum(0).reshape(-1).cpu().numpy().astype(np.float64)
-                for name, cs in self.counts.items()}
-
-
-def epoch_line(epoch: int, epochs: int, metrics: dict) -> str:
-    """The epoch's log line, readable at 100 columns: loss/accuracy per split and the learning
-    rate (every metric is in metrics.csv / metrics.jsonl)."""
-    def number(value, digits: int) -> str:
-        return f"{value:.{digits}f}" if isinstance(value, (int, float)) and abs(value) < 1e4 else \
-            (f"{value:.3g}" if isinstance(value, (int, float)) else "-")
-
-    parts = [f"epoch {epoch}/{epochs}  loss/acc"]
-    for split in ("train", "val", "test"):
-        loss, accuracy = metrics.get(f"{split}/loss"), metrics.get(f"{split}/accuracy")
-        if loss is not None or accuracy is not None:
-            parts.append(f"{split} {number(loss, 4)}/{number(accuracy, 3)}")
-    if isinstance(metrics.get("lr"), (int, float)):
-        parts.append(f"lr {metrics['lr']:.3g}")
-    return "  ".join(parts)
 
 
 class Runner:
@@ -139,13 +70,16 @@ class Runner:
         self.populations = pops
         self.spiking = [n for n in pops if exp.network.populations[n].neuron.spiking]  # have spike counts
         splits = ("train", "val", "test") if exp.data.val_size else ("train", "test")
+        regularised = any(getattr(lr, "rate_reg", None) is not None for lr in exp.learners)  # learner.rate_reg
         self.columns = (["epoch", "step", "split"] + [f"{s}/{m}" for s in splits for m in ("loss", "accuracy")] + ["lr"]
                         + [f"{s}/rate/{p}" for s in splits for p in pops]
+                        + (["train/rate_reg_loss"] if regularised else [])
                         + ["samples_per_s", "wall_time"])
         self.dist = DataParallel(exp)  # torchrun: shards, gradient/metric all-reduce, rank-0 files (snnrun/distributed.py)
         self.instruments = self.dist.instruments(lambda: Instruments(exp, self.run_dir))  # spike metrics, monitors, plots
         self.columns[-2:-2] = self.instruments.columns(splits)
         self.signals = StopSignals()  # entered by fit(); polled between batches
+        self.activity = ActivityCheck(exp, self.dist)  # silent/saturated populations (trainer.activity_check)
 
     # --- state -------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -168,6 +102,7 @@ class Runner:
             "config_yaml": self.config_yaml,
             "history": self.history,
             "forked_from": self.forked_from,
+            "activity": self.activity.state_dict(),
             "versions": versions(),
         }
 
@@ -213,6 +148,7 @@ class Runner:
         self.wall_offset = float(state["wall_time"])
         self.history = [dict(r) for r in state.get("history") or []]
         self.forked_from = dict(state["forked_from"]) if state.get("forked_from") else None
+        self.activity.load_state_dict(state.get("activity"))
 
     def wall_time(self) -> float:
         return self.wall_offset + (time.perf_counter() - self._start if hasattr(self, "_start") else 0.0)
@@ -253,10 +189,10 @@ class Runner:
                 for name in self.spiking}
 
     def _record(self, tally: EpochTally, split: str, loss_value: float, scores: torch.Tensor, y: torch.Tensor,
-                out, last: bool) -> None:
-        """A batch's bookkeeping: loss, scores, spike counts, the instruments. Only what must be kept
-        is taken here; it is compared and reduced once per epoch (:meth:`_summarise`)."""
-        tally.add(loss_value, scores, y, self._counts(out), next(iter(out.spikes.values())).shape[0])
+                out, last: bool, penalty: torch.Tensor | None = None) -> None:
+        """A batch's bookkeeping: loss, scores, spike counts, the learner's penalty, the instruments.
+        Only what must be kept is taken here; it is compared and reduced once per epoch (:meth:`_summarise`)."""
+        tally.add(loss_value, scores, y, self._counts(out), next(iter(out.spikes.values())).shape[0], penalty)
         self.instruments.observe(split, out, last)
 
     @staticmethod
@@ -275,6 +211,8 @@ class Runner:
                    "samples_per_s": count / elapsed if elapsed > 0 else float("nan")}
         for name in rates:
             metrics[f"{split}/rate/{name}"] = self._hz(rates, count, name)
+        if tally.penalty is not None:  # the epoch's mean firing-rate penalty per batch (learner.rate_reg)
+            metrics[f"{split}/rate_reg_loss"] = float(tally.penalty) / tally.batches
         metrics.update(self.instruments.end(split, train, pred, labels, tally.classes, counts, tally.count,
                                             tally.steps))
         return self.dist.agree(metrics)
@@ -312,13 +250,14 @@ class Runner:
                     if active:
                         self.instruments.learner_batch(local.end_batch(exp, active, scores, y))
                     loss = learner.loss(scores, y) if learner.gradient else torch.zeros((), device=exp.device)
+                    penalty = learner.penalty(out) if train and learner.gradient else None  # learner.rate_reg
                 loss_value = loss.item()  # read once per batch for the metrics; checked before any update
                 if not math.isfinite(loss_value):
                     raise self._nonfinite(f"the {split} loss ({loss_value})", split, i, total, x)
                 if train and learner.gradient:
                     exp.optimizer.zero_grad(set_to_none=True)
                     try:
-                        loss.backward()
+                        (loss if penalty is None else loss + penalty).backward()
                     except RuntimeError as err:  # trainer.detect_anomaly: a backward function produced NaN
                         if not anomaly:
                             raise
@@ -336,7 +275,9 @@ class Runner:
                     exp.decoder.observe(out.spikes[exp.network.output].detach(), y)
                 if train:
                     self.step += 1
-                self._record(tally, split, loss_value, scores, y, out, last=i == total - 1)
+                self._record(tally, split, loss_value, scores, y, out, last=i == total - 1, penalty=penalty)
+                if train:
+                    self.activity.after_batch(i, self.epoch, tally)  # once, after the first training batches
                 if self.signals.received:
                     raise Interrupted(f"{split}, batch {i + 1}/{total}")
                 if not bar.disable:
@@ -385,7 +326,7 @@ class Runner:
         self._start = time.perf_counter()
         metrics_log = self.dist.metric_logger(lambda: MetricLogger(self.run_dir, exp.logger.sinks, self.columns,
                                                                    config=exp.config))
-        status, ran = "completed", 0
+        status, ran, stopped = "completed", 0, None
         self.signals = StopSignals()
         try:
             self.instruments.start(self.epoch)
@@ -410,6 +351,10 @@ class Runner:
             log.warning("%s received during epoch %d (%s): the partial epoch is discarded; checkpoints/last.pt "
                         "holds epoch %d; resume with: snnrun resume %s", self.signals.name, self.epoch + 1, where,
                         self.epoch, self.run_dir)
+        except ActivityError as err:  # trainer.activity_check=stop: the checkpoints written so far are kept
+            self.writer.wait()
+            status, self.epoch = "failed", self.checkpointed
+            stopped = ActivityError(f"{err}; {ckpt_dir / 'last.pt'} holds epoch {self.epoch}")
         finally:
             try:
                 self.writer.close()
@@ -418,8 +363,12 @@ class Runner:
         summary = self.summary(status)
         if status == "interrupted":
             summary["signal"] = self.signals.name
+        if stopped is not None:
+            summary["error"] = str(stopped)
         # monitors and plots first: summary.json is the last file a run writes ("failed" if one fails)
         finish_then_summarise(self.instruments.finish, status, summary, self.run_dir if self.dist.is_main else None)
+        if stopped is not None:
+            raise stopped
         return summary
 
     def _resume(self, resume, source: Path | None, trust_unverified: bool | None) -> None:
@@ -492,6 +441,7 @@ class Runner:
             self.writer.submit(self._write_checkpoints, ckpt_dir, checkpoint.serialize(self.state_dict()), improved)
         self.checkpointed = self.epoch
         self.instruments.after_epoch(self.epoch, metrics_log)
+        self.activity.after_epoch(self.epoch, train)  # may stop the run (trainer.activity_check=stop)
 
     @staticmethod
     def _write_checkpoints(ckpt_dir: Path, data: bytes, improved: bool) -> None:
@@ -542,5 +492,6 @@ class Runner:
                 "device": str(exp.device), "wall_time_s": round(self.wall_time(), 3), "versions": versions(),
                 "kernels": kernel_report(),
                 "run_dir": str(self.run_dir), "world_size": self.dist.ctx.world_size,  # processes (torchrun)
+                **({"activity": self.activity.summary()} if self.activity.mode != "off" else {}),
                 **({"resumes": self.history} if self.history else {}),
                 **({"forked_from": self.forked_from} if self.forked_from else {})}
