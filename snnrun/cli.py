@@ -34,25 +34,11 @@ def fail(err: SnnrunError) -> None:
 
 
 def run_task(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict:
-    """Run ``cfg.task`` (default ``train``) into ``run_dir`` and print its summary."""
+    """Run ``cfg.task`` (default ``train``) into ``run_dir`` (:func:`snnrun.tasks.execute`) and print its summary."""
     from . import distributed
-    from .tasks import get_task
+    from .tasks import execute
 
-    run_dir = distributed.setup(cfg, run_dir)  # torchrun: join the process group, take rank 0's run dir
-    try:
-        summary = get_task(cfg.get("task", "train")).run(cfg, run_dir, resume)
-    except OSError as err:  # a full disk in any task: one line, not a traceback
-        import errno
-
-        if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-            raise
-        raise SnnrunError(f"no space left writing {err.filename or run_dir} ({err.strerror}); free some space, "
-                          f"then resume or re-run") from None
-    finally:
-        distributed.teardown()
-    if cfg.get("task", "train") != "train":  # the train task draws its own figures (Runner)
-        from .plots import plot_after_task
-        plot_after_task(cfg.get("plots"), run_dir)
+    summary = execute(cfg, run_dir, resume)
     if distributed.is_main():
         _print_summary(summary)
     if summary.get("status") == "interrupted":  # SIGINT/SIGTERM: exit as the signal would (130/143), no traceback
@@ -205,7 +191,7 @@ def _module_command(module: str):
 
 COMMANDS = {"resume": resume, "list": list_components, "plot": plot, "reproduce": _module_command("reproduce"),
             "compare": _module_command("compare"), "validate": _module_command("validate"),
-            "doctor": _module_command("doctor")}
+            "doctor": _module_command("doctor"), "export": _module_command("export")}
 
 
 def _config_dirs(argv: list[str]) -> list[str]:
@@ -227,6 +213,7 @@ SUBCOMMANDS = """snnrun: spiking-neural-network experiments from a config.
   snnrun reproduce RUN_DIR [--tol X]        re-run a saved run and compare its final metrics
   snnrun compare RUN_DIR ...                the runs' configs and final metrics side by side
   snnrun plot RUN_DIR                       draw a run's (or a sweep's) figures from its files
+  snnrun export RUN_DIR --format nir        a trained network as NIR, a torch.export program or safetensors
   snnrun list [GROUP]                       components, their parameters, defaults and units
   snnrun doctor [--no-build]                versions, CPU, compiler, and each compiled kernel's path
 

@@ -11,7 +11,8 @@ A task is a registered component like the others: a module in this package with
   summary that is written to ``summary.json``.
 
 This module only names the tasks (their modules are imported when a task is used), so the
-build can ask for every task's keys without importing the tasks themselves.
+build can ask for every task's keys without importing the tasks themselves; :func:`execute` runs
+one into a run directory (for ``snnrun`` and :func:`snnrun.api.run`).
 """
 
 from __future__ import annotations
@@ -65,3 +66,33 @@ def get_task(name) -> Task:
     if not isinstance(name, str) or name not in TASKS:
         raise ConfigError(f"task: unknown task {name!r}{suggest(str(name), TASKS)}; valid: {', '.join(sorted(TASKS))}")
     return TASKS[name]
+
+
+def execute(cfg, run_dir, resume=False) -> dict:
+    """Run ``cfg.task`` (default ``train``) into ``run_dir`` and return its summary: what ``snnrun``
+    and :func:`snnrun.api.run` do once the run directory is set up. Under ``torchrun`` the process
+    joins its group first and the run directory is rank 0's. A full disk is a one-line
+    :class:`~snnrun.errors.SnnrunError`; a task other than ``train`` draws its figures after it
+    ran (``train`` draws its own). Prints nothing and never exits the process."""
+    from pathlib import Path
+
+    from .. import distributed
+    from ..errors import SnnrunError
+
+    run_dir = distributed.setup(cfg, Path(run_dir))  # torchrun: join the process group, take rank 0's run dir
+    task = cfg.get("task", "train")
+    try:
+        summary = get_task(task).run(cfg, run_dir, resume)
+    except OSError as err:  # a full disk in any task: one line, not a traceback
+        import errno
+
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        raise SnnrunError(f"no space left writing {err.filename or run_dir} ({err.strerror}); free some space, "
+                          f"then resume or re-run") from None
+    finally:
+        distributed.teardown()
+    if task != "train":  # the train task draws its own figures (Runner)
+        from ..plots import plot_after_task
+        plot_after_task(cfg.get("plots"), run_dir)
+    return summary
