@@ -7,6 +7,7 @@ compared against). Plain torch, one thread; about 5 min per configuration on an 
 Usage: python scripts/ann_mlp_reference.py [path/to/mnist_6k.npz]
 """
 
+import os
 import sys
 import time
 
@@ -14,7 +15,7 @@ import numpy as np
 import torch
 
 torch.set_num_threads(1)
-d = np.load(sys.argv[1] if len(sys.argv) > 1 else "../shared/data/mnist_6k.npz")
+d = np.load(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("SNNRUN_MNIST_NPZ", "mnist_6k.npz"))
 xtr = torch.tensor(d["x_train"], dtype=torch.float32) / 255
 ytr = torch.tensor(d["y_train"]).long()
 xte = torch.tensor(d["x_test"], dtype=torch.float32) / 255

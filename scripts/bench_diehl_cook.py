@@ -31,6 +31,7 @@ input-rate boost (neither changes the per-step work much).
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import subprocess
 import sys
@@ -206,7 +207,7 @@ class Brian2Client:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "mnist_6k.npz"))
+    ap.add_argument("--data", default=os.environ.get("SNNRUN_MNIST_NPZ", "mnist_6k.npz"))
     ap.add_argument("--neurons", type=int, default=100)
     ap.add_argument("--chunks", type=int, default=4, help="alternations")
     ap.add_argument("--chunk-size", type=int, default=25, help="BindsNET samples per chunk")

@@ -13,7 +13,7 @@ case "$experiment" in
   mnist_cnn) bar=0.975 ;;
   *) echo "unknown experiment '$experiment': choose mnist_mlp or mnist_cnn" >&2; exit 2 ;;
 esac
-npz="${1:-${SNNRUN_MNIST_NPZ:-$here/../shared/data/mnist_6k.npz}}"
+npz="${1:-${SNNRUN_MNIST_NPZ:-mnist_6k.npz}}"
 shift || true
 [ -f "$npz" ] || { echo "no MNIST npz at $npz (pass its path as the first argument)" >&2; exit 2; }
 out="${RUN_DIR:-$(mktemp -d "/tmp/check_$experiment.XXXXXX")}"

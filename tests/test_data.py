@@ -276,7 +276,7 @@ def test_subset_and_batch_sizes_reach_the_loops(tmp_path):
     assert [len(y) for _, y in runner._batches("test")] == [100, 28]  # synthetic: 128 test samples
 
 
-@pytest.mark.skipif(not MNIST.is_file(), reason="needs ../shared/data/mnist_6k.npz (absent on a fresh clone)")
+@pytest.mark.skipif(not MNIST.is_file(), reason="needs the MNIST subset mnist_6k.npz beside the checkout (absent on a fresh clone)")
 def test_shared_mnist_subset_loads():
     data = build({"name": "npz", "path": str(MNIST)}).splits()  # 5000 training samples: 4500 train + 500 validation
     assert data.x_train.shape == (4500, 28, 28) and data.x_val.shape == (500, 28, 28)

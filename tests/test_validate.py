@@ -19,7 +19,7 @@ def test_default_config_and_every_shipped_experiment_are_valid():
     assert check() == []
     for path in sorted((CONFIG_DIR / "experiment").glob("*.yaml")):
         if path.stem.startswith("mnist") or path.stem.startswith("diehl_cook"):
-            continue  # they read ../shared/data/mnist_6k.npz (tests/test_fuzz_configs.py covers them)
+            continue  # they read an MNIST .npz ($SNNRUN_MNIST_NPZ; tests/test_fuzz_configs.py covers them)
         assert check(f"experiment={path.stem}") == [], path.stem
 
 
