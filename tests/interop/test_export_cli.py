@@ -51,3 +51,16 @@ def test_export_formats_and_mistakes(trained):
             done.stderr
     done = run_cli("export", str(trained / "nowhere"), cwd=trained)
     assert done.returncode == 2 and "is not a run directory" in done.stderr
+
+
+def test_python_api_exposes_export_and_import(tmp_path):
+    """``snnrun.export_run`` / ``snnrun.load_nir`` are the interop functions; a wrong directory is one clear error."""
+    import pytest
+
+    import snnrun
+    import snnrun.interop
+    from snnrun.errors import SnnrunError
+
+    assert snnrun.export_run is snnrun.interop.export_run and snnrun.load_nir is snnrun.interop.load_nir
+    with pytest.raises(SnnrunError, match="not a run directory"):
+        snnrun.export_run(tmp_path, "torch")
