@@ -95,7 +95,9 @@ def arguments(args: list[str], stand_ins) -> tuple[list[str], bool]:
 
 
 @pytest.mark.parametrize("source,args", COMMANDS, ids=[f"{f}: {' '.join(a)}" for f, a in COMMANDS])
-def test_header_command_validates_and_runs(source, args, stand_ins, tmp_path):
+def test_header_command_validates_and_runs(source, args, stand_ins, tmp_path, monkeypatch):
+    # the MNIST experiments read $SNNRUN_MNIST_NPZ when the command names no data.path: the stand-in
+    monkeypatch.setenv("SNNRUN_MNIST_NPZ", str(stand_ins["data.path"]()))
     overrides, sweep = arguments(args, stand_ins)
     if any(a.startswith("hparams_search=") for a in overrides):
         pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="optional extra `optuna` not installed")
