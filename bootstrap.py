@@ -84,7 +84,7 @@ def install_torch(build: str) -> None:
 def setup(extras: list[str], build: str) -> None:
     start = time.perf_counter()
     if not PY.exists():
-        say(f"creating {VENV.name}/ with {sys.executable}")
+        say(f"creating {VENV.name}/ with Python {sys.version.split()[0]}")
         sh(sys.executable, "-m", "venv", VENV)
         sh(PY, "-m", "pip", "install", "-q", "--upgrade", "pip", check=False)
     install_torch(build)
