@@ -12,9 +12,11 @@ Runs already complete in OUT_DIR are not repeated.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 NEURONS = "lif,if,ifsoftreset,plif,clif,alif,diehlandcook,qif,izh,adex,glif,hh"
@@ -32,6 +34,16 @@ def run(out: Path, group: str, name: str, extra: list[str]) -> dict:
             return {"group": group, "name": name, "error": (done.stderr.strip().splitlines() or ["?"])[-1]}
     data = json.loads(summary.read_text())
     return {"group": group, "name": name, "summary": data}
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def row(result: dict, extra: list[str]) -> str:
@@ -56,12 +68,12 @@ def main(argv: list[str]) -> None:
         for name in names.split(","):
             results.append(run(out, group, name, extra))
             print(row(results[-1], extra), file=sys.stderr, flush=True)
-    done = [r["summary"] for r in results if "summary" in r]
-    env = done[0].get("environment", {}) if done else {}
-    versions = env.get("versions") or done[0].get("versions", {}) if done else {}
-    print(f"Default experiment, one component switched; `python scripts/component_accuracy.py` on "
-          f"{platform.machine()} ({env.get('cpu') or platform.processor() or 'CPU'}), "
-          f"torch {versions.get('torch', '?')}, {done[0].get('finished', '')[:10] if done else ''}.\n")
+    done = [r for r in results if "summary" in r]
+    versions = done[0]["summary"].get("versions", {}) if done else {}
+    dated = max((out / f"{r['group']}-{r['name']}" / "summary.json").stat().st_mtime for r in done) if done else 0
+    print(f"Default experiment (30 epochs), one component switched by name; `python scripts/component_accuracy.py "
+          f"OUT_DIR` on {_cpu()} ({os.cpu_count()} cores), torch {versions.get('torch', '?')}, "
+          f"{datetime.fromtimestamp(dated, timezone.utc):%Y-%m-%d}.\n")
     print("| command | final test accuracy | val-selected epoch: val / test | wall time |")
     print("|---|---|---|---|")
     for result in results:
