@@ -214,6 +214,14 @@ def prepare(cfg: DictConfig | Mapping) -> tuple[DictConfig | dict, int]:
     return cfg, seed
 
 
+def protocol_config(cfg: DictConfig | Mapping, key: str, schema: type) -> tuple[dict, Any, int]:
+    """The prelude of a protocol task (current_clamp, stdp_window, rstdp_xor): :func:`prepare`, the
+    config as a plain dict, and its ``key`` section parsed with ``schema``. Returns (config, params, seed)."""
+    cfg, seed = prepare(cfg)
+    config = to_container(cfg)
+    return config, parse_params(schema, config.get(key) or {}, key), seed
+
+
 def network_from_node(node: Mapping, default_neuron: Mapping | None, input_shape: tuple[int, ...] | None,
                       spike_fn=None, key: str = "network", output_size: int | None = None) -> Network:
     """The network of a ``network`` node: from a NIR graph when it names one (``from_nir``, the

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from ..build import prepare, to_container
+from ..build import protocol_config
 from ..errors import ConfigError, DataError
 from ..network import NetworkParams
 from ..neurons import NEURONS
@@ -92,9 +92,7 @@ CONFIG_KEYS = ("clamp",)
 
 def _build(cfg: DictConfig):
     """(config, clamp params, network params, current [T, N], neuron module) of the protocol."""
-    cfg, _ = prepare(cfg)
-    config = to_container(cfg)
-    p = parse_params(ClampParams, config.get("clamp"), "clamp")
+    config, p, _ = protocol_config(cfg, "clamp", ClampParams)
     net = parse_params(NetworkParams, config.get("network") or {}, "network")
     current = clamp_current(p, net.dt)
     neuron = NEURONS.build(config.get("neuron"), "neuron", shape=(current.shape[1],), dt=net.dt).double()

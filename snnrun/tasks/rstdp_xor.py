@@ -30,7 +30,7 @@ from omegaconf import DictConfig
 from ..errors import ConfigError
 from ..reproducibility import versions
 from ..kernels import report as kernel_report
-from ..schema import param, parse_params
+from ..schema import param
 
 
 @dataclass
@@ -72,13 +72,11 @@ CONFIG_KEYS = ("xor",)
 
 def _build(cfg: DictConfig):
     """(config, seed, xor params, network, learners) of the task."""
-    from ..build import prepare, to_container
+    from ..build import protocol_config
     from ..learning.local import build_learners, parse_learners
     from ..network import build_network
 
-    cfg, seed = prepare(cfg)
-    config = to_container(cfg)
-    p = parse_params(XorParams, config.get("xor") or {}, "xor")
+    config, p, seed = protocol_config(cfg, "xor", XorParams)
     net = build_network(config["network"], config.get("neuron"), (2 * p.group_size,))
     specs = parse_learners(config)
     if any(s.cls.gradient for s in specs):

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from ..build import prepare, to_container
+from ..build import protocol_config
 from ..errors import ConfigError
 from ..network import NetworkParams, build_network
 from ..reproducibility import versions
@@ -88,9 +88,7 @@ CONFIG_KEYS = ("protocol",)
 
 def _build(cfg: DictConfig):
     """(config, protocol params, network params) of the protocol, its learner checked."""
-    cfg, _ = prepare(cfg)
-    config = to_container(cfg)
-    p = parse_params(ProtocolParams, config.get("protocol"), "protocol")
+    config, p, _ = protocol_config(cfg, "protocol", ProtocolParams)
     net = parse_params(NetworkParams, config.get("network") or {}, "network")
     return config, p, net
 
