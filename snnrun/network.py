@@ -41,6 +41,10 @@ class NetworkParams:
                                             "(optional extra `nir`; docs/interop.md)")
     nir_dt: float | None = param(None, gt=0, help="with from_nir: one step's duration in the graph's time unit "
                                                   "(null: dt / 1000, the graph's times in seconds)")
+    init_rate: float | None = param(None, unit="Hz", gt=0,
+                                    help="before training, rescale each population's kaiming-initialised incoming "
+                                         "weights so that it fires at this rate on the first training batch "
+                                         "(snnrun/calibrate.py); null: keep the kaiming scale")
 
 
 @dataclass
@@ -119,7 +123,8 @@ class NetworkOutput:
 
 class Network(nn.Module):
     def __init__(self, populations: Mapping[str, Population], projections: Mapping[str, Projection],
-                 output: str | list[str], dt: float, time_steps: int, mode: str = "auto"):
+                 output: str | list[str], dt: float, time_steps: int, mode: str = "auto",
+                 init_rate: float | None = None):
         super().__init__()
         self.populations = nn.ModuleDict(populations)
         self.projections = nn.ModuleDict(projections)
@@ -138,6 +143,7 @@ class Network(nn.Module):
             raise ConfigError(f"network.mode: 'layer' needs a feedforward graph, but projection(s) "
                               f"{', '.join(back_edges)} close a cycle; use 'step' or 'auto'")
         self.mode = mode
+        self.init_rate = init_rate  # Hz: the runner calibrates the initial weights to it (snnrun.calibrate)
         self.step_hook = None  # callable(step, now, previous) after each step; set by local learners
         #: whether a population's fused neuron scan may overwrite the current its single incoming
         #: projection just computed (one [T, B, N] tensor less per layer). Set False before running the
@@ -385,7 +391,7 @@ def build_network(node: Mapping[str, Any], default_neuron: Mapping[str, Any] | N
         projections[name] = _build_projection(name, p, shapes, params.dt, f"{key}.projections.{name}", steps,
                                               signs.get(p.source))
         scale_to_target(projections[name], populations[p.target].neuron)
-    return Network(populations, projections, output, params.dt, steps, params.mode)
+    return Network(populations, projections, output, params.dt, steps, params.mode, params.init_rate)
 
 
 def scale_to_target(projection: Projection, neuron) -> None:
