@@ -14,6 +14,7 @@ from .data import DATASETS, DataSplits
 from .decoders import DECODERS, Decoder
 from .device import resolve_device
 from .encoders import ENCODERS, Encoder
+from .encoders.base import check_reads
 from .errors import ConfigError, ShapeError
 from .learning import LEARNERS, Learner
 from .network import Network, build_network
@@ -286,6 +287,7 @@ def build_experiment(cfg: DictConfig | Mapping, device: str | None = None, dry_r
 
     num_classes = config["data"].get("num_classes") or data.num_classes
     encoder, network, decoder, learners = build_components(config, data.input_shape, num_classes)
+    check_reads(encoder, getattr(data, "values", "unknown"), config["data"].get("name", "?"))
     network.to(torch_device)
     encoder.to(torch_device)
     decoder.to(torch_device)

@@ -86,6 +86,10 @@ def test_component_by_name_runs_or_fails_in_one_line(case_id, overrides, tmp_pat
     (["learner.surrogate.name=triangle", "learner.surrogate.alpha=3"],
      "learner.surrogate.alpha: unknown key; valid keys: width"),
     (["encoder=spikes"], "encoder.name: spikes reads sequences [T, ...] but the data's samples have shape [64]"),
+    (["encoder=sstb"], "encoder.name: sstb reads spike times in ms, but data=digits holds intensities in [0, 1]; "
+                       "use an intensity encoder (poisson, bernoulli"),
+    (["encoder=mstb"], "encoder.name: mstb reads up to K spike times per input neuron, samples [*shape, K], but the "
+                       "data's samples have shape [64]"),
     (["optimizer.name=LBFGS"], "optimizer.name: LBFGS cannot train here: its step needs a closure"),
     (["scheduler=none", "scheduler.name=SequentialLR"], "scheduler.name: SequentialLR takes other scheduler objects"),
 ])

@@ -54,6 +54,9 @@ class DataSplits:
     y_test: torch.Tensor
     x_val: torch.Tensor | None = None
     y_val: torch.Tensor | None = None
+    #: what the values of ``x`` are: ``intensity`` (in [0, 1]), ``spike_trains``, ``spike_times`` (ms),
+    #: or ``unknown``; encoders that read one kind only check it (:func:`snnrun.encoders.base.check_reads`)
+    values: str = "unknown"
 
     @property
     def input_shape(self) -> tuple[int, ...]:

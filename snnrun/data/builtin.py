@@ -33,7 +33,7 @@ class Digits(Dataset):
             random_state=self.params.split_seed, stratify=digits.target)
         as_x = lambda a: torch.tensor(a, dtype=torch.float32) / 16.0  # noqa: E731
         as_y = lambda a: torch.tensor(a, dtype=torch.int64)  # noqa: E731
-        return DataSplits(as_x(x_train), as_y(y_train), as_x(x_test), as_y(y_test))
+        return DataSplits(as_x(x_train), as_y(y_train), as_x(x_test), as_y(y_test), values="intensity")
 
 
 @DATASETS.register("synthetic")
@@ -62,4 +62,4 @@ class Synthetic(Dataset):
 
         x_train, y_train = sample(p.train_size)
         x_test, y_test = sample(p.test_size)
-        return DataSplits(x_train, y_train, x_test, y_test)
+        return DataSplits(x_train, y_train, x_test, y_test, values="intensity")

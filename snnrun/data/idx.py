@@ -142,7 +142,7 @@ class IDXDataset(Dataset):
             x = torch.from_numpy(images.astype(np.float32) / 255.0)
             x = x.reshape(len(x), -1) if self.params.flatten else x.unsqueeze(1)
             arrays[split] = (x, torch.from_numpy(labels.astype(np.int64)))
-        return DataSplits(*arrays["train"], *arrays["test"])
+        return DataSplits(*arrays["train"], *arrays["test"], values="intensity")
 
 
 @DATASETS.register("mnist")

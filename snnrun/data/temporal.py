@@ -49,4 +49,4 @@ class TemporalPatterns(Dataset):
 
         x_train, y_train = sample(p.train_size)
         x_test, y_test = sample(p.test_size)
-        return DataSplits(x_train, y_train, x_test, y_test)
+        return DataSplits(x_train, y_train, x_test, y_test, values="spike_trains")

@@ -13,6 +13,9 @@ ENCODERS = Registry("encoder")
 class Encoder(nn.Module):
     """Built as ``cls(params, dt=..., time_steps=...)``; ``dt`` in ms."""
 
+    #: the kind of data values this encoder reads (``DataSplits.values``); ``any``: no check
+    reads: str = "any"
+
     def __init__(self, params, dt: float = 1.0, time_steps: int = 1):
         super().__init__()
         self.params = params
@@ -43,3 +46,24 @@ class Encoder(nn.Module):
                              f"network.dt); set network.duration={shape[0] * self.dt:g}, or use a per-sample "
                              f"encoder (e.g. encoder=poisson)")
         return shape[1:]
+
+
+#: the encoders that read intensities in [0, 1], named when another encoder is given intensities
+INTENSITY_ENCODERS = ("poisson", "bernoulli", "direct", "population", "latency", "relative_latency")
+
+
+def check_reads(encoder: Encoder, values: str, data_name: str) -> None:
+    """Refuse an encoder that reads one kind of values (``encoder.reads``) given data of another kind.
+
+    Data of ``unknown`` values (e.g. a user's ``npz``) pass: the encoder takes them as its kind."""
+    from ..errors import ConfigError
+
+    if encoder.reads in ("any", values) or values == "unknown":
+        return
+    name = type(encoder).registry_name
+    what = {"spike_times": "spike times in ms", "intensity": "intensities in [0, 1]",
+            "spike_trains": "spike trains [T, ...]"}
+    hint = (f"use an intensity encoder ({', '.join(INTENSITY_ENCODERS)}; encoder=latency gives each input one "
+            f"spike time from its intensity)" if values == "intensity" else "use encoder=spikes")
+    raise ConfigError(f"encoder.name: {name} reads {what.get(encoder.reads, encoder.reads)}, but data={data_name} "
+                      f"holds {what.get(values, values)}; {hint}")

@@ -70,6 +70,8 @@ class SingleSpikeTime(Encoder):
     """The input holds one spike time per neuron in ms; negative or NaN means no spike.
     Output: a spike at step ``round(t / dt)`` (times beyond the window are dropped)."""
 
+    reads = "spike_times"
+
     def forward(self, x):
         fire = torch.isfinite(x) & (x >= 0)
         steps = torch.round(torch.nan_to_num(x, nan=-1.0) / self.dt).long()
@@ -82,7 +84,14 @@ class MultiSpikeTime(Encoder):
     """The input [B, *shape, K] holds up to K spike times (ms) per neuron, padded with
     negative values or NaN. Output [T, B, *shape]: a spike at each ``round(t / dt)``."""
 
+    reads = "spike_times"
+
     def output_shape(self, input_shape):
+        if len(input_shape) < 2:
+            from ..errors import ShapeError
+            raise ShapeError(f"encoder.name: mstb reads up to K spike times per input neuron, samples [*shape, K], "
+                             f"but the data's samples have shape {list(input_shape)}; use encoder=sstb for one "
+                             f"spike time per neuron")
         return tuple(input_shape[:-1])
 
     def forward(self, x):
