@@ -37,7 +37,7 @@ from typing import Any
 
 import torch
 
-from .calibrate import kaiming_weights
+from .calibrate import kaiming_stages
 from .errors import ConfigError, SnnrunError
 
 log = logging.getLogger("snnrun")
@@ -183,7 +183,7 @@ class ActivityCheck:
             key = _gain_key(proj, (network_cfg.get("projections") or {}).get(proj.name))
             if key:
                 hints.append(f"{verb} {key[0]} (now {key[1]:g})")
-        if up and kaiming_weights(net, name):
+        if up and kaiming_stages(net, name):
             hints.append(f"raise network.init_rate (now {net.init_rate:g} Hz)" if net.init_rate is not None else
                          f"set {'' if 'init_rate' in network_cfg else '+'}network.init_rate=20 (rescales the "
                          f"initial weights to 20 Hz on the first batch)")

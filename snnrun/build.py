@@ -14,11 +14,12 @@ from .data import DATASETS, DataSplits
 from .decoders import DECODERS, Decoder
 from .device import resolve_device
 from .encoders import ENCODERS, Encoder
+from .calibrate import calibrate
 from .encoders.base import check_reads
 from .errors import ConfigError, ShapeError
 from .learning import LEARNERS, Learner
 from .network import Network, build_network
-from .optim import build_optimizer, build_scheduler
+from .optim import build_optimizer, build_scheduler, unit_groups, weight_units
 from .reproducibility import seed_everything
 from .schema import param, parse_params, suggest
 from .surrogate import Heaviside
@@ -297,10 +298,15 @@ def build_experiment(cfg: DictConfig | Mapping, device: str | None = None, dry_r
         for name in ("bernoulli", "lif_scan", "spike_linear"):
             kernels.all_kernels()[name].load()
 
+    if not dry_run:
+        calibrate(network, encoder, data, data_params.batch_size, torch_device)
+
     optimizer, scheduler, interval = None, None, "epoch"
     gradient_params = [p for lr in learners if lr.gradient for p in lr.parameters()]
     if any(lr.gradient for lr in learners):
-        optimizer = build_optimizer(config.get("optimizer") or {"name": "Adam"}, gradient_params)
+        opt_node = config.get("optimizer") or {"name": "Adam"}
+        groups = unit_groups(gradient_params, weight_units(network), str(opt_node.get("name")))
+        optimizer = build_optimizer(opt_node, groups)
         scheduler, interval = build_scheduler(config.get("scheduler"), optimizer)
     return Experiment(config=config, data=data, data_params=data_params, encoder=encoder, network=network,
                       decoder=decoder, learners=learners, optimizer=optimizer, scheduler=scheduler,

@@ -16,9 +16,13 @@ is ``init_rate`` within :data:`TOLERANCE`. ``s`` is found by bisection on ``log2
 upstream populations are calibrated first, so ``P`` sees the activity it will see in training. A rate
 the range cannot reach keeps the closest scale and is logged. Weight bounds are re-applied.
 
+Each stage's ``weight_scale`` (the target's drive, set at build) is multiplied by ``s``: it is the
+unit the optimizer steps in (:func:`snnrun.optim.unit_groups`).
+
 The calibration batch is the first ``data.batch_size`` training samples (no shuffling), and the
 global random state is restored afterwards: a calibrated run draws the same encoder and dropout
-randomness as an uncalibrated one. Only a fresh run calibrates; a resumed run loads its weights.
+randomness as an uncalibrated one. The build calibrates (deterministically, so a resumed run finds
+the same units before it loads its trained weights); ``snnrun validate`` does not.
 """
 
 from __future__ import annotations
@@ -40,14 +44,14 @@ LOG2_RANGE = 10.0
 MAX_STEPS = 16
 
 
-def kaiming_weights(network, population: str) -> list[tuple[torch.nn.Parameter, object]]:
-    """The ``(weight, params)`` of every kaiming-initialised weighted stage projecting to ``population``."""
+def kaiming_stages(network, population: str) -> list:
+    """Every kaiming-initialised weighted stage (a synapse module) projecting to ``population``."""
     found = []
     for proj in network.incoming[population]:
         for stage in proj.stages:
             p, weight = getattr(stage, "params", None), getattr(stage, "weight", None)
             if getattr(p, "init", None) == "kaiming" and isinstance(weight, torch.nn.Parameter):
-                found.append((weight, p))
+                found.append(stage)
     return found
 
 
@@ -70,11 +74,11 @@ def calibrate_rates(network, spikes_in: torch.Tensor, target_hz: float) -> dict[
         pop = network.populations[name]
         if pop.is_input or not pop.neuron.spiking:
             continue
-        weights = kaiming_weights(network, name)
-        if not weights:
+        stages = kaiming_stages(network, name)
+        if not stages:
             continue
         # rescaling by products of factors would accumulate rounding: keep the originals and set s·w0
-        originals = [(w.detach().clone(), w, p) for w, p in weights]
+        originals = [(stage.weight.detach().clone(), stage.weight, stage.params) for stage in stages]
 
         def rate_at(log2_s: float) -> float:
             for w0, w, p in originals:
@@ -98,7 +102,23 @@ def calibrate_rates(network, spikes_in: torch.Tensor, target_hz: float) -> dict[
         if abs(math.log(max(rate, 1e-9) / target_hz)) > math.log(TOLERANCE):
             log.warning("network.init_rate: population '%s' reaches %.3g Hz at best (target %.3g Hz, weight "
                         "scale %.3g); its rate stays off target", name, rate, target_hz, 2.0 ** best)
+        for stage in stages:
+            stage.weight_scale = getattr(stage, "weight_scale", 1.0) * 2.0 ** best
         found[name] = {"scale": 2.0 ** best, "rate_hz": rate}
+    return found
+
+
+def calibrate(network, encoder, data, batch_size: int, device: torch.device) -> dict[str, dict[str, float]]:
+    """``network.init_rate``: :func:`calibrate_rates` on the first ``batch_size`` training samples of
+    ``data``, encoded by ``encoder``; the global random state (CPU and ``device``) is left as it was."""
+    if network.init_rate is None:
+        return {}
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        x = calibration_batch(data, batch_size).to(device)
+        found = calibrate_rates(network, encoder(x), network.init_rate)
+    if found:
+        log.info("network.init_rate %.3g Hz: weight scale %s", network.init_rate,
+                 ", ".join(f"{name} x{f['scale']:.3g} ({f['rate_hz']:.3g} Hz)" for name, f in found.items()))
     return found
 
 

@@ -397,16 +397,18 @@ def build_network(node: Mapping[str, Any], default_neuron: Mapping[str, Any] | N
 def scale_to_target(projection: Projection, neuron) -> None:
     """Express ``init: kaiming`` weights in the target model's units: multiply them by its drive
     (:meth:`~snnrun.neurons.base.Neuron.operating_range`; 1 for the dimensionless LIF family, 0.63 nA
-    for AdEx, ...). Explicit inits (uniform, normal, constant) are taken as given, in the model's unit."""
+    for AdEx, ...) and record it as the stage's ``weight_scale``, the unit the optimizer steps in
+    (:func:`snnrun.optim.unit_groups`). Explicit inits (uniform, normal, constant) are taken as given,
+    in the model's unit, with ``weight_scale`` 1."""
     drive = float(neuron.operating_range().drive)
-    if drive == 1.0:
-        return
     for stage in projection.stages:
         p, weight = getattr(stage, "params", None), getattr(stage, "weight", None)
         if getattr(p, "init", None) == "kaiming" and isinstance(weight, torch.nn.Parameter):
-            with torch.no_grad():
-                weight.mul_(drive)
-                constrain(weight, p)
+            stage.weight_scale = drive
+            if drive != 1.0:
+                with torch.no_grad():
+                    weight.mul_(drive)
+                    constrain(weight, p)
 
 
 def _neuron_node(node, default, key):

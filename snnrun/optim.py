@@ -96,8 +96,40 @@ def _check_usable(name: str, classes: dict[str, type], key: str) -> None:
         raise ConfigError(f"{key}.name: {name} cannot train here: {reason}; choose one of {', '.join(usable)}")
 
 
+#: optimizers whose step is in the units of the gradient (Δw = −lr·g): a weight in unit s takes lr·s²
+GRADIENT_UNIT = ("SGD", "ASGD")
+#: optimizers whose step carries the parameter's unit by themselves (Adadelta's RMS[Δw]/RMS[g]): lr as given
+UNIT_FREE = ("Adadelta",)
+
+
+def unit_groups(params, units: Mapping[int, float], optimizer: str) -> list:
+    """Parameter groups that make one ``lr`` mean the same relative step for weights of any unit.
+
+    ``units[id(p)]`` is the scale a weight was initialised at (a stage's ``weight_scale``: the target
+    model's drive times the ``network.init_rate`` calibration; 1 when absent). Writing ``w = s·ŵ`` with
+    ŵ dimensionless, a step of ``lr`` on ŵ is a step of ``lr·s`` on w for the normalised optimizers
+    (Adam, RMSprop, Adagrad, Rprop, ...), ``lr·s²`` for :data:`GRADIENT_UNIT` and ``lr`` for
+    :data:`UNIT_FREE`; each group carries that factor as ``lr_scale``. When every unit is 1 the
+    parameters come back as one plain list."""
+    params = list(params)
+    if all(units.get(id(p), 1.0) == 1.0 for p in params):
+        return params
+    power = 2 if optimizer in GRADIENT_UNIT else 0 if optimizer in UNIT_FREE else 1
+    groups: dict[float, list] = {}
+    for p in params:
+        groups.setdefault(units.get(id(p), 1.0), []).append(p)
+    return [{"params": ps, "lr_scale": unit ** power} for unit, ps in groups.items()]
+
+
+def weight_units(module: torch.nn.Module) -> dict[int, float]:
+    """``id(weight) -> weight_scale`` of every submodule that records one (see :func:`unit_groups`)."""
+    return {id(m.weight): float(m.weight_scale) for m in module.modules()
+            if hasattr(m, "weight_scale") and isinstance(getattr(m, "weight", None), torch.nn.Parameter)}
+
+
 def build_optimizer(node: Mapping[str, Any], params, key: str = "optimizer") -> torch.optim.Optimizer:
-    """``{name: Adam, lr: 1e-3, ...}`` -> ``torch.optim.Adam(params, lr=1e-3, ...)``."""
+    """``{name: Adam, lr: 1e-3, ...}`` -> ``torch.optim.Adam(params, lr=1e-3, ...)``. ``params`` may be
+    groups of :func:`unit_groups`: each group's ``lr`` is the configured one times its ``lr_scale``."""
     name, kwargs, _ = _split(node, key)
     classes = optimizer_classes()
     if name not in classes:
@@ -109,9 +141,13 @@ def build_optimizer(node: Mapping[str, Any], params, key: str = "optimizer") -> 
         raise ConfigError(f"{key}: no trainable parameters for the optimizer (check learner.trainable)")
     _bind(classes[name], "params", params, kwargs, key)
     try:
-        return classes[name](params, **kwargs)
+        optimizer = classes[name](params, **kwargs)
     except (ValueError, TypeError) as err:
         raise ConfigError(f"{key}: {name} rejected its arguments: {err}") from None
+    for group in optimizer.param_groups:
+        if "lr_scale" in group and isinstance(group.get("lr"), (int, float)):
+            group["lr"] = group["lr"] * group["lr_scale"]
+    return optimizer
 
 
 def build_scheduler(node: Mapping[str, Any] | None, optimizer, key: str = "scheduler"):
@@ -131,6 +167,9 @@ def build_scheduler(node: Mapping[str, Any] | None, optimizer, key: str = "sched
         raise ConfigError(f"{key}.name: {name} takes {_configurable(classes[name])}, which a config cannot give; "
                           f"choose one of {usable}")
     _bind(classes[name], "optimizer", optimizer, kwargs, key)
+    for bound in ("max_lr", "base_lr"):  # OneCycleLR, CyclicLR: one number sets every group; keep the units
+        if isinstance(kwargs.get(bound), (int, float)) and any("lr_scale" in g for g in optimizer.param_groups):
+            kwargs[bound] = [kwargs[bound] * g.get("lr_scale", 1.0) for g in optimizer.param_groups]
     try:
         return classes[name](optimizer, **kwargs), interval
     except (ValueError, TypeError) as err:

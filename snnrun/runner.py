@@ -19,7 +19,6 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from . import checkpoint
 from .activity import ActivityCheck, ActivityError
 from .build import Experiment
-from .calibrate import calibrate_rates, calibration_batch
 from .data import TensorBatches
 from .decoders.base import Decoder
 from .distributed import DataParallel
@@ -323,7 +322,6 @@ class Runner:
             self._resume(resume, source, trust_unverified)
         else:
             self.generator.manual_seed(exp.seed)  # global RNGs were seeded when the experiment was built
-            self._calibrate()
         self.dist.broadcast_parameters(exp.network)
         self._start = time.perf_counter()
         metrics_log = self.dist.metric_logger(lambda: MetricLogger(self.run_dir, exp.logger.sinks, self.columns,
@@ -372,20 +370,6 @@ class Runner:
         if stopped is not None:
             raise stopped
         return summary
-
-    def _calibrate(self) -> None:
-        """``network.init_rate``: rescale the initial weights on the first training batch (snnrun.calibrate),
-        leaving the global random state as it was."""
-        exp = self.exp
-        if exp.network.init_rate is None:
-            return
-        devices = [exp.device] if exp.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            x = calibration_batch(exp.data, exp.data_params.batch_size).to(exp.device)
-            found = calibrate_rates(exp.network, exp.encoder(x), exp.network.init_rate)
-        if found:
-            log.info("network.init_rate %.3g Hz: weight scale %s", exp.network.init_rate,
-                     ", ".join(f"{name} x{f['scale']:.3g} ({f['rate_hz']:.3g} Hz)" for name, f in found.items()))
 
     def _resume(self, resume, source: Path | None, trust_unverified: bool | None) -> None:
         exp = self.exp

@@ -70,7 +70,7 @@ def test_calibration_batch_is_the_first_training_samples():
     assert torch.equal(calibration_batch(Splits, 4), Splits.x_train[:4])
 
 
-def test_a_run_calibrates_once_without_touching_the_random_stream(tmp_path):
+def test_the_build_calibrates_without_touching_the_random_stream(tmp_path):
     from snnrun.build import build_experiment
     from snnrun.runner import Runner
     from snnrun.validate import compose
@@ -80,13 +80,17 @@ def test_a_run_calibrates_once_without_touching_the_random_stream(tmp_path):
     runs = {}
     for rate in ("null", "20"):
         exp = build_experiment(compose(short + [f"network.init_rate={rate}"]))
-        torch.manual_seed(123)
-        Runner(exp, tmp_path / rate, "")._calibrate()
         runs[rate] = (exp, torch.rand(3))  # the global stream continues as without calibration
     assert torch.equal(runs["null"][1], runs["20"][1])
-    plain, calibrated = (runs[r][0].network.projections["inp_hidden"].stages[0].weight for r in ("null", "20"))
-    ratio = calibrated / plain
+    plain, calibrated = (runs[r][0].network.projections["inp_hidden"].stages[0] for r in ("null", "20"))
+    ratio = calibrated.weight / plain.weight
     assert ratio.std() < 1e-4 and ratio.mean() > 2  # one scalar per projection, up for sparse latency input
+    assert calibrated.weight_scale == pytest.approx(float(ratio.mean()), rel=1e-4) and plain.weight_scale == 1.0
+    # Adam steps each weight in its unit: lr x weight_scale per group
+    unit = {id(p.stages[0].weight): p.stages[0].weight_scale for p in runs["20"][0].network.projections.values()}
+    lrs = {id(p): g["lr"] for g in runs["20"][0].optimizer.param_groups for p in g["params"]}
+    assert lrs.keys() == unit.keys() and all(lrs[k] == pytest.approx(0.003 * unit[k]) for k in unit)
+    assert len(runs["null"][0].optimizer.param_groups) == 1
 
     exp = build_experiment(compose(short + ["network.init_rate=20", "trainer.epochs=2", "trainer.stop_after=1"]))
     run_dir = tmp_path / "resumed"
@@ -94,6 +98,7 @@ def test_a_run_calibrates_once_without_touching_the_random_stream(tmp_path):
     trained = {k: v.clone() for k, v in exp.network.state_dict().items()}
     again = build_experiment(compose(short + ["network.init_rate=20", "trainer.epochs=2"]))
     runner = Runner(again, run_dir, "")
-    runner._resume(True, None, None)  # a resumed run loads its weights: no second calibration
+    runner._resume(True, None, None)  # the same units, then the trained weights
     assert all(torch.equal(v, again.network.state_dict()[k]) for k, v in trained.items())
+    assert [g["lr"] for g in again.optimizer.param_groups] == [g["lr"] for g in exp.optimizer.param_groups]
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "stopped"

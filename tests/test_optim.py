@@ -35,3 +35,20 @@ def test_unknown_names_and_arguments():
     with pytest.raises(ConfigError, match=r"scheduler: StepLR needs step_size"):
         build_scheduler({"name": "StepLR"}, opt)
     assert build_scheduler({"name": None}, opt) == (None, "epoch")
+
+
+def test_unit_groups_scale_the_step_to_each_weights_unit():
+    from snnrun.optim import build_optimizer, build_scheduler, unit_groups
+
+    a, b, c = (torch.nn.Parameter(torch.zeros(2)) for _ in range(3))
+    units = {id(a): 4.0, id(b): 0.5}
+    assert unit_groups([a, b], {}, "Adam") == [a, b]  # all in unit 1: one plain group
+    adam = build_optimizer({"name": "Adam", "lr": 0.01}, unit_groups([a, b, c], units, "Adam"))
+    assert [g["lr"] for g in adam.param_groups] == pytest.approx([0.04, 0.005, 0.01])
+    sgd = build_optimizer({"name": "SGD", "lr": 0.01}, unit_groups([a, b, c], units, "SGD"))
+    assert [g["lr"] for g in sgd.param_groups] == pytest.approx([0.16, 0.0025, 0.01])
+    adadelta = build_optimizer({"name": "Adadelta", "lr": 1.0}, unit_groups([a, b], units, "Adadelta"))
+    assert [g["lr"] for g in adadelta.param_groups] == [1.0, 1.0]
+    sched, _ = build_scheduler({"name": "OneCycleLR", "max_lr": 0.1, "total_steps": 10, "interval": "step"},
+                               build_optimizer({"name": "Adam", "lr": 0.01}, unit_groups([a, b], units, "Adam")))
+    assert [g["max_lr"] for g in sched.optimizer.param_groups] == pytest.approx([0.4, 0.05])
