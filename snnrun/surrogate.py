@@ -220,3 +220,32 @@ def spike(spike_fn: Surrogate, v: torch.Tensor, threshold, span: float) -> torch
     units. ``span == 1`` (the dimensionless models) divides by nothing: bit-identical gradients."""
     x = v - threshold
     return spike_fn(x if span == 1 else x / span)
+
+
+def escape_probability(v: torch.Tensor, threshold, rho_0: float, delta_u: float, dt: float) -> torch.Tensor:
+    r"""Probability of a spike within one step of escape noise (Gerstner & Kistler 2002, ch. 5.3):
+
+    .. math:: \rho(t) = \rho_0 \exp\left(\frac{v(t) - \vartheta}{\Delta_u}\right), \qquad
+              P(\text{spike in } [t, t + dt)) = 1 - e^{-\rho(t)\,dt}
+
+    Units: ``v``, ``threshold`` ϑ and ``delta_u`` Δu in the model's voltage unit (mV); ``rho_0`` ρ₀
+    (the escape rate at threshold) in 1/ms; ``dt`` in ms. The hazard is taken as constant over the
+    step, so the probability is exact for that step; an overflowing ρ gives probability 1."""
+    rho = rho_0 * torch.exp((v - threshold) / delta_u)
+    return -torch.expm1(-rho * dt)
+
+
+def escape_spike(spike_fn: Surrogate, v: torch.Tensor, threshold, span: float, rho_0: float, delta_u: float,
+                 dt: float) -> torch.Tensor:
+    """Stochastic spikes: 1 with :func:`escape_probability` (one uniform number per neuron and step,
+    ``torch.rand`` on ``v``'s device and dtype from torch's default generator of that device, so a
+    seeded run repeats). Where a gradient is wanted, it is the surrogate's, as for the deterministic
+    :func:`spike` at the same ``v`` (a straight-through estimator: the forward value is the sample)."""
+    with torch.no_grad():
+        prob = escape_probability(v, threshold, rho_0, delta_u, dt)
+        z = (torch.rand(v.shape, device=v.device, dtype=v.dtype) < prob).to(v.dtype)
+    if torch.is_grad_enabled() and v.requires_grad:
+        s = spike(spike_fn, v, threshold, span)
+        if s.requires_grad:
+            z = z + (s - s.detach())
+    return z

@@ -389,3 +389,95 @@ def test_hodgkin_huxley_is_stable_and_accurate_at_the_network_default_dt():
     fine, _ = simulate(make({"name": "hh"}, shape=(5,), dt=0.025), amplitudes, 300 * 40)
     assert torch.isfinite(traces["v"]).all()
     assert coarse.sum(0).tolist() == fine.sum(0).tolist()
+
+
+# --- escape noise (stochastic threshold) ------------------------------------------------------------
+
+#: the models whose Params have the escape-noise option (every user of threshold_and_reset)
+ESCAPE = [n for n in NEURONS.names(aliases=False) if hasattr(NEURONS.get(n).Params, "escape_noise")]
+
+
+def test_escape_noise_is_an_option_of_the_threshold_and_reset_family():
+    assert {"lif", "if", "ifsoftreset", "plif", "clif", "alif", "diehlandcook"} <= set(ESCAPE)
+    for name in ESCAPE:
+        p = NEURONS.get(name).Params()
+        assert (p.escape_noise, p.rho_0, p.delta_u) == (False, 1.0, 0.1)
+    with pytest.raises(ConfigError, match="neuron.delta_u"):
+        make({"name": "lif", "escape_noise": True, "delta_u": 0.0})
+
+
+@pytest.mark.parametrize("dt, v", [(1.0, 0.7), (1.0, 1.0), (0.5, 1.15), (0.1, 1.4)])
+def test_escape_noise_fires_with_probability_one_minus_exp_rho_dt(dt, v):
+    """For a fixed v the spike probability of one step is ``1 − exp(−ρ dt)``, ρ = ρ_0 exp((v − v_th)/Δu)."""
+    from snnrun.neurons.lif import LIFState, lif_step
+
+    rho_0, delta_u, n = 0.2, 0.25, 200_000
+    p = NEURONS.get("lif").Params(escape_noise=True, rho_0=rho_0, delta_u=delta_u, tau_m=10.0)
+    v_int = v + dt / 10.0 * (-v + 1.0)  # one Euler step with input 1 (r = 1)
+    expected = 1 - math.exp(-rho_0 * math.exp((v_int - 1.0) / delta_u) * dt)
+    torch.manual_seed(0)
+    state = LIFState(torch.full((n,), v, dtype=torch.float64), torch.zeros(n, dtype=torch.int32))
+    z, after = lif_step(torch.ones(n, dtype=torch.float64), state, p, dt, build_surrogate({"name": "heaviside"}))
+    sigma = math.sqrt(expected * (1 - expected) / n)
+    assert abs(z.mean().item() - expected) < 4 * sigma
+    assert set(z.unique().tolist()) <= {0.0, 1.0}
+    # the drawn spikes reset (hard reset to v_reset = 0); the others keep the integrated v
+    assert torch.equal(after.v, torch.where(z > 0, torch.zeros_like(after.v), torch.full_like(after.v, v_int)))
+
+
+def test_escape_noise_off_is_the_deterministic_threshold_bit_for_bit():
+    """Off (the default), the step is today's ``v ≥ v_th`` with a hard reset, bit for bit, whatever
+    rho_0 and delta_u say, and no random number is drawn."""
+    g = torch.Generator().manual_seed(3)
+    current = 3.0 * torch.rand(80, 5, 6, generator=g)
+    neuron = make({"name": "lif", "tau_m": 8.0, "rho_0": 5.0, "delta_u": 0.01}, shape=(6,), dt=1.0)
+    rng = torch.get_rng_state()
+    out, _ = neuron(current)
+    step_by_step = make({"name": "lif", "tau_m": 8.0}, shape=(6,), dt=1.0)
+    stepped = torch.stack([step_by_step.forward_step(x) for x in current])
+    assert torch.equal(torch.get_rng_state(), rng)
+    v, ref = torch.zeros(5, 6), []
+    for x in current:  # the LIF of before the option: forward Euler, v >= v_th, hard reset
+        v = v + 1.0 / 8.0 * (-(v - 0.0) + 1.0 * x)
+        z = (v >= 1.0).to(v.dtype)
+        v = v * (1 - z) + 0.0 * z
+        ref.append(z)
+    assert torch.equal(out, torch.stack(ref)) and torch.equal(stepped, out)
+    assert torch.equal(neuron.state.v, v)
+    assert 0 < out.sum() < out.numel()
+
+
+def test_escape_noise_never_takes_the_fused_scan_and_repeats_with_the_seed():
+    current = torch.full((60, 3, 40), 0.9)
+    node = {"name": "lif", "tau_m": 10.0, "escape_noise": True, "rho_0": 0.1, "delta_u": 0.1}
+    runs = []
+    for seed in (0, 0, 1):
+        torch.manual_seed(seed)
+        neuron = make(node, shape=(40,), dt=1.0)
+        out, _ = neuron(current)
+        assert neuron.spike_counts is None  # the fused scan counts spikes on its way; it did not run
+        runs.append(out)
+    assert torch.equal(runs[0], runs[1]) and not torch.equal(runs[0], runs[2])
+    # 0.9 steady drive stays below v_th = 1: a deterministic LIF is silent, the noisy one fires
+    assert make({**node, "escape_noise": False}, shape=(40,), dt=1.0)(current)[0].sum() == 0
+    assert runs[0].sum() > 100
+
+
+@pytest.mark.parametrize("name", ESCAPE)
+def test_escape_noise_in_every_model_of_the_family(name):
+    """Each model draws its spikes when the option is on (random, seeded), and a surrogate gradient
+    still flows (straight-through: the forward value is the drawn spike)."""
+    dt = DT.get(name, 1.0)
+    drive = {"diehlandcook": 0.3}.get(name, 3.0)  # D&C: jumps of r·I mV, ~13 mV above rest in steady state
+    p = NEURONS.get(name).Params()
+    node = {"name": name, "escape_noise": True, "rho_0": 0.5, "delta_u": 0.5 * (p.v_th - p.v_rest)}
+    outs = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        neuron = make(node, shape=(16,), dt=dt, spike_fn=build_surrogate({"name": "atan"}))
+        x = (0.5 * drive * torch.ones(40, 2, 16)).requires_grad_(True)
+        out, _ = neuron(x)
+        out.sum().backward()
+        assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+        outs.append(out.detach())
+    assert outs[0].sum() > 0 and not torch.equal(outs[0], outs[1])

@@ -138,6 +138,9 @@ def _population_node(nir, name: str, pop, dt: float, scale: float):
         if p.reset != "hard":
             raise SnnrunError(f"{where}: reset '{p.reset}' (v <- v - (v_th - v_reset)) has no NIR counterpart: NIR "
                               f"neurons reset to v_reset; use reset: hard")
+        if getattr(p, "escape_noise", False):
+            raise SnnrunError(f"{where}: escape noise (a stochastic threshold) has no NIR counterpart: NIR neurons "
+                              f"fire deterministically; use escape_noise: false")
         if getattr(neuron, "refrac_steps", 0):
             raise SnnrunError(f"{where}: a refractory period ({p.refractory} ms) has no NIR counterpart; "
                               f"use refractory: 0")

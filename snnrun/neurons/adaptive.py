@@ -43,7 +43,7 @@ def alif_step(current: torch.Tensor, state: ALIFState, p, dt: float, spike_fn,
     else:
         v = v + dt / p.tau_m * (-(v - p.v_rest) + p.r * current)
     v = refractory_hold(v, refrac, p.v_reset, refrac_steps)
-    z, v, refrac = threshold_and_reset(v, refrac, p, spike_fn, refrac_steps, threshold=p.v_th + p.beta * a)
+    z, v, refrac = threshold_and_reset(v, refrac, p, spike_fn, refrac_steps, threshold=p.v_th + p.beta * a, dt=dt)
     rho = math.exp(-dt / p.tau_a)
     a = rho * a + (1 - rho) * z
     return z, ALIFState(v, a, refrac)
@@ -138,7 +138,8 @@ def diehlandcook_step(current: torch.Tensor, state: DiehlCookState, p, dt: float
     v = refractory_hold(v + p.r * current, refrac, v, refrac_steps)
     threshold = p.v_th + theta
     margin = v - threshold if p.one_spike else None
-    z, v, refrac = threshold_and_reset(v, refrac, p, spike_fn, refrac_steps, threshold=threshold, soft_threshold=p.v_th)
+    z, v, refrac = threshold_and_reset(v, refrac, p, spike_fn, refrac_steps, threshold=threshold, soft_threshold=p.v_th,
+                                       dt=dt)
     if p.learn_theta and training:
         theta = theta + p.theta_plus * z.detach()
     if p.one_spike:

@@ -38,7 +38,7 @@ from torch import nn
 
 from ..registry import Registry
 from ..schema import param
-from ..surrogate import Heaviside, Surrogate, spike, threshold_span
+from ..surrogate import Heaviside, Surrogate, escape_spike, spike, threshold_span
 
 NEURONS = Registry("neuron")
 
@@ -55,6 +55,10 @@ class SpikingParams:
     refractory: float = param(0.0, unit="ms", ge=0, help="absolute refractory period")
     r: float = param(1.0, unit="MOhm", help="input resistance / gain applied to the input current")
     detach_reset: bool = param(False, help="stop gradients through the reset (Zenke & Vogels 2021)")
+    escape_noise: bool = param(False, help="stochastic threshold: spike with probability 1 - exp(-rho dt) per step, "
+                                           "rho = rho_0 exp((v - v_th)/delta_u); false: spike iff v >= v_th")
+    rho_0: float = param(1.0, unit="1/ms", gt=0, help="escape rate at the threshold (escape_noise)")
+    delta_u: float = param(0.1, unit="mV", gt=0, help="voltage scale of the escape rate; smaller = sharper (escape_noise)")
 
 
 class OperatingRange(NamedTuple):
@@ -126,16 +130,26 @@ def reset_membrane(v: torch.Tensor, z: torch.Tensor, p: SpikingParams,
 def threshold_and_reset(v: torch.Tensor, refrac: torch.Tensor | None, p: SpikingParams,
                         spike_fn: Surrogate, refrac_steps: int,
                         threshold: float | torch.Tensor | None = None,
-                        soft_threshold: float | torch.Tensor | None = None):
+                        soft_threshold: float | torch.Tensor | None = None, dt: float | None = None):
     """Threshold, reset and refractory count shared by the integrate-and-fire family.
 
     ``z = spike(spike_fn, v, threshold, v_th − v_rest)`` (``threshold`` defaults to ``p.v_th``; an adaptive
     model passes its own), gated by :func:`refractory_gate`, then :func:`reset_membrane` (a soft reset subtracts
     ``soft_threshold``, by default the threshold crossed) and :func:`refractory_count`.
+    With ``p.escape_noise`` the spike is drawn instead (:func:`snnrun.surrogate.escape_spike`: probability
+    ``1 − exp(−ρ dt)``, ``ρ = ρ_0 exp((v − threshold)/Δu)``, ρ_0 in 1/ms, Δu in mV, ``dt`` in ms, which
+    the caller must then pass); reset and refractoriness follow the drawn spike.
     Returns ``(spikes, v_after_reset, refrac_after)``.
     """
     threshold = p.v_th if threshold is None else threshold
-    z = refractory_gate(spike(spike_fn, v, threshold, threshold_span(p.v_th, p.v_rest)), refrac, refrac_steps)
+    span = threshold_span(p.v_th, p.v_rest)
+    if getattr(p, "escape_noise", False):
+        if dt is None:
+            raise ValueError("threshold_and_reset: escape noise needs the step dt (ms)")
+        z = escape_spike(spike_fn, v, threshold, span, p.rho_0, p.delta_u, dt)
+    else:
+        z = spike(spike_fn, v, threshold, span)
+    z = refractory_gate(z, refrac, refrac_steps)
     v = reset_membrane(v, z, p, threshold if soft_threshold is None else soft_threshold)
     return z, v, refractory_count(z, refrac, refrac_steps)
 

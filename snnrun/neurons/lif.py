@@ -29,7 +29,9 @@ def lif_step(current: torch.Tensor, state: LIFState, p, dt: float, spike_fn, ref
     forward Euler ``v += dt/τ_m (−(v−v_rest) + R I)`` (``p.integration: euler``) or the exact
     exponential ``v = v_rest + (v−v_rest)e^{−dt/τ_m} + R I (1−e^{−dt/τ_m})`` (``exact``); with
     ``leak=False`` (IF) ``v += dt/τ_m · R I``. Then the refractory hold at ``v_reset``, threshold at
-    ``v_th``, hard or soft reset and refractory count (:func:`~snnrun.neurons.base.threshold_and_reset`).
+    ``v_th`` (with ``p.escape_noise`` a spike drawn with probability ``1 − exp(−ρ dt)``,
+    ``ρ = ρ_0 exp((v − v_th)/Δu)``), hard or soft reset and refractory count
+    (:func:`~snnrun.neurons.base.threshold_and_reset`).
 
     Args:
         current: input I at this step, [B, *shape].
@@ -55,7 +57,7 @@ def lif_step(current: torch.Tensor, state: LIFState, p, dt: float, spike_fn, ref
     else:
         v_new = v + dt / p.tau_m * drive
     v_new = refractory_hold(v_new, refrac, p.v_reset, refrac_steps)
-    z, v_new, refrac = threshold_and_reset(v_new, refrac, p, spike_fn, refrac_steps)
+    z, v_new, refrac = threshold_and_reset(v_new, refrac, p, spike_fn, refrac_steps, dt=dt)
     return z, LIFState(v_new, refrac)
 
 
@@ -96,7 +98,7 @@ def plif_step(current: torch.Tensor, state: LIFState, p, dt: float, spike_fn, w:
     v, refrac = state
     v_new = v + torch.sigmoid(w) * (-(v - p.v_rest) + p.r * current)
     v_new = refractory_hold(v_new, refrac, p.v_reset, refrac_steps)
-    z, v_new, refrac = threshold_and_reset(v_new, refrac, p, spike_fn, refrac_steps)
+    z, v_new, refrac = threshold_and_reset(v_new, refrac, p, spike_fn, refrac_steps, dt=dt)
     return z, LIFState(v_new, refrac)
 
 
@@ -140,9 +142,9 @@ class LIF(Neuron):
 
     def forward(self, current, record=(), reuse_input=False):
         # The fused scan (same spikes and gradients as the lif_step loop, a lean custom backward)
-        # applies from the resting state, without refractoriness and without recorded traces.
+        # applies from the resting state, without refractoriness, escape noise or recorded traces.
         if type(self).fused_scan and lif_scan.enabled() and self.state is None and not record \
-                and self.refrac_steps == 0:
+                and self.refrac_steps == 0 and not self.params.escape_noise:
             spikes, v, self.spike_counts = lif_scan.lif_scan(self.params, self.dt, self.leak, self.spike_fn,
                                                             current, reuse=reuse_input)
             self.state = LIFState(v, torch.zeros(v.shape, device=v.device, dtype=torch.int32))

@@ -102,6 +102,11 @@ class DiehlCookNetwork:
             if backend == "cpp":
                 raise ConfigError("diehl_cook.backend: the cpp kernel implements postpre (nearest, traces_first, additive, "
                                   "hard bounds, no weight decay); use backend=torch for other rules")
+        if any(getattr(net.populations[n].neuron.params, "escape_noise", False) for n in (self.exc, self.inh)):
+            backend = "torch" if backend == "auto" else backend
+            if backend == "cpp":
+                raise ConfigError("diehl_cook.backend: the cpp kernel has deterministic thresholds; use backend=torch "
+                                  "with escape_noise")
         self.constants = c
         if backend == "auto":
             from ..kernels import diehl_cook as kernel

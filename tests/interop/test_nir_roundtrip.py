@@ -98,6 +98,7 @@ def test_time_unit_and_dt(tmp_path):
     (["neuron=alif"], "population 'hidden': neuron model 'alif' has no NIR counterpart"),
     (["neuron.reset=soft"], "population 'hidden': reset 'soft'"),
     (["neuron.refractory=2.0"], "population 'hidden': a refractory period (2.0 ms)"),
+    (["neuron.escape_noise=true"], "population 'hidden': escape noise (a stochastic threshold)"),
     (["neuron=if", "neuron.v_rest=0.5"], "population 'hidden': v_rest = 0.5 mV"),
 ])
 def test_what_nir_cannot_express_is_refused_by_name(overrides, message):

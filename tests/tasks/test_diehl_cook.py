@@ -68,6 +68,16 @@ def test_cpp_backend_rejects_other_rules():
         DiehlCookNetwork(build_experiment(cfg), "cpp")
 
 
+def test_escape_noise_takes_the_torch_backend():
+    """The kernel's thresholds are deterministic: escape noise is refused by the cpp backend and
+    ``auto`` runs the generic simulation."""
+    cfg = small_config()
+    cfg["network"]["populations"]["exc"]["neuron"]["escape_noise"] = True
+    with pytest.raises(ConfigError, match=r"^diehl_cook.backend: the cpp kernel has deterministic thresholds"):
+        DiehlCookNetwork(build_experiment(cfg), "cpp")
+    assert DiehlCookNetwork(build_experiment(cfg), "auto").backend == "torch"
+
+
 def test_wrong_topology_is_a_config_error():
     cfg = small_config()
     cfg["network"]["projections"]["inh_exc"]["synapse"] = {"name": "dense"}
