@@ -59,20 +59,29 @@ class GlobalReward(Reward):
 @REWARDS.register("xor_reward")
 class XorReward(Reward):
     """For the XOR task (Florian 2007): the output 'fires' when its score (spike count of a single
-    output neuron) exceeds ``threshold``; ``r = +reward`` when firing matches the target bit (1 for
-    x1 ≠ x2), else ``−punishment``."""
+    output neuron) exceeds ``threshold``. ``signal: decision``: ``r = +reward`` when firing matches the
+    target bit (1 for x1 ≠ x2), else ``−punishment``. ``signal: target``: ``r = +reward`` for a sample
+    whose target is 1 and ``−punishment`` for one whose target is 0, whatever the output did: Florian's
+    reward for each output spike, when the learner delivers it at the output spikes
+    (``reward_at: output_spikes``); ``threshold`` then only defines the task's accuracy."""
 
     @dataclass
     class Params:
         threshold: float = param(0.5, help="score above which the output counts as firing")
         reward: float = param(1.0)
         punishment: float = param(1.0)
+        signal: str = param("decision", choices=("decision", "target"),
+                            help="decision: +reward iff firing matches the target; target: +reward for target 1, "
+                                 "-punishment for target 0 (the sign of each output spike's reward)")
 
     def compute(self, scores, target):
-        fired = scores.reshape(scores.shape[0], -1)[:, -1] > self.params.threshold
-        match = fired == target.bool()
-        return torch.where(match, torch.full(match.shape, self.params.reward, dtype=scores.dtype, device=scores.device),
-                           torch.full(match.shape, -self.params.punishment, dtype=scores.dtype, device=scores.device))
+        if self.params.signal == "target":
+            good = target.reshape(-1).bool()
+        else:
+            fired = scores.reshape(scores.shape[0], -1)[:, -1] > self.params.threshold
+            good = fired == target.bool()
+        return torch.where(good, torch.full(good.shape, self.params.reward, dtype=scores.dtype, device=scores.device),
+                           torch.full(good.shape, -self.params.punishment, dtype=scores.dtype, device=scores.device))
 
 
 @REWARDS.register("da_reward")

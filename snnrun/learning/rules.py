@@ -178,7 +178,8 @@ def tempotron_kernel_step(k_slow: torch.Tensor, k_fast: torch.Tensor, pre: torch
 
 def tempotron_update(psp_at_max: torch.Tensor, error: torch.Tensor, lr: float) -> torch.Tensor:
     r"""Tempotron rule (Gütig & Sompolinsky 2006): after a pattern, for each output neuron i with an
-    error (``+1``: should have fired but did not; ``−1``: fired but should not; ``0``: correct),
+    error (``> 0``: should have fired but did not, ``+1`` in the paper, ``+m`` with the learner's
+    ``miss_weight``; ``−1``: fired but should not; ``0``: correct),
     ``Δw_ij = λ · error_i · Σ_{t_j < t_max,i} K(t_max,i − t_j)``. ``psp_at_max`` ``[B, out, in]``
     holds that sum of kernels at each neuron's time of maximal potential. Summed over the batch."""
     return lr * torch.einsum("bo,boi->oi", error, psp_at_max)

@@ -10,7 +10,7 @@ spikes, ``end_sample`` with the decoder's scores and the labels. It never uses a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import torch
 
@@ -199,12 +199,23 @@ def _batched_outer(post_like, pre_like):
 class MstdpParams(StdpParams):
     reward: dict = param({"name": "global_reward"}, help="reward signal (rewards registry)")
     gamma: float = param(1.0, ge=0, help="learning rate γ of the reward-modulated update")
+    reward_at: str = param("sample", choices=("sample", "output_spikes"),
+                           help="sample: the sample's reward r multiplies the eligibility of the whole presentation; "
+                                "output_spikes: r is delivered at each spike of the output population (Florian 2007), "
+                                "so it multiplies the eligibility at those steps (and the logged reward is r times "
+                                "the output spike count)")
 
 
 class _RewardLearner(STDP):
     """Shared by the reward-modulated rules: per-sample accumulation of the pair terms, applied at the
     end of the sample with that sample's reward (the reward is known only when the decoder has
-    scored the sample, and is taken as constant over the presentation)."""
+    scored the sample, and is taken as constant over the presentation).
+
+    ``reward_at: output_spikes`` delivers the reward as a train of pulses, one of size r at each
+    spike of the network's output population(s) (Florian 2007's XOR: ``r(t) = Σ_k r δ(t − t_k)``):
+    each step's term is weighted by ``n_t``, the number of output spikes of that sample at step t,
+    so only what was eligible when the output fired is reinforced or punished. The reward a sample
+    received (logged, ``end_sample``'s ``reward``) is then r times its number of output spikes."""
 
     Params = MstdpParams
 
@@ -218,11 +229,25 @@ class _RewardLearner(STDP):
                 raise ConfigError(f"{key}.trainable: reward-modulated rules support dense projections; "
                                   f"'{t.name}' is not")
         self.last_reward: float | None = None
+        self.delivery: torch.Tensor | None = None  # n_t [B, 1, 1] with reward_at: output_spikes
+        self.delivered_spikes: torch.Tensor | None = None  # Σ_t n_t [B]
 
     def begin_sample(self, batch):
         super().begin_sample(batch)
+        self.delivery = self.delivered_spikes = None
         for t in self.targets.values():
             t.acc_ltp = t.acc_ltd = None
+
+    def on_step(self, step, now, previous):
+        if self.params.reward_at == "output_spikes":
+            n = sum(now[name].detach().reshape(now[name].shape[0], -1).sum(1) for name in self.network.outputs)
+            self.delivery = n.reshape(-1, 1, 1)
+            self.delivered_spikes = n if self.delivered_spikes is None else self.delivered_spikes + n
+        super().on_step(step, now, previous)
+
+    def delivered(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` [B, out, in] weighted by this step's output spikes ``n_t`` (``reward_at: output_spikes``)."""
+        return x if self.delivery is None else x * self.delivery.to(x.dtype)
 
     def pair_terms(self, t, pre, post):
         """Per-sample (ltp, ltd) of this step and the advanced traces (order as in STDP)."""
@@ -238,6 +263,7 @@ class _RewardLearner(STDP):
 
     def update(self, t, pre, post):
         ltp, ltd = self.pair_terms(t, pre, post)
+        ltp, ltd = self.delivered(ltp), self.delivered(ltd)
         t.acc_ltp = ltp if t.acc_ltp is None else t.acc_ltp + ltp
         t.acc_ltd = ltd if t.acc_ltd is None else t.acc_ltd + ltd
 
@@ -260,6 +286,8 @@ class _RewardLearner(STDP):
                     continue
                 self._write(t, rules.apply_update(t.weight.data, self.params.gamma * self.modulated(t, level),
                                                   self.constants(t)))
+        if self.delivered_spikes is not None:
+            r = r * self.delivered_spikes.to(r.dtype)
         self.last_reward = float(r.float().mean())
         return {"reward": self.last_reward}
 
@@ -269,7 +297,8 @@ class MSTDP(_RewardLearner):
     r"""Reward-modulated STDP without eligibility trace (Florian 2007, MSTDP):
     ``dw/dt = γ r(t) ζ(t)``, ``ζ = A+ x_pre s_post − A− x_post s_pre`` (the STDP pair term).
     With a per-sample reward r constant over the presentation the change is ``γ r Σ_t ζ(t)``,
-    applied when the sample ends (so a negative reward reverses the STDP window)."""
+    applied when the sample ends (so a negative reward reverses the STDP window); with
+    ``reward_at: output_spikes`` it is ``γ r Σ_t n_t ζ(t)``, ``n_t`` the output spikes at step t."""
 
 
 @dataclass
@@ -283,7 +312,8 @@ class MSTDPET(_RewardLearner):
     ``τ_c de/dt = −e + ζ(t)``, ``dw/dt = γ r(t) e(t)``. Discretised per step:
     ``e ← e·exp(−dt/τ_c) + ζ/τ_c``, ``Δw = γ r e dt``. With a per-sample reward constant over the
     presentation the change is ``γ r Σ_t e(t)·dt``, applied at the end of the sample; the
-    eligibility trace starts at 0 for every sample."""
+    eligibility trace starts at 0 for every sample. With ``reward_at: output_spikes`` (a pulse of
+    size r at each output spike) the change is ``γ r Σ_t n_t e(t)``, ``n_t`` the output spikes at step t."""
 
     Params = MstdpetParams
 
@@ -300,8 +330,12 @@ class MSTDPET(_RewardLearner):
             t.acc_ltp, t.acc_ltd = torch.zeros_like(ltp), torch.zeros_like(ltd)
         t.e_ltp = rules.eligibility_step(t.e_ltp, ltp, decay, self.params.tau_c)
         t.e_ltd = rules.eligibility_step(t.e_ltd, ltd, decay, self.params.tau_c)
-        t.acc_ltp = t.acc_ltp + t.e_ltp * self.dt
-        t.acc_ltd = t.acc_ltd + t.e_ltd * self.dt
+        if self.delivery is None:
+            t.acc_ltp = t.acc_ltp + t.e_ltp * self.dt
+            t.acc_ltd = t.acc_ltd + t.e_ltd * self.dt
+        else:
+            t.acc_ltp = t.acc_ltp + self.delivered(t.e_ltp)
+            t.acc_ltd = t.acc_ltd + self.delivered(t.e_ltd)
 
 
 @dataclass
@@ -333,72 +367,142 @@ class RewardSwitchSTDP(_RewardLearner):
 
 @dataclass
 class TempotronParams(LocalParams):
+    trainable: list = param([], help="projections trained, all into the output population (network.output); "
+                                     "empty = every projection into it with a weight")
+    lr: list = param([1.0, 1.0], help="unused by the tempotron (its rate is learning_rate; miss_weight scales misses)")
     tau: float = param(15.0, unit="ms", gt=0, help="PSP decay time constant τ")
     tau_s: float = param(3.75, unit="ms", gt=0, help="PSP rise time constant τ_s")
-    learning_rate: float = param(1e-3, gt=0, help="λ")
+    learning_rate: float = param(3e-3, gt=0, help="λ")
+    miss_weight: float | None = param(None, gt=0, help="λ factor of a miss (potentiation); null: C-1 with C classes "
+                                                      "(each neuron sees C-1 negative classes per positive one), 1 "
+                                                      "with one output")
 
 
 @LEARNERS.register("tempotron")
 class Tempotron(LocalLearner):
-    r"""Tempotron (Gütig & Sompolinsky 2006). The potential of output neuron i is
-    ``V_i(t) = Σ_j w_ij Σ_{t_j} K(t − t_j)``, ``K(t) = V0 (e^{−t/τ} − e^{−t/τ_s})`` with V0 normalising
-    the peak of K to 1. Each step the kernels advance (exact decay, then this step's input
-    spikes) and the time ``t_max,i`` of each neuron's maximal potential is tracked. When the
-    sample ends, output i should have fired iff the label is i (or, with one output, iff the
-    label is 1); ``fired`` is whether the network's postsynaptic neuron spiked. On an error,
-    ``Δw_ij = ±λ Σ_{t_j < t_max} K(t_max − t_j)`` (+ for a miss, − for a false alarm)."""
+    r"""Tempotron (Gütig & Sompolinsky 2006) on the projections into the output population; the
+    earlier projections keep their initial weights (a fixed random spiking feature layer).
+
+    The potential of output neuron i is ``V_i(t) = Σ_j w_ij Σ_{t_j} K(t − t_j)`` (j over the
+    inputs of every trained projection), ``K(t) = V0 (e^{−t/τ} − e^{−t/τ_s})`` with V0 normalising
+    the peak of K to 1. Each step the kernels advance (exact decay over dt, then this step's input
+    spikes add 1, so a spike counts from the next step) and ``t_max,i``, the time of neuron i's
+    maximal potential, is tracked over the steps at which some input's PSP is non-zero (a neuron
+    whose inputs sum negative still has a t_max with input, so a miss can potentiate it).
+
+    Classes: with C classes and N outputs, neuron i is a binary tempotron for class ``i // (N/C)``
+    (one neuron per class for the spike-count decoder) and should fire iff that is the label; with
+    one output, iff the label is 1. ``fired`` is whether the network's output neuron spiked during
+    the sample. When the sample ends, on an error ``Δw_ij = λ·ε_i·Σ_{t_j < t_max,i} K(t_max,i − t_j)``
+    with ``ε_i = +m`` for a miss and ``−1`` for a false alarm, summed over the batch
+    (``reduction: mean`` divides by its size). ``m = miss_weight``, by default C − 1: each neuron
+    is shown C − 1 negative classes per positive one, and m restores the balance of Gütig &
+    Sompolinsky's tasks (half the patterns +, half −); with m = 1 a neuron settles where its misses
+    balance the false alarms of all the other classes, and often leaves a sample with no spike."""
 
     Params = TempotronParams
 
     def __init__(self, params, network, key="learner"):
+        if len(network.outputs) > 1:
+            raise ConfigError(f"{key}: the tempotron needs a single output population (network.output), "
+                              f"not {network.outputs}")
+        output = network.output
+        if params.trainable:
+            wrong = [n for n in params.trainable if n in network.projections and network.projections[n].target != output]
+            if wrong:
+                name = wrong[0]
+                raise ConfigError(f"{key}.trainable: the tempotron trains projections into the output population "
+                                  f"'{output}' (its teacher is the label); '{name}' goes to "
+                                  f"'{network.projections[name].target}'")
+        else:
+            into = [n for n, proj in network.projections.items() if proj.target == output
+                    and any(isinstance(getattr(s, "weight", None), torch.nn.Parameter) for s in proj.stages)]
+            if not into:
+                raise ConfigError(f"{key}.trainable: no projection with a weight into the output population "
+                                  f"'{output}' (network.output) to train")
+            params = replace(params, trainable=into)
         super().__init__(params, network, key)
         for t in self.targets.values():
             if t.weight.dim() != 2:
                 raise ConfigError(f"{key}.trainable: the tempotron trains dense projections; '{t.name}' is not")
+        self.output = output
         ratio = params.tau / params.tau_s
         if ratio == 1:
             raise ConfigError(f"{key}.tau_s: must differ from tau ({params.tau})")
         t_peak = params.tau * params.tau_s * math.log(ratio) / (params.tau - params.tau_s)
         self.v0 = 1.0 / (math.exp(-t_peak / params.tau) - math.exp(-t_peak / params.tau_s))
+        self.v_max = self.fired = None
 
     def begin_sample(self, batch):
         super().begin_sample(batch)
+        self.v_max = self.fired = None
         for t in self.targets.values():
-            t.k_slow = t.k_fast = t.v_max = t.psp_max = t.fired = None
+            t.k_slow = t.k_fast = t.psp_max = None
 
-    def update(self, t, pre, post):
+    def on_step(self, step, now, previous):
         p = self.params
-        pre = pre.reshape(pre.shape[0], -1)
-        if t.k_slow is None:
-            t.k_slow, t.k_fast = torch.zeros_like(pre), torch.zeros_like(pre)
-            t.fired = torch.zeros(post.shape[0], t.weight.shape[0], dtype=torch.bool, device=pre.device)
-        t.k_slow, t.k_fast = rules.tempotron_kernel_step(t.k_slow, t.k_fast, pre, rules.decay_factor(p.tau, self.dt),
-                                                         rules.decay_factor(p.tau_s, self.dt))
-        psp = self.v0 * (t.k_slow - t.k_fast)  # [B, in]
-        v = psp @ t.weight.data.t()  # [B, out]
-        if t.v_max is None:
-            t.v_max = v.clone()
-            t.psp_max = psp.unsqueeze(1).expand(-1, v.shape[1], -1).clone()
-        else:
-            better = v > t.v_max
-            t.v_max = torch.where(better, v, t.v_max)
-            t.psp_max = torch.where(better.unsqueeze(-1), psp.unsqueeze(1), t.psp_max)
-        t.fired |= post.reshape(post.shape[0], -1) > 0
-
-    def end_sample(self, scores, target):
+        decay_slow, decay_fast = rules.decay_factor(p.tau, self.dt), rules.decay_factor(p.tau_s, self.dt)
+        v, psps = None, []
         with torch.no_grad():
             for t in self.targets.values():
-                if t.fired is None:
-                    continue
-                n_out = t.weight.shape[0]
-                want = (target.reshape(-1, 1) == torch.arange(n_out, device=target.device)) if n_out > 1 \
-                    else (target.reshape(-1, 1) == 1)
-                error = want.to(t.psp_max.dtype) - t.fired.to(t.psp_max.dtype)
+                src = previous if t.proj.recurrent else now
+                pre = src.get(t.proj.source)
+                if pre is None:
+                    pre = torch.zeros_like(now[t.proj.source])
+                pre = t.presynaptic(pre.detach())
+                pre = pre.reshape(pre.shape[0], -1).to(t.weight.dtype)
+                if t.k_slow is None:
+                    t.k_slow, t.k_fast = torch.zeros_like(pre), torch.zeros_like(pre)
+                t.k_slow, t.k_fast = rules.tempotron_kernel_step(t.k_slow, t.k_fast, pre, decay_slow, decay_fast)
+                psp = self.v0 * (t.k_slow - t.k_fast)  # [B, in]
+                psps.append(psp)
+                term = psp @ t.weight.data.t()  # [B, out]: V_i(t), summed over the trained projections
+                v = term if v is None else v + term
+            post = now[self.output].detach()
+            post = post.reshape(post.shape[0], -1) > 0
+            if self.v_max is None:
+                self.v_max = torch.full_like(v, -math.inf)
+                self.fired = torch.zeros_like(post)
+            driven = torch.stack([(psp != 0).any(1) for psp in psps]).any(0)  # [B]: some input has a PSP
+            better = (v > self.v_max) & driven.unsqueeze(1)
+            self.v_max = torch.where(better, v, self.v_max)
+            for t, psp in zip(self.targets.values(), psps):
+                if t.psp_max is None:
+                    t.psp_max = torch.zeros(psp.shape[0], v.shape[1], psp.shape[1], dtype=psp.dtype, device=psp.device)
+                t.psp_max = torch.where(better.unsqueeze(-1), psp.unsqueeze(1), t.psp_max)
+            self.fired |= post
+
+    def wanted(self, target: torch.Tensor, classes: int) -> torch.Tensor:
+        """``[B, N]`` bool: which of the N output neurons should fire for each label."""
+        n_out = self.fired.shape[1]
+        if n_out == 1:
+            return target.reshape(-1, 1) == 1
+        if n_out % classes:
+            raise ConfigError(f"{self.key}: the output population '{self.output}' has {n_out} neurons, not a "
+                              f"multiple of the {classes} classes")
+        group = torch.arange(n_out, device=target.device) // (n_out // classes)
+        return target.reshape(-1, 1) == group
+
+    def miss_factor(self, classes: int) -> float:
+        """The λ factor m of a miss: ``miss_weight``, or C − 1 (1 with one output)."""
+        if self.params.miss_weight is not None:
+            return float(self.params.miss_weight)
+        return 1.0 if self.fired.shape[1] == 1 else float(max(classes - 1, 1))
+
+    def end_sample(self, scores, target):
+        if self.fired is None:
+            return {}
+        with torch.no_grad():
+            classes = scores.shape[-1]
+            want, fired = self.wanted(target, classes), self.fired
+            dtype = self.v_max.dtype
+            error = self.miss_factor(classes) * (want & ~fired).to(dtype) - (~want & fired).to(dtype)
+            for t in self.targets.values():
                 dw = rules.tempotron_update(t.psp_max, error, self.params.learning_rate)
                 if self.params.reduction == "mean":
                     dw = dw / error.shape[0]
                 self._write(t, rules.apply_update(t.weight.data, dw, self.constants(t)))
-        return {}
+        return {"tempotron_errors": float((want != fired).float().mean())}
 
 
 def param_names(cls) -> list[str]:

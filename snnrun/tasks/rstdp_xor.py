@@ -1,20 +1,26 @@
 """Reward-modulated learning of a two-bit function (after Florian 2007), as a task:
-``snnrun experiment=rstdp_xor`` (XOR, does not learn) and ``snnrun experiment=rstdp_first``
-(output = first bit, learns).
+``snnrun experiment=rstdp_xor`` (XOR with escape-noise neurons, learns) and
+``snnrun experiment=rstdp_first`` (output = first bit, learns).
 
-Input: two groups of ``group_size`` neurons, one per bit. With ``fresh_noise: false`` each group
-plays one of two frozen Poisson spike patterns (seeded, ``rate`` Hz over the presentation) for
-bit 0 and bit 1. With ``fresh_noise: true`` each input neuron is instead tuned to one value of its
-bit (chosen at random with ``pattern_seed``): it fires at ``2·rate`` Hz for that value and is silent
-for the other; the spikes are re-drawn every trial (Bernoulli per step with ``P = 2·rate·dt/1000``,
-generator seeded by ``seed``), so the output varies from trial to trial: the exploration
-Florian's rule relies on. The network (config ``network``) sees the four combinations as one
-batch per trial; the output should fire (spike count > ``reward.threshold``) iff
-``function(x1, x2)`` is 1 (``xor``: x1 ≠ x2, ``or``, ``and``, ``first``: x1). The configured
-reward (``xor_reward``: +1 when right, −1 when wrong) modulates the configured local learner
-(``mstdpet`` by default) at the end of each trial. Writes
-``metrics.csv`` (``trial, reward, accuracy``, averaged over ``log_every`` trials) and
-``summary.json`` with the mean reward of the first and last ``log_every`` trials.
+Input: two groups of ``group_size`` neurons, one per bit, coded by ``coding``:
+
+- ``rate`` (Florian 2007's rate-coded XOR): a group fires Poisson spikes at ``rate`` Hz when its bit
+  is 1 and is silent when it is 0;
+- ``tuned``: each input neuron is tuned to one value of its bit (chosen at random with
+  ``pattern_seed``): it fires at ``2·rate`` Hz for that value and is silent for the other;
+- ``patterns``: each group plays one of two frozen Poisson spike patterns (seeded with
+  ``pattern_seed``, ``rate`` Hz) for bit 0 and bit 1, the same in every trial.
+
+With ``rate`` and ``tuned`` the spikes are re-drawn every trial (Bernoulli per step with
+``P = rate·dt/1000``, resp. ``2·rate·dt/1000``, generator seeded by ``seed``), so the output varies
+from trial to trial; escape-noise neurons (``neuron.escape_noise``) add the same variability with
+any coding. That variability is the exploration Florian's rule relies on. The network (config
+``network``) sees the four combinations as one batch per trial; the output should fire (spike
+count > ``reward.threshold``) iff ``function(x1, x2)`` is 1 (``xor``: x1 ≠ x2, ``or``, ``and``,
+``first``: x1). The configured reward (``xor_reward``) modulates the configured local learner
+(``mstdpet`` by default) for each trial. Writes ``metrics.csv`` (``trial, reward, accuracy``,
+averaged over ``log_every`` trials; the reward is the learner's, accuracy the fraction of the four
+patterns answered right) and ``summary.json`` with the first and last rows.
 """
 
 from __future__ import annotations
@@ -37,12 +43,13 @@ from ..schema import param
 class XorParams:
     trials: int = param(400, ge=1, help="trials (each presents the four input combinations once)")
     group_size: int = param(20, ge=1, help="input neurons per bit")
-    rate: float = param(40.0, unit="Hz", gt=0, help="firing rate of the frozen input patterns")
+    rate: float = param(40.0, unit="Hz", gt=0, help="input firing rate (coding: rate, patterns; tuned fires at twice it)")
     log_every: int = param(20, ge=1, help="trials averaged per metrics row")
     pattern_seed: int = param(1, help="seed of the frozen input patterns")
     function: str = param("xor", choices=("xor", "or", "and", "first"), help="target bit of (x1, x2)")
-    fresh_noise: bool = param(False, help="neurons tuned to one bit value, spikes re-drawn every trial "
-                                          "(else frozen spike patterns)")
+    coding: str = param("patterns", choices=("patterns", "tuned", "rate"),
+                        help="patterns: frozen spike patterns per bit value; tuned: neurons tuned to one bit value; "
+                             "rate: a group fires for bit 1, silent for 0 (tuned and rate re-drawn every trial)")
 
 
 FUNCTIONS = {"xor": lambda a, b: a ^ b, "or": lambda a, b: a | b, "and": lambda a, b: a & b,
@@ -53,12 +60,16 @@ COMBOS = [(0, 0), (0, 1), (1, 0), (1, 1)]
 def xor_inputs(p: XorParams, steps: int, dt: float,
                noise: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Spike trains ``[T, 4, 2·group_size]`` for (0,0), (0,1), (1,0), (1,1) and targets ``[4]``.
-    With ``p.fresh_noise`` the spikes are drawn from ``noise`` (call once per trial)."""
+    With ``p.coding`` tuned or rate the spikes are drawn from ``noise`` (call once per trial)."""
     g = torch.Generator().manual_seed(p.pattern_seed)
-    if p.fresh_noise:
+    if p.coding == "tuned":
         u = (torch.rand(2, 1, 1, p.group_size, generator=g) < 0.5).float()  # 1: tuned to bit value 1
         prob = (p.rate * 2 * torch.cat([1 - u, u], dim=1) * dt / 1000.0).clamp(max=1.0)  # [bit position, value, 1, n]
         prob = prob.expand(2, 2, steps, p.group_size)
+        patterns = (torch.rand(prob.shape, generator=noise) < prob).float()
+    elif p.coding == "rate":
+        value = torch.tensor([0.0, 1.0]).reshape(1, 2, 1, 1)  # bit 0: silent, bit 1: rate
+        prob = (p.rate * dt / 1000.0 * value).clamp(max=1.0).expand(2, 2, steps, p.group_size)
         patterns = (torch.rand(prob.shape, generator=noise) < prob).float()
     else:
         prob = p.rate * dt / 1000.0
@@ -99,7 +110,7 @@ def run(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     for trial in range(1, p.trials + 1):
-        if p.fresh_noise and trial > 1:
+        if p.coding != "patterns" and trial > 1:
             x, target = xor_inputs(p, net.time_steps, net.dt, noise)
         net.reset()
         for lr in learners:

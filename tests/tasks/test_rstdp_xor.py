@@ -1,11 +1,17 @@
-"""The rstdp_xor task: inputs, targets and its metrics file."""
+"""The rstdp_xor task: inputs, targets, its metrics file, the reward delivered at output spikes,
+and XOR learned with escape-noise neurons."""
 
 from __future__ import annotations
 
 import csv
+import math
 
+import pytest
 import torch
 
+from snnrun.learning import LEARNERS
+from snnrun.network import build_network
+from snnrun.rewards import REWARDS
 from snnrun.tasks.rstdp_xor import XorParams, xor_inputs
 from snnrun.tasks import get_task
 
@@ -22,7 +28,8 @@ def test_xor_inputs_frozen_patterns_and_targets():
 
 
 def test_task_writes_reward_rows(tmp_path):
-    cfg = compose_config(["experiment=rstdp_xor", "xor.trials=6", "xor.log_every=3", "network.duration=20"])
+    cfg = compose_config(["experiment=rstdp_xor", "xor.trials=6", "xor.log_every=3", "network.duration=20",
+                          "network.populations.hidden.shape=8"])
     summary = get_task("rstdp_xor").run(cfg, tmp_path, False)
     rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
     assert [int(r["trial"]) for r in rows] == [3, 6]
@@ -30,8 +37,8 @@ def test_task_writes_reward_rows(tmp_path):
     assert summary["learner"] == "mstdpet" and summary["last_reward"] == float(rows[-1]["reward"])
 
 
-def test_fresh_noise_inputs_tuned_neurons_and_functions():
-    p = XorParams(group_size=6, rate=100.0, fresh_noise=True, function="first")
+def test_tuned_inputs_re_drawn_and_functions():
+    p = XorParams(group_size=6, rate=100.0, coding="tuned", function="first")
     g = torch.Generator().manual_seed(0)
     x, target = xor_inputs(p, 200, 1.0, g)
     assert target.tolist() == [0, 0, 1, 1]
@@ -53,3 +60,95 @@ def test_first_bit_task_learns_with_mstdpet(tmp_path):
     assert summary["first_accuracy"] <= 0.7
     assert summary["last_reward"] > summary["first_reward"] + 0.5
     assert summary["last_accuracy"] >= 0.9
+
+
+def test_rate_inputs_fire_for_bit_one_and_are_silent_for_zero():
+    p = XorParams(group_size=8, rate=200.0, coding="rate")
+    g = torch.Generator().manual_seed(0)
+    x, target = xor_inputs(p, 300, 1.0, g)
+    assert x.shape == (300, 4, 16) and target.tolist() == [0, 1, 1, 0]
+    counts = x.sum(0)  # [pattern, neuron]
+    assert counts[0].sum() == 0  # (0, 0): no input at all
+    assert counts[1, :8].sum() == 0 and counts[2, 8:].sum() == 0  # the group of a 0 bit is silent
+    assert abs(float(counts[3].mean()) / 0.3 - 200.0) < 20.0  # the group of a 1 bit fires at `rate` Hz
+    assert torch.equal(x[:, 2, :8], x[:, 3, :8])  # one draw per trial for a group's bit
+    assert not torch.equal(xor_inputs(p, 300, 1.0, g)[0], x)  # re-drawn every trial
+
+
+def test_xor_reward_target_signal_ignores_the_decision():
+    decision = REWARDS.build({"name": "xor_reward", "threshold": 4.5}, "reward")
+    target = REWARDS.build({"name": "xor_reward", "threshold": 4.5, "signal": "target", "punishment": 2.0}, "reward")
+    scores, labels = torch.tensor([[0.0], [9.0], [3.0], [7.0]]), torch.tensor([0, 1, 1, 0])
+    assert decision(scores, labels).tolist() == [1.0, 1.0, -1.0, -1.0]
+    assert target(scores, labels).tolist() == [-2.0, 1.0, 1.0, -2.0]
+
+
+def _learner(name, **extra):
+    node = {"dt": 1.0, "duration": 4.0, "populations": {"inp": {"shape": 2}, "out": {"shape": 1}},
+            "projections": {"w": {"from": "inp", "to": "out",
+                                  "synapse": {"name": "dense", "init": "constant", "value": 0.5}}}, "output": "out"}
+    net = build_network(node, {"name": "lif"}, (2,))
+    cls, p = LEARNERS.parse({"name": name, "reward": {"name": "xor_reward", "signal": "target"}, "gamma": 0.1,
+                             "reward_at": "output_spikes", **extra}, "learner")
+    return net, cls(p, network=net, key="learner")
+
+
+#: two samples (target 1, target 0): input 0 fires at step 0, the output at 1, input 1 at 2, the
+#: output again at 3 in sample 0 only
+PRE = {0: [1.0, 0.0], 2: [0.0, 1.0]}
+POST = {1: [1.0, 1.0], 3: [1.0, 0.0]}
+
+
+def _drive(learner):
+    learner.begin_sample(2)
+    for t in range(4):
+        pre = torch.tensor([PRE.get(t, [0.0, 0.0])] * 2)
+        post = torch.tensor(POST.get(t, [0.0, 0.0])).reshape(2, 1)
+        learner.on_step(t, {"inp": pre, "out": post}, {})
+    return learner.end_sample(torch.tensor([[2.0], [1.0]]), torch.tensor([1, 0]))
+
+
+def test_mstdp_reward_at_output_spikes_weights_each_step_by_the_output_spikes():
+    """Δw = γ Σ_b r_b Σ_t n_t ζ_t: only the pair terms of steps with an output spike count."""
+    net, learner = _learner("mstdp")
+    metrics = _drive(learner)
+    d = math.exp(-1 / 20)
+    # sample 0 (r = +1): t=1 potentiates w0 by d; t=3 potentiates w0 by d³ and w1 by d (its depression
+    # at t=2, an input spike after the output's, is not delivered: no output spike then).
+    # sample 1 (r = −1): t=1 potentiates w0 by d, punished.
+    expected = torch.tensor([[0.5 + 0.1 * (d + d ** 3 - d), 0.5 + 0.1 * d]])
+    torch.testing.assert_close(net.projections["w"].stages[0].weight.detach(), expected)
+    assert metrics == {"reward": pytest.approx((1 * 2 - 1 * 1) / 2)}  # r x output spikes, mean over samples
+
+
+def test_mstdpet_reward_at_output_spikes_samples_the_eligibility_trace():
+    tau_c = 5.0
+    net, learner = _learner("mstdpet", tau_c=tau_c)
+    _drive(learner)
+    d, dc = math.exp(-1 / 20), math.exp(-1 / tau_c)
+    dw = torch.zeros(2)
+    for b, r in ((0, 1.0), (1, -1.0)):  # e ← e·dc + ζ/τ_c, Σ_t n_t e_t, by hand
+        e, x_pre, x_post = torch.zeros(2), torch.zeros(2), 0.0
+        for t in range(4):
+            pre, post = torch.tensor(PRE.get(t, [0.0, 0.0])), POST.get(t, [0.0, 0.0])[b]
+            x_pre, x_post = x_pre * d, x_post * d
+            e = e * dc + (post * x_pre - x_post * pre) / tau_c
+            dw += 0.1 * r * post * e
+            x_pre, x_post = x_pre + pre, x_post + post
+    torch.testing.assert_close(net.projections["w"].stages[0].weight.detach()[0], 0.5 + dw)
+    # sample mode integrates the whole trace instead (the output spikes do not weight it)
+    net2, learner2 = _learner("mstdpet", tau_c=tau_c, reward_at="sample")
+    _drive(learner2)
+    assert not torch.allclose(net2.projections["w"].stages[0].weight.detach(), net.projections["w"].stages[0].weight)
+
+
+def test_reduced_xor_learns_with_escape_noise(tmp_path):
+    """experiment=rstdp_xor, shortened (120 trials instead of 400, γ 0.5 instead of 0.3): the
+    accuracy starts at chance and rises well above it; the delivered reward rises."""
+    cfg = compose_config(["experiment=rstdp_xor", "xor.trials=120", "xor.log_every=30", "learner.gamma=0.5",
+                          "seed=0"])
+    summary = get_task("rstdp_xor").run(cfg, tmp_path, False)
+    assert summary["learner"] == "mstdpet" and summary["function"] == "xor"
+    assert summary["first_accuracy"] <= 0.65
+    assert summary["last_accuracy"] >= 0.75
+    assert summary["last_reward"] > summary["first_reward"] + 2.0
