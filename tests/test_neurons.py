@@ -383,12 +383,17 @@ def test_kaiming_weights_are_scaled_to_the_target_drive():
 
 
 def test_hodgkin_huxley_is_stable_and_accurate_at_the_network_default_dt():
-    """At dt = 1 ms (sub-steps of 0.1 ms) the f-I points match a 0.025 ms simulation: no NaN, same counts."""
+    """At dt = 1 ms (default sub-steps of 0.25 ms) the f-I points match a 0.025 ms simulation within 4 %
+    or one spike: no NaN, no depolarisation block; sub-steps of 0.1 ms give the same counts."""
     amplitudes = [3.0, 6.5, 10.0, 20.0, 50.0]
     coarse, traces = simulate(make({"name": "hh"}, shape=(5,), dt=1.0), amplitudes, 300)
     fine, _ = simulate(make({"name": "hh"}, shape=(5,), dt=0.025), amplitudes, 300 * 40)
     assert torch.isfinite(traces["v"]).all()
-    assert coarse.sum(0).tolist() == fine.sum(0).tolist()
+    for got, want in zip(coarse.sum(0).tolist(), fine.sum(0).tolist()):
+        assert abs(got - want) <= max(1.0, 0.04 * want), (coarse.sum(0), fine.sum(0))
+    assert fine.sum(0)[0] <= 1 and fine.sum(0)[1] >= 10  # below (an onset spike at most) and above the rheobase
+    finer, _ = simulate(make({"name": "hh", "substep": 0.1}, shape=(5,), dt=1.0), amplitudes, 300)
+    assert finer.sum(0).tolist() == fine.sum(0).tolist()
 
 
 # --- escape noise (stochastic threshold) ------------------------------------------------------------
