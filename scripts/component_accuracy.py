@@ -4,8 +4,8 @@
 
 Runs ``snnrun GROUP=NAME trainer.progress=false plots=off`` one after another (one CPU-heavy job at
 a time), each into ``OUT_DIR/GROUP-NAME``, then prints a Markdown table: the command, final test
-accuracy, the validation-selected epoch with its val/test accuracy, wall time, and the machine,
-versions and date read from each run's ``summary.json``. A run that fails shows its one-line error.
+accuracy and the validation-selected epoch with its val/test accuracy, under a line naming the
+machine, versions and date read from the runs' ``summary.json`` (no times: accuracy is the point). A run that fails shows its one-line error.
 Runs already complete in OUT_DIR are not repeated.
 """
 
@@ -49,11 +49,11 @@ def _cpu() -> str:
 def row(result: dict, extra: list[str]) -> str:
     command = f"`snnrun {result['group']}={result['name']}{' ' + ' '.join(extra) if extra else ''}`"
     if "error" in result:
-        return f"| {command} | – | {result['error'][:120]} | – |"
+        return f"| {command} | – | {result['error'].removeprefix('snnrun: error: ')} |"
     s = result["summary"]
     best = s.get("best") or {}
     picked = f"{best.get('epoch')}: {best.get('val/accuracy', float('nan')):.3f} / {best.get('test/accuracy', float('nan')):.3f}"
-    return f"| {command} | **{s['final']['test/accuracy']:.3f}** | {picked} | {s.get('wall_time_s', 0):.0f} s |"
+    return f"| {command} | **{s['final']['test/accuracy']:.3f}** | {picked} |"
 
 
 def main(argv: list[str]) -> None:
@@ -74,8 +74,8 @@ def main(argv: list[str]) -> None:
     print(f"Default experiment (30 epochs), one component switched by name; `python scripts/component_accuracy.py "
           f"OUT_DIR` on {_cpu()} ({os.cpu_count()} cores), torch {versions.get('torch', '?')}, "
           f"{datetime.fromtimestamp(dated, timezone.utc):%Y-%m-%d}.\n")
-    print("| command | final test accuracy | val-selected epoch: val / test | wall time |")
-    print("|---|---|---|---|")
+    print("| command | final test accuracy | val-selected epoch: val / test |")
+    print("|---|---|---|")
     for result in results:
         print(row(result, extra))
 

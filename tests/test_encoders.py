@@ -99,3 +99,27 @@ def test_delta_temporal_contrast():
     assert out[:, 0, 0, 0].tolist() == [0, 1, 0, 0, 1] and out[:, 0, 1, 0].tolist() == [0, 0, 0, 1, 0]
     with pytest.raises(ShapeError, match="delta needs sequences of T = 4 frames, got 5"):
         enc({"name": "delta"}, steps=4)(seq)
+
+
+def test_spike_time_encoders_run_on_spike_time_data_and_refuse_intensities(tmp_path):
+    """sstb reads times in ms: an npz of times (values unknown) trains; digits (intensities) is refused."""
+    import numpy as np
+
+    from snnrun.build import build_experiment
+    from snnrun.errors import ConfigError
+    from snnrun.runner import Runner
+    from snnrun.validate import compose
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 64)
+    times = np.where(y[:, None] == 1, 2.0, 15.0) + rng.normal(0, 1, (64, 8))  # class = early or late spikes
+    path = tmp_path / "times.npz"
+    np.savez(path, x_train=times.astype(np.float32), y_train=y, x_test=times.astype(np.float32), y_test=y)
+    short = ["trainer.epochs=1", "plots=off", "monitors=off"]
+    exp = build_experiment(compose(["data=npz", f"data.path={path}", "encoder=sstb"] + short))
+    spikes = exp.encoder(exp.data.x_train[:4])
+    assert spikes.shape == (25, 4, 8) and spikes.sum().item() == 32  # one spike per input
+    summary = Runner(exp, tmp_path / "run", "").fit()
+    assert summary["status"] == "completed"
+    with pytest.raises(ConfigError, match="sstb reads spike times in ms, but data=digits holds intensities"):
+        build_experiment(compose(["encoder=sstb"] + short))
