@@ -121,6 +121,12 @@ def unit_groups(params, units: Mapping[int, float], optimizer: str) -> list:
     return [{"params": ps, "lr_scale": unit ** power} for unit, ps in groups.items()]
 
 
+def configured_lr(optimizer: torch.optim.Optimizer) -> float:
+    """The learning rate as configured (and scheduled): the first group's ``lr`` over its ``lr_scale``."""
+    group = optimizer.param_groups[0]
+    return group["lr"] / group.get("lr_scale", 1.0)
+
+
 def weight_units(module: torch.nn.Module) -> dict[int, float]:
     """``id(weight) -> weight_scale`` of every submodule that records one (see :func:`unit_groups`)."""
     return {id(m.weight): float(m.weight_scale) for m in module.modules()

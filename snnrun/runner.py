@@ -27,7 +27,7 @@ from .faults import StopSignals, check_writable, find_nonfinite, finish_then_sum
 from .learning import local
 from .loggers import MetricLogger, truncate_after
 from .monitors import Instruments
-from .optim import advance_scheduler, optimizer_compatible, schedule_compatible
+from .optim import advance_scheduler, configured_lr, optimizer_compatible, schedule_compatible
 from .reproducibility import rng_state, set_rng_state, state_bytes, state_tensor, versions
 from .resume import config_changes
 from .kernels import report as kernel_report
@@ -399,14 +399,14 @@ class Runner:
             at = f"at {exp.scheduler_interval} {self.step if exp.scheduler_interval == 'step' else self.epoch}" \
                 if self.carried.get("advanced") else "fresh (its steps need the monitored metric)"
             log.info("the learning-rate schedule is not the checkpoint's: %s rebuilt from this config %s, lr %.6g",
-                     type(exp.scheduler).__name__, at, exp.optimizer.param_groups[0]["lr"])
+                     type(exp.scheduler).__name__, at, configured_lr(exp.optimizer))
         on_start = getattr(resume, "on_start", None)
         if on_start is not None and self.dist.is_main:
             on_start(self.epoch)
 
     def _fit_epoch(self, metrics_log: MetricLogger, ckpt_dir: Path) -> None:
         exp = self.exp
-        lr = exp.optimizer.param_groups[0]["lr"] if exp.optimizer else None
+        lr = configured_lr(exp.optimizer) if exp.optimizer else None  # in the config's unit (groups scale it)
         train = self.run_epoch(train=True)
         found = find_nonfinite(exp.network)  # weights and last neuron states, before this epoch is checkpointed
         if found:
