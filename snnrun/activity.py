@@ -175,13 +175,14 @@ class ActivityCheck:
         if quiet:
             hints.append(f"first revive its silent input population '{quiet[0]}'")
         populations_cfg = network_cfg.get("populations") or {}
+        calibrated = net.init_rate is not None and bool(kaiming_stages(net, name))  # its gains are recalibrated
         for proj in net.incoming[name]:
             if proj.source == name and up:
                 continue  # a silent population's own recurrence carries nothing
             if (populations_cfg.get(proj.source) or {}).get("sign") == "inhibitory":
                 continue
             key = _gain_key(proj, (network_cfg.get("projections") or {}).get(proj.name))
-            if key:
+            if key and not (calibrated and key[1] != 0):  # a calibrated gain is rescaled anyway (unless it is 0)
                 hints.append(f"{verb} {key[0]} (now {key[1]:g})")
         if up and kaiming_stages(net, name):
             hints.append(f"raise network.init_rate (now {net.init_rate:g} Hz)" if net.init_rate is not None else

@@ -175,3 +175,12 @@ def test_rate_regulariser_config_errors(tiny_cfg):
         build_experiment(tiny_cfg("learner.rate_reg.weight=1e-3", "learner.rate_reg.target_hz={hidden: -1}"))
     with pytest.raises(ConfigError, match=r"learner.rate_reg.per: 'layer' is not allowed"):
         build_experiment(tiny_cfg("learner.rate_reg.per=layer"))
+
+
+def test_hints_for_calibrated_weights_name_init_rate_not_the_gain(tiny_cfg):
+    plain = ActivityCheck(build_experiment(tiny_cfg("network.init_rate=null")), mode="warn").hints("hidden", "silent")
+    assert "raise network.projections.inp_hidden.synapse.gain (now 3)" in plain
+    assert any(h.startswith("set network.init_rate=20 (rescales the initial weights") for h in plain), plain
+    calibrated = ActivityCheck(build_experiment(tiny_cfg("network.init_rate=20")), mode="warn").hints("hidden", "silent")
+    assert "raise network.init_rate (now 20 Hz)" in calibrated
+    assert not any("synapse.gain" in h for h in calibrated), calibrated

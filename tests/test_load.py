@@ -36,7 +36,8 @@ def test_long_simulation_does_not_grow(tmp_path):
     times (layer by layer over all steps); the fifth run may not hold more than 8 MB beyond the
     second (the input and hidden spike trains alone are 2 x 12.6 MB per run)."""
     cfg = compose_config([*TINY, "data.features=316", "network.populations.hidden.shape=316", "network.duration=10000",
-                          "encoder.max_rate=200", "network.projections.inp_hidden.synapse.gain=15"])
+                          "encoder.max_rate=200", "network.projections.inp_hidden.synapse.gain=15",
+                          "network.init_rate=null"])
     exp = build_experiment(cfg)
     synapses = sum(p.numel() for n, p in exp.network.named_parameters() if n.endswith("weight"))
     assert synapses == 316 * 316 + 316 * 4
