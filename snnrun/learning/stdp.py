@@ -74,6 +74,14 @@ class _Target:
     def weight(self) -> torch.Tensor:
         return self.stage.weight
 
+    def presynaptic_at(self, now: dict, previous: dict) -> torch.Tensor:
+        """This step's presynaptic input (detached) from the step's spikes ``now`` (``previous`` for a
+        recurrent projection, zeros at the first step), through the stages before the weight."""
+        pre = (previous if self.proj.recurrent else now).get(self.proj.source)
+        if pre is None:
+            pre = torch.zeros_like(now[self.proj.source])
+        return self.presynaptic(pre.detach())
+
     def presynaptic(self, spikes: torch.Tensor) -> torch.Tensor:
         for stage in self.before:
             spikes = stage(spikes)
@@ -133,11 +141,7 @@ class LocalLearner(Learner):
 
     def on_step(self, step: int, now: dict, previous: dict) -> None:
         for t in self.targets.values():
-            src = previous if t.proj.recurrent else now
-            pre = src.get(t.proj.source)
-            if pre is None:
-                pre = torch.zeros_like(now[t.proj.source])
-            pre = t.presynaptic(pre.detach())
+            pre = t.presynaptic_at(now, previous)
             post = now[t.proj.target].detach().to(pre.dtype)
             if t.x_pre is None:
                 t.x_pre, t.x_post = torch.zeros_like(pre), torch.zeros_like(post)
@@ -445,11 +449,7 @@ class Tempotron(LocalLearner):
         v, psps = None, []
         with torch.no_grad():
             for t in self.targets.values():
-                src = previous if t.proj.recurrent else now
-                pre = src.get(t.proj.source)
-                if pre is None:
-                    pre = torch.zeros_like(now[t.proj.source])
-                pre = t.presynaptic(pre.detach())
+                pre = t.presynaptic_at(now, previous)
                 pre = pre.reshape(pre.shape[0], -1).to(t.weight.dtype)
                 if t.k_slow is None:
                     t.k_slow, t.k_fast = torch.zeros_like(pre), torch.zeros_like(pre)
