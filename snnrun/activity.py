@@ -168,29 +168,29 @@ class ActivityCheck:
         """The config keys that move population ``name``'s rate the right way, with current values."""
         up = kind == "silent"
         verb = "raise" if up else "lower"
-        net, config = self.exp.network, self.exp.config or {}
-        network_cfg = config.get("network") or {}
+        net, spec = self.exp.network, self.exp.spec.network
         hints = []
         quiet = [p.source for p in net.incoming[name] if up and self.status.get(p.source) == "silent"]
         if quiet:
             hints.append(f"first revive its silent input population '{quiet[0]}'")
-        populations_cfg = network_cfg.get("populations") or {}
         calibrated = net.init_rate is not None and bool(kaiming_stages(net, name))  # its gains are recalibrated
         for proj in net.incoming[name]:
             if proj.source == name and up:
                 continue  # a silent population's own recurrence carries nothing
-            if (populations_cfg.get(proj.source) or {}).get("sign") == "inhibitory":
+            source = spec.populations.get(proj.source)
+            if source is not None and source.sign == "inhibitory":
                 continue
-            key = _gain_key(proj, (network_cfg.get("projections") or {}).get(proj.name))
+            key = _gain_key(proj, spec.projections.get(proj.name))
             if key and not (calibrated and key[1] != 0):  # a calibrated gain is rescaled anyway (unless it is 0)
                 hints.append(f"{verb} {key[0]} (now {key[1]:g})")
         if up and kaiming_stages(net, name):
+            declared = "init_rate" in (self.exp.config.get("network") or {})
             hints.append(f"raise network.init_rate (now {net.init_rate:g} Hz)" if net.init_rate is not None else
-                         f"set {'' if 'init_rate' in network_cfg else '+'}network.init_rate=20 (rescales the "
+                         f"set {'' if declared else '+'}network.init_rate=20 (rescales the "
                          f"initial weights to 20 Hz on the first batch)")
         neuron = net.populations[name].neuron
-        prefix = "neuron" if (populations_cfg.get(name) or {}).get("neuron") is None else \
-            f"network.populations.{name}.neuron"
+        pop = spec.populations.get(name)
+        prefix = pop.neuron.key if pop is not None and pop.neuron is not None else "neuron"
         fields = {f.name: f for f in dataclasses.fields(neuron.params)} if dataclasses.is_dataclass(neuron.params) \
             else {}
         if "r" in fields:
@@ -225,15 +225,14 @@ class ActivityCheck:
         return None
 
 
-def _gain_key(proj, node) -> tuple[str, float] | None:
+def _gain_key(proj, spec) -> tuple[str, float] | None:
     """(``network.projections.<name>.synapse[.i].gain``, its value) of the first stage of ``proj``
-    with a ``gain``, when the config spells the projection out."""
-    if node is None:
+    with a ``gain``, when the config spells the projection out (``spec``, its
+    :class:`~snnrun.topology.ProjectionSpec`; None for a graph read from NIR)."""
+    if spec is None:
         return None
-    listed = isinstance(node.get("synapse"), (list, tuple))
-    for i, stage in enumerate(proj.stages):
+    for stage, parsed in zip(proj.stages, spec.stages):
         params = getattr(stage, "params", None)
         if dataclasses.is_dataclass(params) and hasattr(params, "gain"):
-            return f"network.projections.{proj.name}.synapse{f'[{i}]' if listed else ''}.gain", float(params.gain)
+            return f"{parsed.key}.gain", float(params.gain)
     return None
-

@@ -1,68 +1,36 @@
-"""Config -> Experiment: the one place where components are built from the config tree."""
+"""Spec -> Experiment: the one place where components are built (from an :class:`~snnrun.spec.ExperimentSpec`)."""
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 import torch
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import DictConfig
 
+from .calibrate import calibrate
 from .data import DATASETS, DataSplits
 from .decoders import DECODERS, Decoder
 from .device import resolve_device
-from .encoders import ENCODERS, Encoder
-from .calibrate import calibrate
+from .encoders import Encoder
 from .encoders.base import check_reads
 from .errors import ConfigError, ShapeError
 from .learning import LEARNERS, Learner
 from .network import Network, build_network
 from .optim import build_optimizer, build_scheduler, unit_groups, weight_units
 from .reproducibility import seed_everything
-from .schema import param, parse_params, suggest
+from .schema import parse_params
+from .spec import LoggerParams, TrainerParams, ExperimentSpec, parse_spec, to_container  # noqa: F401 (re-exported)
+from . import spec as _spec
 from .surrogate import Heaviside
-
-TOP_LEVEL_KEYS = ("data", "encoder", "network", "neuron", "decoder", "learner", "learners", "optimizer", "scheduler",
-                  "logger", "trainer", "seed", "device", "name", "tags", "hydra", "task", "monitors", "plots",
-                  "allow_targets")
-
-
-@dataclass
-class TrainerParams:
-    """The training loop: epochs, evaluation and the metric that selects checkpoints/best.pt."""
-
-    epochs: int = param(30, ge=1, help="passes over the training set")
-    progress: bool | None = param(None, help="tqdm bars: true, false, or null (auto: only on a terminal)")
-    monitor: str = param("auto", help="metric that selects best.pt, drives ReduceLROnPlateau and is a sweep's "
-                                      "objective; auto: val/accuracy (needs data.val_fraction > 0). test/* metrics "
-                                      "are refused unless select_on_test is true")
-    mode: str = param("max", choices=("max", "min"), help="whether the monitored metric should grow or shrink")
-    limit_train_batches: int | None = param(None, help="stop each training epoch after N batches")
-    limit_test_batches: int | None = param(None, help="evaluate on at most N batches")
-    stop_after: int | None = param(None, help="stop cleanly after N epochs in this invocation (resume later)")
-    eval_every: int = param(1, ge=1, help="evaluate every N epochs (and after the last)")
-    detect_anomaly: bool = param(False, help="torch.autograd anomaly mode: name the backward op that made NaN (slow)")
-    precision: str = param("fp32", choices=("fp32", "bf16"),
-                           help="bf16: autocast the forward (synaptic products in bfloat16, neuron state in float32)")
-    select_on_test: bool = param(False, help="allow a test/* monitor: best.pt and sweeps then select on the test "
-                                             "set, which makes its scores optimistic (no longer held-out estimates)")
-    activity_check: str = param("warn", choices=("warn", "stop", "off"),
-                                help="silent or saturated populations after the first training batches and every "
-                                     "epoch: warn (once, naming the config keys to try), stop (end the run, exit "
-                                     "code 2; checkpoints kept) or off (snnrun/activity.py)")
-
-
-@dataclass
-class LoggerParams:
-    """Metric sinks written to the run directory."""
-
-    sinks: list = param(["csv", "jsonl"], help="metric sinks: csv, jsonl, tensorboard, mlflow, wandb")
-
+from .topology import NetworkSpec
 
 @dataclass
 class Experiment:
+    """An experiment's built components, from its :class:`~snnrun.spec.ExperimentSpec` (``spec``;
+    ``config`` is the resolved config it was parsed from)."""
+
+    spec: ExperimentSpec
     config: dict
     data: DataSplits
     data_params: Any
@@ -77,39 +45,6 @@ class Experiment:
     logger: LoggerParams
     device: torch.device
     seed: int
-
-
-def to_container(cfg: DictConfig | Mapping) -> dict:
-    """Resolve interpolations, turning OmegaConf errors into one-line config errors."""
-    if not isinstance(cfg, DictConfig):
-        return dict(cfg)
-    try:
-        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
-    except OmegaConfBaseException as err:
-        key = getattr(err, "full_key", "") or ""
-        msg = str(err).splitlines()[0]
-        raise ConfigError(f"{key}: {msg}" if key else msg) from None
-
-
-def check_top_level(cfg: Mapping) -> None:
-    from .tasks import task_config_keys
-
-    valid = TOP_LEVEL_KEYS + task_config_keys()
-    for key in cfg:
-        if key not in valid:
-            raise ConfigError(f"{key}: unknown top-level key{suggest(key, valid)}; "
-                              f"valid keys: {', '.join(k for k in valid if k != 'hydra')}")
-        try:
-            cfg.get(key)  # an interpolation that cannot resolve (`seed: ${nowhere}`) is a config error
-        except OmegaConfBaseException as err:
-            raise ConfigError(f"{key}: {str(err).splitlines()[0]}") from None
-    for key in ("data", "encoder", "network", "neuron", "decoder", "learner", "learners", "optimizer", "scheduler",
-                "logger", "trainer", "monitors", "plots"):
-        node = cfg.get(key)
-        if node is None and key in ("data", "network", "learner", "trainer"):
-            raise ConfigError(f"{key}: missing")
-        if node is not None and not isinstance(node, (Mapping, DictConfig)):
-            raise ConfigError(f"{key}: expected a mapping (a config group such as `{key}: {{name: ...}}`), got {node!r}")
 
 
 def resolve_monitor(trainer: TrainerParams, val_size: int, task: str = "train") -> str:
@@ -148,10 +83,9 @@ def check_objectives(trainer: TrainerParams) -> None:
                           f"trainer.select_on_test=true to do it knowingly")
 
 
-def check_readout(network: Network, decoder: Decoder, learners: list[Learner], node: Mapping) -> None:
-    """The output population has the size the decoder reads, and a gradient learner has scores
-    that carry its gradient (checked before anything runs)."""
-    name = node.get("name")
+def check_readout(network: Network, decoder: Decoder, learners: list[Learner], name: str) -> None:
+    """The output population has the size the decoder ``name`` reads, and a gradient learner has
+    scores that carry its gradient (checked before anything runs)."""
     if len(network.outputs) == 1:
         out = network.outputs[0]
         size = int(torch.Size(network.populations[out].shape).numel())
@@ -184,7 +118,18 @@ def check_readout(network: Network, decoder: Decoder, learners: list[Learner], n
                           f"(decoder={'|'.join(n for n in DECODERS.names() if DECODERS.get(n).needs_voltage)})")
 
 
+def prepare(cfg: DictConfig | Mapping) -> tuple[DictConfig | dict, int]:
+    """What every build does first: :func:`snnrun.spec.prepare` (a checked private copy of the
+    config, and its seed), then the seed applied before anything draws random numbers (splits,
+    weight init). Returns (config, seed)."""
+    cfg, seed = _spec.prepare(cfg)
+    seed_everything(seed)
+    return cfg, seed
+
+
 def load_data(cfg: DictConfig | Mapping) -> tuple[DataSplits, Any]:
+    """The data splits of ``cfg.data`` (read before the rest of the config is parsed: interpolations
+    such as ``${data.num_classes}`` resolve to what the data declare) and the data set's params."""
     node = cfg["data"]
     node = to_container(node) if isinstance(node, DictConfig) else dict(node)
     dataset = DATASETS.build(node, "data")
@@ -192,103 +137,83 @@ def load_data(cfg: DictConfig | Mapping) -> tuple[DataSplits, Any]:
     return dataset.splits(), dataset.params
 
 
-def prepare(cfg: DictConfig | Mapping) -> tuple[DictConfig | dict, int]:
-    """What every task's build does first: a private copy of the job's config without ``hydra``,
-    its top-level keys and ``_target_`` nodes checked, and the seed parsed and applied (before
-    anything draws random numbers: splits, weight init). Returns (config, seed)."""
-    if isinstance(cfg, DictConfig):
-        cfg = cfg.copy()
-        OmegaConf.set_struct(cfg, False)
-        if "hydra" in cfg:
-            del cfg["hydra"]
-    else:
-        cfg = copy.deepcopy(dict(cfg))
-    check_top_level(cfg)
-    from .targets import check_targets, resolve_targets
-    check_targets(cfg)  # `_target_` outside the registries / torch.optim is refused before anything runs
-    resolve_targets(cfg)  # allowed `_target_` nodes become `name:` nodes
-    seed = cfg.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ConfigError(f"seed: expected an integer, got {seed!r}")
-    if not 0 <= seed < 2 ** 63:  # torch.manual_seed and the per-epoch seeds need a 64-bit seed
-        raise ConfigError(f"seed: {seed} is out of range; it must be an integer in [0, 2**63 - 1]")
-    seed_everything(seed)
-    return cfg, seed
+def complete_data(cfg: DictConfig | dict, data: DataSplits, data_params: Any) -> None:
+    """Fill ``data.input_shape`` and ``data.num_classes`` from the loaded data where the config
+    leaves them null, so interpolations of them resolve; a declared class count must cover the labels."""
+    node = cfg["data"]
+    if node.get("input_shape") is None:
+        node["input_shape"] = list(data.input_shape)
+    if node.get("num_classes") is None:
+        node["num_classes"] = max(data.num_classes, data_params.num_classes or 0)
+    elif data.num_classes > node["num_classes"]:
+        raise ConfigError(f"data.num_classes: declared {node['num_classes']} but labels go up to {data.num_classes - 1}")
 
 
 def protocol_config(cfg: DictConfig | Mapping, key: str, schema: type) -> tuple[dict, Any, int]:
-    """The prelude of a protocol task (current_clamp, stdp_window, rstdp_xor): :func:`prepare`, the
-    config as a plain dict, and its ``key`` section parsed with ``schema``. Returns (config, params, seed)."""
-    cfg, seed = prepare(cfg)
-    config = to_container(cfg)
-    return config, parse_params(schema, config.get(key) or {}, key), seed
+    """The prelude of a protocol task (current_clamp, stdp_window, rstdp_xor): the config parsed
+    (:func:`snnrun.spec.parse_spec`) and seeded, as a plain dict, and its ``key`` section parsed with
+    ``schema``. Returns (config, params, seed)."""
+    spec = parse_spec(cfg)
+    seed_everything(spec.seed)
+    return spec.config, parse_params(schema, spec.sections.get(key) or {}, key), spec.seed
 
 
-def network_from_node(node: Mapping, default_neuron: Mapping | None, input_shape: tuple[int, ...] | None,
-                      spike_fn=None, key: str = "network", output_size: int | None = None) -> Network:
-    """The network of a ``network`` node: from a NIR graph when it names one (``from_nir``, the
-    optional extra ``nir``), else from its populations and projections (:func:`snnrun.network.build_network`)."""
-    if isinstance(node, Mapping) and node.get("from_nir") is not None:
+def network_from_node(node: Mapping | NetworkSpec, default_neuron: Mapping | None,
+                      input_shape: tuple[int, ...] | None, spike_fn=None, key: str = "network",
+                      output_size: int | None = None, raw: Mapping | None = None) -> Network:
+    """The network of a ``network`` node or its :class:`~snnrun.topology.NetworkSpec`: from a NIR
+    graph when it names one (``from_nir``, the optional extra ``nir``; ``raw`` is the node then),
+    else from its populations and projections (:func:`snnrun.network.build_network`)."""
+    params = node.params if isinstance(node, NetworkSpec) else None
+    if params is not None and params.from_nir is not None or \
+            params is None and isinstance(node, Mapping) and node.get("from_nir") is not None:
         from .interop.nir import build_from_nir
-        return build_from_nir(node, input_shape, spike_fn, key)
+        return build_from_nir(raw if params is not None else node, input_shape, spike_fn, key)
     return build_network(node, default_neuron, input_shape, spike_fn, key, output_size=output_size)
 
 
-def build_components(config: Mapping, input_shape: tuple[int, ...], num_classes: int | None
+def build_components(spec: ExperimentSpec | Mapping, input_shape: tuple[int, ...], num_classes: int | None
                      ) -> tuple[Encoder, Network, Decoder, list[Learner]]:
-    """The encoder, network, decoder and learners of a resolved config (plain containers, see
-    :func:`to_container`) for samples of ``input_shape`` in ``num_classes`` classes, on the CPU;
-    the readout checked (:func:`check_readout`). Weights are drawn from torch's global RNG."""
-    net_node = config["network"]
-    from .network import NetworkParams, time_steps  # local: only the timing fields are needed here
-    net_params = parse_params(NetworkParams, net_node, "network")
-    steps = time_steps(net_params)
-    encoder = ENCODERS.build(config.get("encoder") or {"name": "direct"}, "encoder", dt=net_params.dt, time_steps=steps)
-
-    from .learning.local import build_learners, parse_learners
-    specs = parse_learners(config)  # `learner` plus the optional `learners` mapping
+    """The encoder, network, decoder and learners of ``spec`` (or of a config, parsed first) for
+    samples of ``input_shape`` in ``num_classes`` classes, on the CPU; the readout checked
+    (:func:`check_readout`). Weights are drawn from torch's global RNG."""
+    if not isinstance(spec, ExperimentSpec):
+        spec = parse_spec(spec)
+    net = spec.network
+    encoder = spec.encoder.build(dt=net.params.dt, time_steps=net.time_steps)
     spike_fn = Heaviside()
-    for spec in specs:
-        if spec.cls.gradient:
+    for learner in spec.learners:
+        if learner.cls.gradient:
             from .surrogate import build_surrogate
-            spike_fn = build_surrogate(spec.params.surrogate, f"{spec.key}.surrogate")
-
-    decoder = DECODERS.build(config.get("decoder") or {"name": "spike_counts"}, "decoder",
-                             dt=net_params.dt, num_classes=num_classes)
+            spike_fn = build_surrogate(learner.params.surrogate, f"{learner.key}.surrogate")
+    decoder = spec.decoder.build(dt=net.params.dt, num_classes=num_classes)
     # an output population of `shape: null` gets the size the decoder reads (any: one neuron per class)
-    network = network_from_node(net_node, config.get("neuron"), encoder.output_shape(tuple(input_shape)), spike_fn,
-                                output_size=decoder.output_size() or num_classes)
-    learners = build_learners(specs, network)
-    check_readout(network, decoder, learners, config.get("decoder") or {"name": "spike_counts"})
+    network = network_from_node(net, None, encoder.output_shape(tuple(input_shape)), spike_fn,
+                                output_size=decoder.output_size() or num_classes, raw=spec.config["network"])
+    from .learning.local import build_learners
+    learners = build_learners(list(spec.learners), network)
+    check_readout(network, decoder, learners, spec.decoder.name)
     return encoder, network, decoder, learners
 
 
 def build_experiment(cfg: DictConfig | Mapping, device: str | None = None, dry_run: bool = False) -> Experiment:
-    """Validate ``cfg`` and build every component, on ``device`` (default: ``cfg.device``).
+    """Parse ``cfg`` (:func:`snnrun.spec.parse_spec`, after the data are loaded for their shape and
+    classes) and build every component, on ``device`` (default: ``cfg.device``).
 
-    ``dry_run`` (``snnrun validate``): the same build, without building the compiled kernels."""
+    ``dry_run`` (``snnrun validate``): the same build, without building the compiled kernels or
+    calibrating the initial weights."""
     cfg, seed = prepare(cfg)
     data, data_params = load_data(cfg)
-    # Fill the data's shape and class count so `${data.num_classes}` interpolations resolve.
-    if isinstance(cfg, DictConfig):
-        if cfg.data.get("input_shape") is None:
-            cfg.data.input_shape = list(data.input_shape)
-        if cfg.data.get("num_classes") is None:
-            cfg.data.num_classes = max(data.num_classes, data_params.num_classes or 0)
-        elif data.num_classes > cfg.data.num_classes:
-            raise ConfigError(f"data.num_classes: declared {cfg.data.num_classes} but labels go up to {data.num_classes - 1}")
-    config = to_container(cfg)
-    trainer = parse_params(TrainerParams, config.get("trainer"), "trainer")
-    task = config.get("task", "train")
-    trainer.monitor = resolve_monitor(trainer, data.val_size, task)  # model selection never on test data by default
-    if task == "train":
-        check_objectives(trainer)
-    logger = parse_params(LoggerParams, config.get("logger") or {}, "logger")
-    torch_device = resolve_device(device or config.get("device", "auto"))
+    complete_data(cfg, data, data_params)
+    spec = parse_spec(cfg)
+    trainer = replace(spec.trainer, monitor=resolve_monitor(spec.trainer, data.val_size, spec.task))
+    if spec.task == "train":
+        check_objectives(trainer)  # model selection never on test data by default
+    torch_device = resolve_device(device or spec.device)
 
-    num_classes = config["data"].get("num_classes") or data.num_classes
-    encoder, network, decoder, learners = build_components(config, data.input_shape, num_classes)
-    check_reads(encoder, getattr(data, "values", "unknown"), config["data"].get("name", "?"))
+    num_classes = spec.config["data"].get("num_classes") or data.num_classes
+    encoder, network, decoder, learners = build_components(spec, data.input_shape, num_classes)
+    check_reads(encoder, getattr(data, "values", "unknown"), spec.data.name)
     network.to(torch_device)
     encoder.to(torch_device)
     decoder.to(torch_device)
@@ -304,10 +229,10 @@ def build_experiment(cfg: DictConfig | Mapping, device: str | None = None, dry_r
     optimizer, scheduler, interval = None, None, "epoch"
     gradient_params = [p for lr in learners if lr.gradient for p in lr.parameters()]
     if any(lr.gradient for lr in learners):
-        opt_node = config.get("optimizer") or {"name": "Adam"}
-        groups = unit_groups(gradient_params, weight_units(network), str(opt_node.get("name")))
-        optimizer = build_optimizer(opt_node, groups)
-        scheduler, interval = build_scheduler(config.get("scheduler"), optimizer)
-    return Experiment(config=config, data=data, data_params=data_params, encoder=encoder, network=network,
-                      decoder=decoder, learners=learners, optimizer=optimizer, scheduler=scheduler,
-                      scheduler_interval=interval, trainer=trainer, logger=logger, device=torch_device, seed=seed)
+        groups = unit_groups(gradient_params, weight_units(network), str(spec.optimizer.get("name")))
+        optimizer = build_optimizer(spec.optimizer, groups)
+        scheduler, interval = build_scheduler(spec.scheduler, optimizer)
+    return Experiment(spec=spec, config=spec.config, data=data, data_params=data_params, encoder=encoder,
+                      network=network, decoder=decoder, learners=learners, optimizer=optimizer, scheduler=scheduler,
+                      scheduler_interval=interval, trainer=trainer, logger=spec.logger, device=torch_device,
+                      seed=seed)

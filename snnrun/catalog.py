@@ -95,7 +95,7 @@ def _alias_overrides(registry, name: str) -> str:
 
 def settings_schemas() -> dict[str, type]:
     """Single config files generated from a schema (groups without a registry): path -> schema."""
-    from .build import LoggerParams, TrainerParams
+    from .spec import LoggerParams, TrainerParams
 
     return {"trainer/default.yaml": TrainerParams, "logger/default.yaml": LoggerParams}
 

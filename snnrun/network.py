@@ -9,7 +9,6 @@ step's spikes. Populations without incoming projections are inputs, fed by the e
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -18,49 +17,14 @@ import torch
 from torch import nn
 
 from .errors import ConfigError, ShapeError
-from .neurons import NEURONS, Neuron
-from .schema import param, parse_params
-from .synapses import SYNAPSES
+from .neurons import Neuron
 from .synapses.base import constrain, has_constraints
+from .topology import (NetworkParams, NetworkSpec, PopulationParams, ProjectionParams, ProjectionSpec,  # noqa: F401
+                       parse_network, time_steps)
 
 
 #: dtypes of synaptic products under autocast (trainer.precision=bf16); currents are cast back to float32
 _REDUCED = (torch.bfloat16, torch.float16)
-
-
-@dataclass
-class NetworkParams:
-    dt: float = param(1.0, unit="ms", gt=0, help="simulation time step")
-    duration: float = param(25.0, unit="ms", gt=0, help="presentation time per sample; T = duration / dt")
-    populations: dict = param({}, help="name -> {shape, neuron}")
-    projections: dict = param({}, help="name -> {from, to, synapse}")
-    output: str | list[str] = param("", help="population read by the decoder, or a list of them (read concatenated)")
-    mode: str = param("auto", choices=("auto", "layer", "step"),
-                      help="simulation path: layer-by-layer (feedforward only), step-by-step, or auto")
-    from_nir: str | None = param(None, help="build the populations and projections from this NIR graph file "
-                                            "(optional extra `nir`; docs/interop.md)")
-    nir_dt: float | None = param(None, gt=0, help="with from_nir: one step's duration in the graph's time unit "
-                                                  "(null: dt / 1000, the graph's times in seconds)")
-    init_rate: float | None = param(None, unit="Hz", gt=0,
-                                    help="before training, rescale each population's kaiming-initialised incoming "
-                                         "weights so that it fires at this rate on the first training batch "
-                                         "(snnrun/calibrate.py); null: keep the kaiming scale")
-
-
-@dataclass
-class PopulationParams:
-    shape: Any = param(None, help="int or list of ints; null for an input population (taken from the data) or "
-                                  "for the single output population (sized by the decoder)")
-    neuron: Any = param(None, help="neuron spec; null uses the top-level `neuron` config")
-    sign: str | None = param(None, choices=(None, "excitatory", "inhibitory"),
-                             help="Dale's law: every outgoing weight >= 0 (excitatory) or <= 0 (inhibitory)")
-
-
-@dataclass
-class ProjectionParams:
-    source: str = param(help="presynaptic population")
-    target: str = param(help="postsynaptic population")
-    synapse: Any = param({"name": "dense"}, help="synapse spec, or a list of specs applied in order")
 
 
 class Population(nn.Module):
@@ -305,93 +269,41 @@ def _order(names: list[str], edges: list[tuple[str, str, str]], inputs: list[str
     return order, back
 
 
-def _shape(value: Any, key: str) -> tuple[int, ...]:
-    shape = (value,) if isinstance(value, int) and not isinstance(value, bool) else value
-    if not isinstance(shape, (list, tuple)) or not shape or not all(
-            isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape):
-        raise ConfigError(f"{key}: expected a positive integer or a list of them, got {value!r}")
-    return tuple(shape)
-
-
-def time_steps(params: NetworkParams, key: str = "network") -> int:
-    steps = params.duration / params.dt
-    if not steps <= 2 ** 31 - 1:  # also inf: an overflowing duration / dt
-        raise ConfigError(f"{key}.duration: {params.duration} ms is {steps:.3g} steps of dt = {params.dt} ms; "
-                          f"at most 2**31 - 1 steps")
-    if abs(steps - round(steps)) > 1e-6 or round(steps) < 1:
-        raise ConfigError(f"{key}.duration: {params.duration} ms is not a whole number (>= 1) of "
-                          f"dt = {params.dt} ms steps")
-    return int(round(steps))
-
-
-def build_network(node: Mapping[str, Any], default_neuron: Mapping[str, Any] | None,
+def build_network(node: Mapping[str, Any] | NetworkSpec, default_neuron: Mapping[str, Any] | None,
                   input_shape: tuple[int, ...] | None, spike_fn=None, key: str = "network",
                   output_size: int | None = None) -> Network:
-    """Build a :class:`Network` from the ``network`` config node; errors name the config path.
+    """Build a :class:`Network` from the ``network`` config node or its :class:`NetworkSpec`
+    (:func:`snnrun.topology.parse_network`); errors name the config path.
 
     A population with ``shape: null`` takes ``input_shape`` if it is an input, or ``output_size``
     neurons if it is the network's single output (the decoder's readout size)."""
-    params = parse_params(NetworkParams, node, key)
-    if not params.populations:
-        raise ConfigError(f"{key}.populations: the network has no populations")
-    targets = {}
-    projections_cfg = {}
-    for name, proj_node in params.projections.items():
-        if not isinstance(proj_node, Mapping):
-            raise ConfigError(f"{key}.projections.{name}: expected a mapping with from/to/synapse")
-        proj_node = dict(proj_node)
-        for old, new in (("from", "source"), ("to", "target")):
-            if old in proj_node:
-                proj_node[new] = proj_node.pop(old)
-        p = parse_params(ProjectionParams, proj_node, f"{key}.projections.{name}")
-        for end in ("source", "target"):
-            pop = getattr(p, end)
-            if pop not in params.populations:
-                word = "from" if end == "source" else "to"
-                raise ConfigError(f"{key}.projections.{name}.{word}: no population '{pop}'"
-                                  f"; populations: {', '.join(params.populations)}")
-        targets.setdefault(p.target, []).append(name)
-        projections_cfg[name] = p
+    spec = node if isinstance(node, NetworkSpec) else parse_network(node, default_neuron, key)
+    params = spec.params
+    inputs = spec.inputs
     populations: dict[str, Population] = {}
-    shapes: dict[str, tuple[int, ...]] = {}
-    signs: dict[str, str | None] = {}
-    single_input = sum(1 for n in params.populations if n not in targets) == 1
-    output = params.output or list(params.populations)[-1]
-    outputs = [output] if isinstance(output, str) else list(output)
-    for name, pop_node in params.populations.items():
-        pkey = f"{key}.populations.{name}"
-        pp = parse_params(PopulationParams, pop_node or {}, pkey)
-        signs[name] = pp.sign
-        if name not in targets:
-            shape = _shape(pp.shape, f"{pkey}.shape") if pp.shape is not None else tuple(input_shape or ())
-            if single_input and input_shape is not None and pp.shape is not None \
+    for name, pop in spec.populations.items():
+        if name in inputs:
+            shape = pop.shape if pop.shape is not None else tuple(input_shape or ())
+            if len(inputs) == 1 and input_shape is not None and pop.shape is not None \
                     and math.prod(shape) != math.prod(input_shape):
-                raise ShapeError(f"{pkey}.shape: input population has shape {list(shape)} but the encoder "
+                raise ShapeError(f"{pop.key}.shape: input population has shape {list(shape)} but the encoder "
                                  f"produces {list(input_shape)}")
             populations[name] = Population(name, shape, None)
+            continue
+        if pop.shape is not None:
+            shape = pop.shape
+        elif spec.outputs == (name,) and output_size is not None:
+            shape = (int(output_size),)  # the readout's size: classes x the decoder's neurons per class
         else:
-            if pp.shape is None and outputs == [name] and output_size is not None:
-                shape = (int(output_size),)  # the readout's size: classes x the decoder's neurons per class
-            elif pp.shape is None:
-                raise ConfigError(f"{pkey}.shape: missing (only input populations take their shape from the data, "
-                                  f"and a single output population from the decoder)")
-            else:
-                shape = _shape(pp.shape, f"{pkey}.shape")
-            neuron_node = _neuron_node(pp.neuron, default_neuron, f"{pkey}.neuron")
-            neuron = NEURONS.build(neuron_node, f"{pkey}.neuron" if pp.neuron is not None else "neuron",
-                                   shape=shape, dt=params.dt, spike_fn=spike_fn)
-            populations[name] = Population(name, shape, neuron)
-        shapes[name] = populations[name].shape
-    for name in outputs:
-        if name not in populations:
-            raise ConfigError(f"{key}.output: no population '{name}'; populations: {', '.join(populations)}")
+            raise ConfigError(f"{pop.key}.shape: missing (only input populations take their shape from the data, "
+                              f"and a single output population from the decoder)")
+        populations[name] = Population(name, shape, pop.neuron.build(shape=shape, dt=params.dt, spike_fn=spike_fn))
+    shapes = {name: p.shape for name, p in populations.items()}
     projections = {}
-    steps = time_steps(params, key)
-    for name, p in projections_cfg.items():
-        projections[name] = _build_projection(name, p, shapes, params.dt, f"{key}.projections.{name}", steps,
-                                              signs.get(p.source))
-        scale_to_target(projections[name], populations[p.target].neuron)
-    return Network(populations, projections, output, params.dt, steps, params.mode, params.init_rate)
+    for name, proj in spec.projections.items():
+        projections[name] = _build_projection(proj, shapes, params.dt, spec.time_steps)
+        scale_to_target(projections[name], populations[proj.target].neuron)
+    return Network(populations, projections, spec.output, params.dt, spec.time_steps, params.mode, params.init_rate)
 
 
 def scale_to_target(projection: Projection, neuron) -> None:
@@ -411,59 +323,24 @@ def scale_to_target(projection: Projection, neuron) -> None:
                     constrain(weight, p)
 
 
-def _neuron_node(node, default, key):
-    if node is None:
-        if default is None:
-            raise ConfigError(f"{key}: missing and no top-level `neuron` config to fall back on")
-        return dict(default)
-    if not isinstance(node, Mapping):
-        raise ConfigError(f"{key}: expected a mapping such as {{name: lif, tau_m: 20.0}}, got {node!r}")
-    node = dict(node)
-    if "name" not in node and default is not None:
-        return {**dict(default), **node}
-    return node
-
-
-def _apply_sign(spec, sign: str, source: str, skey: str):
-    """Dale's law from the source population: weighted stages inherit its sign (a contradicting
-    ``sign`` is an error); fixed-weight stages (one_to_one, lateral_inhibition) must agree with it."""
-    if not isinstance(spec, Mapping) or spec.get("name") not in SYNAPSES:
-        return spec
-    fields = {f.name: f for f in dataclasses.fields(SYNAPSES.get(spec["name"]).Params)}
-    if "sign" in fields:
-        given = spec.get("sign")
-        if given is not None and given != sign:
-            raise ConfigError(f"{skey}.sign: '{given}' contradicts Dale's law: population '{source}' is {sign}")
-        return {**dict(spec), "sign": sign}
-    if "weight" in fields:
-        weight = spec.get("weight", fields["weight"].default)
-        if isinstance(weight, (int, float)) and (weight < 0 if sign == "excitatory" else weight > 0):
-            raise ConfigError(f"{skey}.weight: {weight} contradicts Dale's law: population '{source}' is {sign}"
-                              f" (needs {'>= 0' if sign == 'excitatory' else '<= 0'})")
-    return spec
-
-
-def _build_projection(name, p: ProjectionParams, shapes, dt, key, steps: int = 1,
-                      sign: str | None = None) -> Projection:
-    specs = p.synapse if isinstance(p.synapse, (list, tuple)) else [p.synapse]
-    shape = shapes[p.source]
+def _build_projection(proj: ProjectionSpec, shapes: Mapping[str, tuple[int, ...]], dt: float,
+                      steps: int) -> Projection:
+    shape = shapes[proj.source]
     stages = []
-    for i, spec in enumerate(specs):
-        skey = f"{key}.synapse" + (f"[{i}]" if isinstance(p.synapse, (list, tuple)) else "")
-        if sign is not None:
-            spec = _apply_sign(spec, sign, p.source, skey)
-        last = i == len(specs) - 1
+    for i, stage_spec in enumerate(proj.stages):
+        skey = stage_spec.key
+        last = i == len(proj.stages) - 1
         try:
-            stage = SYNAPSES.build(spec, skey, in_shape=shape, target_shape=shapes[p.target] if last else None,
-                                   dt=dt, time_steps=steps)
+            stage = stage_spec.build(in_shape=shape, target_shape=shapes[proj.target] if last else None,
+                                     dt=dt, time_steps=steps)
         except ShapeError as err:
-            raise ShapeError(f"{skey}: projection '{name}' ({p.source} -> {p.target}): {err}") from None
+            raise ShapeError(f"{skey}: projection '{proj.name}' ({proj.source} -> {proj.target}): {err}") from None
         except ConfigError as err:
             text = str(err)
             raise ConfigError(text if text.startswith(skey) else f"{skey}.{text}") from None
         shape = stage.out_shape
         stages.append(stage)
-    if tuple(shape) != tuple(shapes[p.target]):
-        raise ShapeError(f"{key}: projection '{name}' ({p.source} -> {p.target}) produces shape {list(shape)} "
-                         f"but population '{p.target}' has shape {list(shapes[p.target])}")
-    return Projection(name, p.source, p.target, stages)
+    if tuple(shape) != tuple(shapes[proj.target]):
+        raise ShapeError(f"{proj.key}: projection '{proj.name}' ({proj.source} -> {proj.target}) produces shape "
+                         f"{list(shape)} but population '{proj.target}' has shape {list(shapes[proj.target])}")
+    return Projection(proj.name, proj.source, proj.target, stages)

@@ -14,6 +14,23 @@ class NoParams:
     """Schema of a component without parameters."""
 
 
+@dataclasses.dataclass(frozen=True)
+class Component:
+    """A parsed component node: its config key, registered class and typed parameters. Building it
+    (:meth:`build`) supplies what only the network knows (shapes, ``dt``...)."""
+
+    key: str
+    cls: type
+    params: Any
+
+    @property
+    def name(self) -> str:
+        return self.cls.registry_name
+
+    def build(self, **runtime: Any) -> Any:
+        return self.cls(self.params, **runtime)
+
+
 class Registry:
     """Named implementations of one component kind (``neuron``, ``encoder``...).
 
@@ -79,7 +96,10 @@ class Registry:
         merged = {**self.alias_defaults(name), **node}
         return cls, parse_params(cls.Params, merged, key)
 
+    def component(self, node: Mapping[str, Any] | None, key: str) -> Component:
+        """Validate ``node``: the :class:`Component` it names, not yet built."""
+        return Component(key, *self.parse(node, key))
+
     def build(self, node: Mapping[str, Any] | None, key: str, **runtime: Any) -> Any:
         """Validate ``node`` and build the component with ``runtime`` arguments."""
-        cls, params = self.parse(node, key)
-        return cls(params, **runtime)
+        return self.component(node, key).build(**runtime)
