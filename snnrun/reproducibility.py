@@ -50,18 +50,10 @@ def state_tensor(state: bytes | torch.Tensor) -> torch.Tensor:
     return torch.frombuffer(bytearray(state), dtype=torch.uint8) if isinstance(state, bytes) else state
 
 
-_python_cache: tuple[tuple, list] | None = None  # (random.getstate(), its saved form) of the last call
-
-
 def _python_state() -> list:
-    """``random``'s state with its 625 words as int64 bytes (one object to pickle, not 625); the
-    conversion is reused while the state is unchanged (snnrun itself never draws from ``random``)."""
-    global _python_cache
-    state = random.getstate()
-    if _python_cache is None or _python_cache[0] != state:
-        version, internal, gauss = state
-        _python_cache = (state, [version, np.array(internal, dtype=np.int64).tobytes(), gauss])
-    return list(_python_cache[1])
+    """``random``'s state with its 625 words as int64 bytes (one object to pickle, not 625)."""
+    version, internal, gauss = random.getstate()
+    return [version, np.array(internal, dtype=np.int64).tobytes(), gauss]
 
 
 def git_commit(path: Path | None = None) -> str | None:

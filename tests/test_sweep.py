@@ -132,5 +132,15 @@ def test_sweep_through_the_joblib_launcher(tmp_path):
 
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher",
                         reason="optional extra `launchers` (hydra-joblib-launcher) not installed")
-    _, out = _launcher_sweep(tmp_path, ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"])
+    sweep, out = _launcher_sweep(tmp_path, ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"])
     assert "Joblib" in out.stdout + out.stderr
+    import os
+
+    from snnrun.threads import usable_cores
+
+    threads = json.loads((sweep / "0" / "summary.json").read_text())["threads"]
+    if not os.environ.get("OMP_NUM_THREADS"):  # trainer.threads=auto gives each of the 2 jobs its share
+        assert threads["count"] <= max(1, usable_cores() // 2)
+        # joblib's loky workers get OMP_NUM_THREADS = cores // n_jobs, which auto honours; else auto divides
+        assert threads["chosen_by"] == "OMP_NUM_THREADS" or \
+            threads["chosen_by"].startswith("auto: min(cores / 2 parallel jobs ")

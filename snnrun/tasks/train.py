@@ -26,6 +26,10 @@ def run(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict:
     from ..distributed import local_device
     from ..runner import Runner
 
+    from .. import threads
+
     exp = build_experiment(cfg, device=local_device(cfg))  # torchrun on CUDA: this rank's cuda:LOCAL_RANK
     runner = Runner(exp, run_dir, OmegaConf.to_yaml(cfg))
-    return runner.fit(resume=resume)
+    work = threads.synaptic_work(exp.network, exp.data_params.batch_size) if exp.device.type == "cpu" else None
+    with threads.policy(exp.trainer.threads, work) as runner.threads:
+        return runner.fit(resume=resume)
