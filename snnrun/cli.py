@@ -165,7 +165,7 @@ def list_components(args: list[str]) -> None:
 
 
 def plot(args: list[str]) -> None:
-    """``snnrun plot RUN_DIR``: draw a run's (or a sweep's) figures from its files (snnrun/plots.py)."""
+    """``snnrun plot RUN_DIR``: draw a run's (or a sweep's) figures from its files (snnrun/plots/)."""
     from .plots import main as plot_main
 
     try:

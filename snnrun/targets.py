@@ -33,20 +33,23 @@ lock (:mod:`snnrun.runlock`) before Hydra creates the directory or writes anythi
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import os
-from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from . import hydra_guard
 from .errors import ConfigError
+from .hydra_guard import uninstall_hydra_guard, unknown_override
+from .target_lookup import HINT, component_name, locate, resolve_value, walk, within
+
+__all__ = ["BUILTIN", "PLUGINS", "HINT", "ENV", "command_line_modules", "trust_command_line", "allowed_modules",
+           "check_saved_allow_targets", "check_targets", "resolve_targets", "component_name", "unknown_override",
+           "install_hydra_guard", "uninstall_hydra_guard"]
 
 BUILTIN = ("snnrun", "torch.optim")
 PLUGINS = ("hydra_plugins", "hydra._internal.core_plugins", "optuna.samplers")
-HINT = "if you trust its module, allow it on the command line: snnrun allow_targets=[MODULE] ..."
-
 #: modules the command line of this process allowed (``allow_targets=[...]``); see trust_command_line
 _command_line: set[str] = set()
 #: how that allowance reaches the processes a launcher (joblib, submitit) runs sweep jobs in; a config
@@ -56,10 +59,6 @@ ENV = "SNNRUN_COMMAND_LINE_ALLOW_TARGETS"
 
 def _trusted() -> set[str]:
     return _command_line | {m for m in os.environ.get(ENV, "").split(",") if m}
-
-
-def _within(name: str | None, modules) -> bool:
-    return bool(name) and any(name == m or name.startswith(m + ".") for m in modules)
 
 
 def _is_allow_targets(arg: str) -> bool:
@@ -139,81 +138,25 @@ def check_saved_allow_targets(path, args: list[str], command: str) -> None:
                           f"allow_targets={shown}")
 
 
-def _walk(node: Any, path: str) -> Iterator[tuple[str, str, Any]]:
-    """(path of the mapping, key, value) for every entry, without resolving interpolations."""
-    if isinstance(node, (DictConfig, Mapping)):
-        keys = list(node.keys())
-        for key in keys:
-            child = node._get_node(key) if isinstance(node, DictConfig) else node[key]
-            value = child if isinstance(child, (DictConfig, ListConfig)) else (
-                child._value() if hasattr(child, "_value") else child)
-            yield path, str(key), (node, key)
-            yield from _walk(value, f"{path}.{key}" if path else str(key))
-    elif isinstance(node, (ListConfig, list, tuple)):
-        for i in range(len(node)):
-            child = node._get_node(i) if isinstance(node, ListConfig) else node[i]
-            value = child if isinstance(child, (DictConfig, ListConfig)) else (
-                child._value() if hasattr(child, "_value") else child)
-            yield from _walk(value, f"{path}[{i}]")
-
-
-def _value(where: tuple, key: str) -> Any:
-    node, name = where
-    try:
-        return node[name]  # resolves an interpolation the way Hydra will
-    except Exception as err:  # noqa: BLE001 - any failure to resolve is a refusal
-        raise ConfigError(f"{key}: cannot resolve ({str(err).splitlines()[0]}); refused") from None
-
-
-def _locate(target: str, key: str, modules: tuple[str, ...], what: str) -> Any:
-    if not isinstance(target, str) or not _within(target, modules):
-        raise ConfigError(f"{key}: `{target}` is not allowed ({what}); {HINT}")
-    from hydra._internal.utils import _locate as hydra_locate
-
-    try:
-        obj = hydra_locate(target)
-    except Exception as err:  # noqa: BLE001 - import errors of any kind
-        raise ConfigError(f"{key}: cannot import `{target}` ({str(err).strip().splitlines()[-1]})") from None
-    module = getattr(obj, "__module__", None) if not inspect.ismodule(obj) else None
-    if not _within(module, modules):
-        raise ConfigError(f"{key}: `{target}` is `{getattr(obj, '__qualname__', obj)}` from module {module}, "
-                          f"which is not allowed ({what}); {HINT}")
-    return obj
-
-
-def component_name(obj: Any) -> str | None:
-    """The registry name of a registered snnrun class, or the ``torch.optim`` class name."""
-    if not inspect.isclass(obj):
-        return None
-    if "registry_name" in vars(obj):
-        return vars(obj)["registry_name"]
-    from .optim import optimizer_classes, scheduler_classes
-
-    for classes in (optimizer_classes(), scheduler_classes()):
-        if classes.get(obj.__name__) is obj:
-            return obj.__name__
-    return None
-
-
 def check_targets(cfg: DictConfig | Mapping) -> None:
     """Refuse every ``_target_`` / logging factory the policy above does not allow (ConfigError)."""
     user = allowed_modules(cfg)
     from hydra.experimental.callback import Callback
 
-    for path, key, where in _walk(cfg, ""):
+    for path, key, where in walk(cfg, ""):
         full = f"{path}.{key}" if path else key
         in_hydra = full.startswith("hydra.")
         if key == "_target_":
-            target = _value(where, full)
+            target = resolve_value(where, full)
             if full.startswith(("hydra.launcher.", "hydra.sweeper.")):
-                _locate(target, full, PLUGINS + user, "Hydra launchers and sweepers take plugin classes")
+                locate(target, full, PLUGINS + user, "Hydra launchers and sweepers take plugin classes")
             elif in_hydra:
-                obj = _locate(target, full, BUILTIN + user, "only snnrun's Hydra callbacks")
-                if not _within(obj.__module__, user) and not (inspect.isclass(obj) and issubclass(obj, Callback)):
+                obj = locate(target, full, BUILTIN + user, "only snnrun's Hydra callbacks")
+                if not within(obj.__module__, user) and not (inspect.isclass(obj) and issubclass(obj, Callback)):
                     raise ConfigError(f"{full}: `{target}` is not a Hydra callback class; {HINT}")
             else:
-                obj = _locate(target, full, BUILTIN + user,
-                              "snnrun components, torch.optim and torch.optim.lr_scheduler classes")
+                obj = locate(target, full, BUILTIN + user,
+                             "snnrun components, torch.optim and torch.optim.lr_scheduler classes")
                 if component_name(obj) is None:
                     raise ConfigError(f"{full}: `{target}` is not a registered snnrun component or a torch.optim "
                                       f"class; snnrun builds components by name and calls nothing else")
@@ -231,8 +174,8 @@ def resolve_targets(cfg: DictConfig | dict) -> None:
                 if node.get("name") is not None:
                     raise ConfigError(f"{path}: give either `name` or `_target_`, not both")
                 key = f"{path}._target_" if path else "_target_"
-                target = _value((node, "_target_"), key)
-                name = component_name(_locate(target, key, BUILTIN + allowed_modules(cfg), "snnrun components"))
+                target = resolve_value((node, "_target_"), key)
+                name = component_name(locate(target, key, BUILTIN + allowed_modules(cfg), "snnrun components"))
                 if name is None:
                     raise ConfigError(f"{key}: `{target}` is not a registered snnrun component or a torch.optim "
                                       f"class; snnrun builds components by name and calls nothing else")
@@ -249,20 +192,6 @@ def resolve_targets(cfg: DictConfig | dict) -> None:
     visit(cfg, "")
 
 
-def unknown_override(err: Exception) -> str | None:
-    """One line for Hydra's "Could not override 'a.b'" (a key not in the config), else None."""
-    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
-
-    from .schema import suggest
-
-    cause = err.__cause__
-    parent = getattr(cause, "parent_node", None)
-    if not isinstance(cause, (ConfigAttributeError, ConfigKeyError)) or not isinstance(parent, DictConfig):
-        return None
-    valid = [str(k) for k in parent.keys() if k != "hydra"]
-    return f"{cause.full_key}: unknown key{suggest(cause.key, valid)}; valid keys: {', '.join(valid)}"
-
-
 def install_hydra_guard(on_error, check_output: bool = True, multirun: bool = False) -> None:
     """Check every config Hydra composes (run, sweep, each sweep job) before Hydra uses it.
 
@@ -272,139 +201,4 @@ def install_hydra_guard(on_error, check_output: bool = True, multirun: bool = Fa
     handler), before logging, callbacks or run directories exist: ``on_error(err)`` is the CLI's
     handler of an :class:`~snnrun.errors.SnnrunError` (library code never exits the process itself).
     """
-    from hydra._internal.config_loader_impl import ConfigLoaderImpl
-
-    from .config_files import install_file_check
-
-    install_file_check()  # every config file Hydra reads: strict YAML, no duplicate keys, no allow_targets
-    current = ConfigLoaderImpl.load_configuration
-    original = getattr(current, "snnrun_original", current)
-    pending = {"output": check_output}
-    expected = "MULTIRUN" if multirun else "RUN"
-
-    def load_configuration(self, *args, **kwargs):
-        from hydra.errors import ConfigCompositionException
-
-        from .errors import SnnrunError
-        from .faults import check_output_parent
-
-        try:
-            cfg = original(self, *args, **kwargs)
-        except ConfigCompositionException as err:
-            message = unknown_override(err)
-            if message is None:
-                raise
-            on_error(ConfigError(message))
-        except SnnrunError as err:  # a config file with invalid YAML, a duplicate key, allow_targets
-            on_error(err)
-
-        try:
-            check_targets(cfg)
-            mode = kwargs.get("run_mode", args[2] if len(args) > 2 else None)
-            if getattr(mode, "name", "") == expected and pending.pop("output", False):
-                key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-                try:
-                    directory = OmegaConf.select(cfg, key)
-                except Exception:  # noqa: BLE001 - a directory that needs the running job to resolve
-                    directory = None
-                if directory:
-                    check_output_parent(directory, key)
-        except SnnrunError as err:
-            on_error(err)
-        return cfg
-
-    load_configuration.snnrun_original = original
-    ConfigLoaderImpl.load_configuration = load_configuration
-    _guard_run_job(on_error)
-
-
-def uninstall_hydra_guard() -> None:
-    """Undo :func:`install_hydra_guard` (for code that runs the CLI in-process, such as tests)."""
-    import sys
-
-    import hydra.core.utils as hydra_utils
-    from hydra._internal.config_loader_impl import ConfigLoaderImpl
-
-    from .config_files import install_file_check
-
-    install_file_check()  # every config file Hydra reads: strict YAML, no duplicate keys, no allow_targets
-    current = ConfigLoaderImpl.load_configuration
-    ConfigLoaderImpl.load_configuration = getattr(current, "snnrun_original", current)
-    guarded = hydra_utils.run_job
-    original = getattr(guarded, "snnrun_original", None)
-    if original is not None:
-        for name, module in list(sys.modules.items()):
-            if name.startswith(("hydra.", "hydra_plugins.")) and vars(module).get("run_job") is guarded:
-                module.run_job = original
-
-
-_saved: list = []  # the .hydra files the current job wrote (removed again if a later one fails)
-
-
-def _save_config(cfg: Any, filename: str, output_dir) -> None:
-    """Hydra's ``hydra.core.utils._save_config`` (``.hydra/config.yaml``, ``hydra.yaml``,
-    ``overrides.yaml``), written atomically: a full disk leaves no truncated file, and the error
-    names the file (``no space left writing RUN_DIR/.hydra/config.yaml``)."""
-    from .faults import write_error, write_text_atomic
-
-    path = Path(output_dir) / filename
-    try:
-        Path(output_dir).mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise write_error(output_dir, err) from None
-    write_text_atomic(path, OmegaConf.to_yaml(cfg))
-    _saved.append(path)
-
-
-def _guard_run_job(on_error) -> None:
-    """Wrap Hydra's ``run_job`` (every in-process launcher starts a job through it): before Hydra
-    creates the job's run directory, configures job logging, writes ``.hydra`` or applies
-    ``env_set``, check the job's final paths (:func:`snnrun.hydra_policy.check_job`) and take the
-    run directory's lock (:mod:`snnrun.runlock`); release it when the job ends. Hydra's ``.hydra``
-    files are written atomically (:func:`_save_config`); if one cannot be written (a full disk),
-    those already written by this job are removed and the refusal is one line."""
-    import sys
-
-    import hydra.core.utils as hydra_utils
-
-    current = hydra_utils.run_job
-    original = getattr(current, "snnrun_original", current)
-    hydra_utils._save_config = _save_config  # run_job calls it by this module-level name
-
-    def run_job(task_function, config, job_dir_key, job_subdir_key, *args, **kwargs):
-        from . import distributed
-        from .errors import SnnrunError
-        from .hydra_policy import check_job, job_output_dir
-        from .runlock import lock_run_dir, unlock_run_dir
-
-        locked = None
-        try:
-            output_dir, sweep_dir = job_output_dir(config, job_dir_key, job_subdir_key)
-            check_job(config, output_dir, sweep_dir)
-            if distributed.is_main():  # torchrun ranks > 0 write nothing (snnrun/distributed.py)
-                lock_run_dir(output_dir)
-                locked = output_dir
-        except SnnrunError as err:
-            on_error(err)
-        _saved.clear()
-        try:
-            return original(task_function, config, job_dir_key, job_subdir_key, *args, **kwargs)
-        except SnnrunError as err:  # writing .hydra failed (the task had not started): leave no part of it
-            for path in reversed(_saved):
-                with contextlib.suppress(OSError):
-                    path.unlink()
-            subdir = OmegaConf.select(config, "hydra.output_subdir")
-            if subdir is not None:
-                with contextlib.suppress(OSError):
-                    (Path(output_dir) / str(subdir)).rmdir()  # only when empty
-            on_error(err)
-        finally:
-            if locked is not None:
-                unlock_run_dir(locked)
-
-    run_job.snnrun_original = original
-    hydra_utils.run_job = run_job
-    # modules that imported the name before (Hydra's run, the basic launcher, launcher plugins loaded so far)
-    for name, module in list(sys.modules.items()):
-        if name.startswith(("hydra.", "hydra_plugins.")) and vars(module).get("run_job") is original:
-            module.run_job = run_job
+    hydra_guard.install(on_error, check_targets, check_output, multirun)

@@ -150,7 +150,7 @@ def test_labels_say_units_subsets_and_signed_scales(tmp_path, monkeypatch):
     def keep(fig, path, params):
         figures[path.name] = fig
         return path
-    monkeypatch.setattr(plots, "_save", keep)
+    monkeypatch.setattr(plots.canvas, "save", keep)
     rng = np.random.default_rng(1)
     sample = {"input/inp": (rng.random((1, 20, 300)) < 0.2).astype(np.uint8),
               "spikes/out": (rng.random((1, 20, 10)) < 0.2).astype(np.uint8),

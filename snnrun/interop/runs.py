@@ -15,13 +15,11 @@ EXTENSIONS = {"nir": ".nir", "torch": ".pt2", "safetensors": ".safetensors"}
 
 
 def load_trained(run_dir: str | PathLike, checkpoint: str = "best"):
-    """The run's experiment built from its saved ``.hydra/config.yaml`` (as ``snnrun validate``
-    builds it: the data loaded for their shapes, no kernel compiled), its network holding the
-    weights of ``checkpoints/<checkpoint>.pt`` (the checksum verified, ``weights_only`` loading) and
-    in evaluation mode. Returns ``(experiment, checkpoint path)``."""
-    from .. import checkpoint as ckpt
-    from ..build import build_experiment
-    from ..resume import load_saved_config
+    """The run's trained model as :func:`snnrun.api.load_run` loads it (the checksum of
+    ``checkpoints/<checkpoint>.pt`` verified, ``weights_only`` loading, evaluation mode, on the CPU),
+    with the errors worded for ``snnrun export``. Returns ``(loaded run, checkpoint path)``."""
+    from ..api import load_run
+    from ..checkpoint import UnverifiedCheckpoint
 
     run_dir = Path(run_dir)
     if checkpoint not in CHECKPOINTS:
@@ -34,15 +32,11 @@ def load_trained(run_dir: str | PathLike, checkpoint: str = "best"):
         other = [c for c in CHECKPOINTS if c != checkpoint and (run_dir / "checkpoints" / f"{c}.pt").is_file()]
         hint = f"; export --checkpoint {other[0]}" if other else ""
         raise SnnrunError(f"export: no checkpoint {path}{hint}")
-    exp = build_experiment(load_saved_config(saved), device="cpu", dry_run=True)
-    state = ckpt.load(path, require_checksum=True)
-    model = state.get("model")
-    if not isinstance(model, dict):
-        raise SnnrunError(f"export: {path} holds no model weights")
-    ckpt.check_fits(exp.network.state_dict(), model, "the model", path)
-    exp.network.load_state_dict(model)
-    exp.network.eval()
-    return exp, path
+    try:
+        loaded = load_run(run_dir, checkpoint)
+    except UnverifiedCheckpoint as err:
+        raise UnverifiedCheckpoint(f"{path} is unverified ({err.why})", err.why) from None
+    return loaded, path
 
 
 def export(run_dir: str | PathLike, format: str = "nir", output: str | PathLike | None = None,
@@ -52,12 +46,12 @@ def export(run_dir: str | PathLike, format: str = "nir", output: str | PathLike 
         raise SnnrunError(f"export --format: '{format}' is not one of {', '.join(FORMATS)}")
     if nir_dt is not None and format != "nir":
         raise SnnrunError("export --nir-dt: only for --format nir")
-    exp, _ = load_trained(run_dir, checkpoint)
+    loaded, _ = load_trained(run_dir, checkpoint)
     output = Path(output) if output is not None else Path(run_dir) / "export" / f"network{EXTENSIONS[format]}"
     if format == "nir":
         from .nir import to_nir, write
-        return [write(to_nir(exp.network, nir_dt), output)]
+        return [write(to_nir(loaded.network, nir_dt), output)]
     from .torch_export import save_program, save_safetensors
     if format == "torch":
-        return save_program(exp.network, output, exp.config)
-    return save_safetensors(exp.network, output, exp.config)
+        return save_program(loaded.network, output, loaded.resolved_config())
+    return save_safetensors(loaded.network, output, loaded.resolved_config())
