@@ -15,15 +15,11 @@ from tqdm import tqdm
 from .data import TensorBatches
 from .decoders.base import Decoder
 from .errors import NumericalError
-from .faults import find_nonfinite
+from .faults import Interrupted, find_nonfinite
 from .learning import local
 from .tally import EpochTally
 
 log = logging.getLogger("snnrun")
-
-
-class Interrupted(Exception):
-    """SIGINT/SIGTERM arrived; raised between batches (the message says where)."""
 
 
 class BatchLoop:

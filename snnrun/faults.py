@@ -77,6 +77,11 @@ def find_nonfinite(network, inputs: torch.Tensor | None = None, limit: int = 4) 
     return ", ".join(found[:limit]) + more
 
 
+class Interrupted(Exception):
+    """SIGINT/SIGTERM arrived (:class:`StopSignals`); raised at the next safe point of a run (between
+    batches, samples or trials; the message says where)."""
+
+
 class StopSignals:
     """Context manager: SIGINT/SIGTERM set ``received`` (the signal number) instead of killing the run.
 

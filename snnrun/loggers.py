@@ -1,7 +1,10 @@
 """Metric sinks: CSV and JSONL (always); TensorBoard, MLflow and W&B (optional extras).
 
 Every sink receives one row per epoch and split (``log(row)``), flushed as
-written, so a killed run keeps every finished epoch. Sinks that can show
+written, so a killed run keeps every finished epoch. A row's step (the x axis of TensorBoard,
+MLflow and W&B) is its ``epoch``; a task whose rows count something else (trials, samples) names
+that column (``MetricLogger(step_key=...)``) and the columns TensorBoard shows as scalars
+(``scalars=...``; by default those whose name has a ``/``, as ``train/loss``). Sinks that can show
 tensors also receive, once per epoch, histograms (weights, per-neuron firing
 rates in Hz) and images (spike rasters, neurons x steps) via
 ``log_tensors(step, histograms, images)``; CSV and JSONL ignore them.
@@ -82,6 +85,9 @@ class JSONLSink:
 class TensorBoardSink:
     """Scalars per epoch (step = epoch), weight and firing-rate histograms, raster images."""
 
+    step_key = "epoch"
+    scalars: tuple[str, ...] | None = None  # the columns shown as scalars (None: names with a "/")
+
     def __init__(self, run_dir: Path, columns: list[str], config: dict | None = None):
         try:
             from torch.utils.tensorboard import SummaryWriter
@@ -90,9 +96,9 @@ class TensorBoardSink:
         self.writer = SummaryWriter(log_dir=str(run_dir / "tb"))
 
     def log(self, row: dict[str, Any]) -> None:
-        step = row.get("epoch", 0)
+        step = row.get(self.step_key, 0)
         for key, value in row.items():
-            if "/" in key and _numeric(value):
+            if (key in self.scalars if self.scalars is not None else "/" in key) and _numeric(value):
                 self.writer.add_scalar(key, value, step)
         self.writer.flush()
 
@@ -111,6 +117,8 @@ class TensorBoardSink:
 class MLflowSink:
     """MLflow tracking into a local file store ``<run dir>/mlruns`` (no server; ``$MLFLOW_TRACKING_URI``
     overrides it). A resumed run continues the same MLflow run (id kept in ``mlruns/snnrun_run_id``)."""
+
+    step_key = "epoch"
 
     def __init__(self, run_dir: Path, columns: list[str], config: dict | None = None):
         try:
@@ -146,9 +154,9 @@ class MLflowSink:
     def log(self, row: dict[str, Any]) -> None:
         from mlflow.entities import Metric
 
-        step, now = int(row.get("epoch", 0) or 0), int(time.time() * 1000)
+        step, now = int(row.get(self.step_key, 0) or 0), int(time.time() * 1000)
         metrics = [Metric(k, float(v), now, step) for k, v in row.items()
-                   if _numeric(v) and k not in ("epoch", "step")]
+                   if _numeric(v) and k not in ("epoch", "step", self.step_key)]
         for i in range(0, len(metrics), 1000):
             self.client.log_batch(self.run_id, metrics=metrics[i:i + 1000])
 
@@ -159,6 +167,8 @@ class MLflowSink:
 class WandbSink:
     """Weights & Biases in offline mode (files under ``<run dir>/wandb``; upload later with ``wandb sync``)."""
 
+    step_key = "epoch"
+
     def __init__(self, run_dir: Path, columns: list[str], config: dict | None = None):
         try:
             import wandb
@@ -168,7 +178,8 @@ class WandbSink:
                               project=str((config or {}).get("name") or "snnrun"))
 
     def log(self, row: dict[str, Any]) -> None:
-        self.run.log({k: v for k, v in row.items() if _numeric(v) and k != "epoch"}, step=int(row.get("epoch", 0) or 0))
+        self.run.log({k: v for k, v in row.items() if _numeric(v) and k not in ("epoch", self.step_key)},
+                     step=int(row.get(self.step_key, 0) or 0))
 
     def close(self) -> None:
         self.run.finish()
@@ -178,10 +189,13 @@ SINKS = {"csv": CSVSink, "jsonl": JSONLSink, "tensorboard": TensorBoardSink, "ml
 
 
 class MetricLogger:
-    """Fans each row out to the configured sinks."""
+    """Fans each row out to the configured sinks.
+
+    ``step_key``: the column holding each row's step (default ``epoch``); ``scalars``: the columns
+    TensorBoard shows as scalars (default: those whose name has a ``/``)."""
 
     def __init__(self, run_dir: Path, sinks: Iterable[str], columns: list[str], key: str = "logger.sinks",
-                 config: dict | None = None):
+                 config: dict | None = None, step_key: str = "epoch", scalars: Iterable[str] | None = None):
         self.sinks = []
         for name in sinks:
             if name not in SINKS:
@@ -189,6 +203,10 @@ class MetricLogger:
         for name in sinks:
             cls = SINKS[name]
             self.sinks.append(cls(run_dir, columns, config) if cls not in (CSVSink, JSONLSink) else cls(run_dir, columns))
+        for sink in self.sinks:
+            sink.step_key = step_key
+            if scalars is not None and hasattr(sink, "scalars"):
+                sink.scalars = tuple(scalars)
 
     def log(self, row: dict[str, Any]) -> None:
         for sink in self.sinks:
@@ -223,8 +241,9 @@ def _decoded(raw: bytes) -> tuple[str | None, str]:
         return None, f"not UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1})"
 
 
-def truncate_after(run_dir: Path, epoch: int) -> None:
-    """Drop metric rows of epochs after ``epoch`` (used on resume: no duplicated rows).
+def truncate_after(run_dir: Path, epoch: int, key: str = "epoch") -> None:
+    """Drop metric rows of epochs after ``epoch`` (used on resume: no duplicated rows); ``key``: the
+    column that counts them (a task's ``MetricLogger(step_key=...)``, e.g. ``trial``).
 
     A row that cannot be read (cut short by a crash, not JSON, a CSV row with the wrong number of
     fields, bytes that are not UTF-8, no integer epoch) is dropped too, with a warning naming the
@@ -248,9 +267,9 @@ def truncate_after(run_dir: Path, epoch: int) -> None:
             except ValueError as err:
                 dropped(jsonl, number, f"not a JSON object ({err})")
                 continue
-            value = row.get("epoch") if isinstance(row, dict) else None
+            value = row.get(key) if isinstance(row, dict) else None
             if not isinstance(value, int) or isinstance(value, bool):
-                dropped(jsonl, number, "not a metrics row (no integer epoch)")
+                dropped(jsonl, number, f"not a metrics row (no integer {key})")
             elif value <= epoch:
                 kept.append(line)
         jsonl.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
@@ -280,9 +299,9 @@ def truncate_after(run_dir: Path, epoch: int) -> None:
                 dropped(path, number, f"{len(fields)} fields, the header has {len(columns)}")
                 continue
             row = dict(zip(columns, fields))
-            if not (row.get("epoch", "").isascii() and row.get("epoch", "").isdigit()):
-                dropped(path, number, "not a metrics row (no integer epoch)")
-            elif int(row["epoch"]) <= epoch:
+            if not (row.get(key, "").isascii() and row.get(key, "").isdigit()):
+                dropped(path, number, f"not a metrics row (no integer {key})")
+            elif int(row[key]) <= epoch:
                 kept_rows.append(row)
         with open(path, "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=columns)

@@ -80,6 +80,18 @@ def world_size_warning(summary: dict) -> str | None:
             f"up to float summation order, so also --tol)")
 
 
+#: summary fields of a task run that are not its results (timings, counts of the run's own history)
+NOT_RESULTS = ("seed", "world_size", "wall_time_s", "train_time_s", "train_samples_per_s")
+
+
+def results(summary: dict) -> dict:
+    """What a re-run must reproduce: a train run's ``final`` metrics, or a task's numeric summary fields."""
+    if "final" in summary:
+        return dict(summary["final"])
+    return {k: v for k, v in summary.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in NOT_RESULTS}
+
+
 def metric_rows(saved: dict, new: dict, tol: float) -> tuple[list[tuple[str, object, object, str]], bool]:
     """(metric, saved, reproduced, verdict) rows and whether all agree within ``tol``."""
     rows, ok = [], True
@@ -154,6 +166,10 @@ def reproduce(run_dir: Path, out: Path | None = None, tol: float = 0.0, override
                           f"and fork it again with the same overrides")
     from .resume import replay_segments, resume_overrides
     segments = replay_segments(saved)
+    task = saved.get("task", "train")
+    if segments and task != "train":
+        raise SnnrunError(f"reproduce: {run_dir} is a {task} run resumed with config changes; replaying such "
+                          f"resumes is supported for task train only (re-run its config with the changes instead)")
     replays = [(int(r["epoch"]), resume_overrides(r)) for r in segments]
     out = out or _new_dir(run_dir)
     from .kernels import all_kernels, report
@@ -184,7 +200,7 @@ def reproduce(run_dir: Path, out: Path | None = None, tol: float = 0.0, override
     new = json.loads((out / "summary.json").read_text())
     for warning in machine_warnings(saved.get("kernels", {}), new.get("kernels", {}), "re-run", field="ran"):
         print(f"snnrun: warning: {warning}", file=sys.stderr)
-    rows, ok = metric_rows(saved.get("final", {}), new.get("final", {}), tol)
+    rows, ok = metric_rows(*(results(summary) for summary in (saved, new)), tol)
     width = max([len(r[0]) for r in rows] + [6])
     print(f"{'metric'.ljust(width)}  {'saved':>14}  {'reproduced':>14}")
     for key, a, b, verdict in rows:

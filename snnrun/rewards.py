@@ -21,10 +21,20 @@ REWARDS = Registry("reward")
 
 
 class Reward:
+    #: the attributes that carry over from one delivery to the next (saved in checkpoints)
+    STATE: tuple[str, ...] = ("last",)
+
     def __init__(self, params, dt: float = 1.0):
         self.params = params
         self.dt = dt
         self.last: torch.Tensor | None = None
+
+    def state_dict(self) -> dict:
+        return {name: getattr(self, name) for name in self.STATE}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name in self.STATE:
+            setattr(self, name, state.get(name))
 
     def __call__(self, scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         self.last = self.compute(scores, target)
@@ -91,6 +101,8 @@ class DopamineReward(Reward):
     Each call adds the correctness reward (as ``global_reward``) to the concentration D,
     after decaying it by ``exp(−elapsed/τ_d)``; ``elapsed`` defaults to one sample of
     ``interval`` ms. ``level()`` returns D [B]."""
+
+    STATE = ("last", "concentration")
 
     @dataclass
     class Params:

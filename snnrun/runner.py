@@ -17,14 +17,14 @@ from . import checkpoint
 from .activity import ActivityCheck, ActivityError
 from .build import Experiment
 from .distributed import DataParallel
-from .batch_loop import BatchLoop, Interrupted  # noqa: F401 (Interrupted is re-exported)
+from .batch_loop import BatchLoop
 from .errors import SnnrunError
-from .faults import StopSignals, check_writable, find_nonfinite, finish_then_summarise
+from .faults import Interrupted, StopSignals, check_writable, find_nonfinite, finish_then_summarise
 from .loggers import MetricLogger, truncate_after
 from .monitors import Instruments
 from .optim import advance_scheduler, configured_lr, optimizer_compatible, schedule_compatible
 from .reproducibility import rng_state, set_rng_state, state_bytes, state_tensor, versions
-from .resume import config_changes
+from .services import resume_record
 from .kernels import report as kernel_report
 from .tally import epoch_line
 
@@ -221,9 +221,8 @@ class Runner(BatchLoop):
         if self.epoch > exp.trainer.epochs:
             raise SnnrunError(f"resume: trainer.epochs={exp.trainer.epochs} is fewer than the {self.epoch} epochs "
                               f"{path} holds; set trainer.epochs to {self.epoch} or more")
-        overrides = list(getattr(resume, "overrides", ()))
-        changes = config_changes(state.get("config_yaml"), self.config_yaml) if self.config_yaml and \
-            state.get("config_yaml") else {}
+        record = resume_record(resume, self.epoch, state.get("config_yaml"), self.config_yaml)
+        overrides, changes = record["overrides"], record["changes"]
         carried = [k for k in ("optimizer", "scheduler") if self.carried[k]]
         if source is not None:
             self.forked_from = {"run_dir": str(source), "epoch": self.epoch, "checkpoint": path.name,
@@ -232,7 +231,7 @@ class Runner(BatchLoop):
             log.info("forking %s at epoch %d into %s; carried over: model, decoder, learners, RNG%s; changed: %s",
                      source, self.epoch, self.run_dir, "".join(", " + k for k in carried), ", ".join(changes) or "nothing")
         else:
-            self.history.append({"epoch": self.epoch, "overrides": overrides, "changes": changes})
+            self.history.append(record)
             if self.dist.is_main:
                 truncate_after(self.run_dir, self.epoch)
             log.info("resuming %s from epoch %d%s", self.run_dir, self.epoch,

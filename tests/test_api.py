@@ -327,7 +327,8 @@ def test_the_docs_example_runs(tmp_path, monkeypatch):
 def test_tasks_other_than_train_run_too(tmp_path):
     result = snnrun.run(["experiment=current_clamp", "clamp.duration=20", "plots=off"], run_dir=tmp_path / "clamp",
                         verbose=False)
-    assert result.status == "completed" and result.summary["task"] == "current_clamp" and result.metrics == []
+    assert result.status == "completed" and result.summary["task"] == "current_clamp" and \
+        [r["steps"] for r in result.metrics] == [200]
     assert (tmp_path / "clamp" / "fi_curve.csv").is_file() and (tmp_path / "clamp" / ".hydra" / "config.yaml").is_file()
-    with pytest.raises(SnnrunError, match=r"^load_run: .*last.pt not found; this run has no checkpoints$"):
+    with pytest.raises(SnnrunError, match=r"^load_run: .*last.pt holds no model weights$"):
         snnrun.load_run(tmp_path / "clamp", "last")

@@ -279,7 +279,8 @@ def test_full_disk_in_another_task_is_one_line(tmp_path):
     run_dir = tmp_path / "run"
     prelude = ("import resource, signal\nsignal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
                "resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))")
-    proc = run_cli_with(prelude, "experiment=current_clamp", "clamp.duration=5000", "network.dt=1.0",
+    proc = run_cli_with(prelude, "experiment=current_clamp", "clamp.duration=5000", "clamp.checkpoint_every=5000",
+                        "network.dt=1.0",
                         f"clamp.current=[{','.join(str(0.1 * k) for k in range(50))}]", f"hydra.run.dir={run_dir}",
                         cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr[-2000:]

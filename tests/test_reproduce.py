@@ -63,3 +63,23 @@ def test_machine_warnings_name_cpu_and_kernel_differences():
     assert machine_warnings(saved, here, "re-run", field="ran") == ["kernel bernoulli ran: saved compiled, re-run reference"]
     assert machine_warnings(saved, saved) == [] and machine_warnings(saved, saved, field="ran") == []
     assert machine_warnings({}, here) == ["the saved run does not record its CPU and compiled kernels"]
+
+
+def test_reproduce_compares_a_task_runs_results(tmp_path):
+    """A protocol task has no epochs' ``final``: its numeric summary fields are compared (a re-run is
+    never 'reproduced' for want of anything to compare)."""
+    from snnrun.reproduce import results
+
+    run = tmp_path / "window"
+    first = run_cli("experiment=stdp_window", "protocol.dt_step=25", "protocol.pairings=2", "plots=off",
+                    f"hydra.run.dir={run}", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    saved = json.loads((run / "summary.json").read_text())
+    assert {"max_dw", "min_dw", "points"} <= set(results(saved)) and "seed" not in results(saved)
+    out = run_cli("reproduce", str(run), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "max_dw" in out.stdout and "DIFFERS" not in out.stdout and "reproduced (tolerance 0)" in out.stdout
+    saved["max_dw"] *= 1.5  # a tampered result is caught
+    (run / "summary.json").write_text(json.dumps(saved))
+    out = run_cli("reproduce", str(run), "--out", str(tmp_path / "again"), cwd=tmp_path)
+    assert "max_dw" in out.stdout and "DIFFERS" in out.stdout and "NOT reproduced" in out.stdout

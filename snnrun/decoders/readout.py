@@ -170,8 +170,19 @@ class LabelAssignment(Decoder):
         per_class = onehot.sum(0).clamp(min=1)
         return (counts @ onehot) / per_class
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+    def get_extra_state(self) -> dict:
+        """The responses observed since the last assignment, so that a checkpoint taken in the middle
+        of an assignment pass resumes it exactly."""
+        return {"sums": self._sums, "counts": self._counts}
+
+    def set_extra_state(self, state: dict) -> None:
+        self._sums, self._counts = state.get("sums"), state.get("counts")
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, *args, **kwargs):
         for name in ("assignments", "proportions", "class_rates"):
             if prefix + name in state_dict:
                 setattr(self, name, torch.empty_like(state_dict[prefix + name]))
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, *args, **kwargs)
+        if prefix + "_extra_state" in missing_keys:  # a checkpoint written before any response was kept
+            missing_keys.remove(prefix + "_extra_state")
+            self._sums = self._counts = None

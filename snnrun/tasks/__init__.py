@@ -72,8 +72,9 @@ def execute(cfg, run_dir, resume=False) -> dict:
     """Run ``cfg.task`` (default ``train``) into ``run_dir`` and return its summary: what ``snnrun``
     and :func:`snnrun.api.run` do once the run directory is set up. Under ``torchrun`` the process
     joins its group first and the run directory is rank 0's. A full disk is a one-line
-    :class:`~snnrun.errors.SnnrunError`; a task other than ``train`` draws its figures after it
-    ran (``train`` draws its own). Prints nothing and never exits the process."""
+    :class:`~snnrun.errors.SnnrunError`. Every task draws its figures before it writes
+    ``summary.json`` (the runner's or :class:`snnrun.services.RunServices`'s last file). Prints
+    nothing and never exits the process."""
     from pathlib import Path
 
     from .. import distributed
@@ -92,7 +93,4 @@ def execute(cfg, run_dir, resume=False) -> dict:
                           f"then resume or re-run") from None
     finally:
         distributed.teardown()
-    if task != "train":  # the train task draws its own figures (Runner)
-        from ..plots import plot_after_task
-        plot_after_task(cfg.get("plots"), run_dir)
     return summary

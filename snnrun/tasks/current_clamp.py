@@ -9,12 +9,23 @@ clamp.duration=<ms> network.dt=<ms>`` simulates ``len(amplitudes)`` neurons of t
 - ``spike_times.csv``: ``neuron, current, time_ms``;
 - ``fi_curve.csv``: ``neuron, current, spikes, rate_hz`` (rate over the time the current is on);
 - ``summary.json``.
+
+It runs with the run services (:mod:`snnrun.services`): the neuron module is called on chunks of
+``clamp.checkpoint_every`` ms, each call continuing from the state the last one left
+(``Neuron.state``: every built-in model steps from it, so the chunks give exactly the one-call
+result). After each chunk a metrics row (``steps, time_ms, spikes``: spikes so far) goes to
+``logger.sinks`` and the state is checkpointed: the neuron's state and buffers, the recorded ``v``
+and spikes so far, the RNG state (escape noise). ``snnrun resume RUN_DIR`` (after SIGINT/SIGTERM,
+status ``interrupted``, or a crash) continues from there and writes the same files. A model that
+keeps no ``NamedTuple`` state between calls is simulated again in one call, checkpointed only at
+the end (a warning says so).
 """
 
 from __future__ import annotations
 
+import copy
 import csv
-import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,9 +38,11 @@ from ..build import protocol_config
 from ..errors import ConfigError, DataError
 from ..network import NetworkParams
 from ..neurons import NEURONS
-from ..reproducibility import versions
-from ..kernels import report as kernel_report
+from ..reproducibility import rng_state, set_rng_state
 from ..schema import param, parse_params
+from ..services import RunServices
+
+log = logging.getLogger("snnrun")
 
 
 @dataclass
@@ -41,6 +54,8 @@ class ClampParams:
     offset: float | None = param(None, unit="ms", help="when a step/ramp ends (null = end)")
     duration: float = param(200.0, unit="ms", gt=0, help="simulated time")
     population: str = param("cell", help="name used for the monitor file")
+    checkpoint_every: float = param(1000.0, unit="ms", gt=0, help="simulated time between checkpoints (and "
+                                                                  "metrics rows); a resume continues from the last")
 
 
 def clamp_current(p: ClampParams, dt: float, key: str = "clamp") -> torch.Tensor:
@@ -91,12 +106,12 @@ CONFIG_KEYS = ("clamp",)
 
 
 def _build(cfg: DictConfig):
-    """(config, clamp params, network params, current [T, N], neuron module) of the protocol."""
-    config, p, _ = protocol_config(cfg, "clamp", ClampParams)
+    """(config, clamp params, network params, current [T, N], neuron module, seed) of the protocol."""
+    config, p, seed = protocol_config(cfg, "clamp", ClampParams)
     net = parse_params(NetworkParams, config.get("network") or {}, "network")
     current = clamp_current(p, net.dt)
     neuron = NEURONS.build(config.get("neuron"), "neuron", shape=(current.shape[1],), dt=net.dt).double()
-    return config, p, net, current, neuron
+    return config, p, net, current, neuron, seed
 
 
 def check(cfg: DictConfig) -> list[str]:
@@ -105,14 +120,82 @@ def check(cfg: DictConfig) -> list[str]:
     return []
 
 
+#: metrics rows: one per chunk of ``checkpoint_every`` ms (steps and time simulated, spikes so far)
+COLUMNS = ["steps", "time_ms", "spikes"]
+
+
+def _neuron_state(neuron) -> dict | None:
+    """The neuron module's state between calls (``self.state``, a NamedTuple of tensors) as a dict,
+    or None when it keeps none (or one of another kind) there."""
+    state = neuron.state
+    if isinstance(state, tuple) and hasattr(state, "_asdict") and all(
+            isinstance(v, torch.Tensor) for v in state):
+        return dict(state._asdict())
+    return None
+
+
 def run(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict:
-    """Simulate the top-level ``neuron`` model under ``clamp`` and record it (see module docstring)."""
-    config, p, net, current, neuron = _build(cfg)
+    """Simulate the top-level ``neuron`` model under ``clamp`` and record it (see module docstring);
+    ``resume`` continues from the run directory's last checkpoint."""
+    config, p, net, current, neuron, seed = _build(cfg)
     steps, count = current.shape
-    with torch.no_grad():
-        spikes, traces = neuron(current[:, None, :], record=("v",))
-    spikes, v = spikes[:, 0].numpy(), traces["v"][:, 0].numpy()
+    chunk = max(1, int(round(p.checkpoint_every / net.dt)))
     run_dir = Path(run_dir)
+    services = RunServices.from_config(cfg, run_dir, "current_clamp", seed, COLUMNS, "steps")
+
+    def snapshot(done: int, spikes: list, v: list, carried: dict | None) -> dict:
+        return {"steps_done": done, "neuron": neuron.state_dict(), "neuron_state": carried,
+                "spikes": torch.cat(spikes) if spikes else current.new_zeros(0, count),
+                "v": torch.cat(v) if v else current.new_zeros(0, count)}
+
+    def body(services: RunServices, state: dict | None) -> dict:
+        nonlocal chunk
+        if state is None:
+            done, spikes, v = 0, [], []
+            services.checkpoint(0, snapshot(0, spikes, v, None))
+        else:
+            done, spikes, v = int(state["steps_done"]), [state["spikes"]], [state["v"]]
+            neuron.load_state_dict(state["neuron"])
+            if state["neuron_state"] is not None:  # the state the next call steps from
+                rest = neuron.initial_state((1, count), current.device, current.dtype)
+                neuron.state = rest._replace(**state["neuron_state"])
+        total = int(sum(s.sum() for s in spikes))
+        initial = (rng_state(), copy.deepcopy(neuron.state_dict())) if done == 0 else None
+        while done < steps:
+            services.poll(f"step {done}/{steps}")
+            end = min(done + chunk, steps)
+            with torch.no_grad():
+                out, traces = neuron(current[done:end, None, :], record=("v",))
+            carried = _neuron_state(neuron)
+            if carried is None and end < steps and initial is not None:
+                # a model that keeps no state between calls (or none a checkpoint can hold): chunks would not
+                # continue each other exactly, so the whole run again in one call, checkpointed at its end
+                log.warning("current_clamp: neuron %s keeps no NamedTuple state between calls (self.state); "
+                            "simulating the whole run in one call, without intermediate checkpoints",
+                            config["neuron"]["name"])
+                set_rng_state(initial[0])
+                neuron.load_state_dict(initial[1])
+                neuron.reset()
+                chunk = steps
+                continue
+            spikes.append(out[:, 0])
+            v.append(traces["v"][:, 0])
+            total += int(out.sum())
+            done = end
+            services.log({"steps": done, "time_ms": done * net.dt, "spikes": total})
+            if done < steps:
+                services.checkpoint(done, snapshot(done, spikes, v, carried))
+        fields = _write_outputs(config, p, net, current, torch.cat(spikes).numpy(), torch.cat(v).numpy(), run_dir)
+        services.checkpoint(steps, snapshot(steps, spikes, v, _neuron_state(neuron)))  # the final state
+        return fields
+
+    return services.run(body, resume)
+
+
+def _write_outputs(config: dict, p: ClampParams, net, current: torch.Tensor, spikes: np.ndarray, v: np.ndarray,
+                   run_dir: Path) -> dict:
+    """``monitors/<population>.npz``, ``spike_times.csv`` and ``fi_curve.csv``; returns the summary fields."""
+    steps, count = current.shape
     (run_dir / "monitors").mkdir(parents=True, exist_ok=True)
     time_ms = (np.arange(steps) + 1) * net.dt
     np.savez(run_dir / "monitors" / f"{p.population}.npz", v=v, spikes=spikes, time_ms=time_ms,
@@ -134,9 +217,5 @@ def run(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict:
             rate = total / (on_ms / 1000.0) if on_ms > 0 else 0.0
             fi.append({"current": labels[n], "spikes": total, "rate_hz": rate})
             writer.writerow([n, labels[n], total, rate])
-    summary = {"status": "completed", "task": "current_clamp", "neuron": config["neuron"]["name"],
-               "dt_ms": net.dt, "duration_ms": p.duration, "steps": steps, "fi_curve": fi,
-               "versions": versions(), "kernels": kernel_report(), "run_dir": str(run_dir),
-               "message": "f-I: " + ", ".join(f"{r['current']:g} -> {r['rate_hz']:.1f} Hz" for r in fi)}
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
+    return {"neuron": config["neuron"]["name"], "dt_ms": net.dt, "duration_ms": p.duration, "steps": steps,
+            "fi_curve": fi, "message": "f-I: " + ", ".join(f"{r['current']:g} -> {r['rate_hz']:.1f} Hz" for r in fi)}

@@ -21,22 +21,27 @@ count > ``reward.threshold``) iff ``function(x1, x2)`` is 1 (``xor``: x1 ≠ x2,
 (``mstdpet`` by default) for each trial. Writes ``metrics.csv`` (``trial, reward, accuracy``,
 averaged over ``log_every`` trials; the reward is the learner's, accuracy the fraction of the four
 patterns answered right) and ``summary.json`` with the first and last rows.
+
+It runs with the run services (:mod:`snnrun.services`): the rows also go to the other
+``logger.sinks`` (TensorBoard, MLflow, ...; step = trial), and every ``log_every`` trials the state
+is checkpointed (``checkpoints/last.pt``, ``prev.pt``): network weights, the learners' state and
+their reward signal's running state, the input noise generator, the rows so far and the RNG state.
+``snnrun resume RUN_DIR`` (after SIGINT/SIGTERM, status ``interrupted``, or a crash) continues from
+there and ends as the uninterrupted run.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
 
+from .. import checkpoint
 from ..errors import ConfigError
-from ..reproducibility import versions
-from ..kernels import report as kernel_report
 from ..schema import param
+from ..services import RunServices
 
 
 @dataclass
@@ -101,46 +106,64 @@ def check(cfg: DictConfig) -> list[str]:
     return []
 
 
+#: metrics.csv columns: one row per ``log_every`` trials (means over them) and at the last trial
+COLUMNS = ["trial", "reward", "accuracy"]
+
+
 def run(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict:
-    """Train ``xor.function`` with a reward-modulated rule (module docstring)."""
+    """Train ``xor.function`` with a reward-modulated rule (module docstring); ``resume`` continues
+    from the run directory's last checkpoint."""
     config, seed, p, net, learners = _build(cfg)
     noise = torch.Generator().manual_seed(seed)
-    x, target = xor_inputs(p, net.time_steps, net.dt, noise)
-    rows, window = [], []
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    for trial in range(1, p.trials + 1):
-        if p.coding != "patterns" and trial > 1:
-            x, target = xor_inputs(p, net.time_steps, net.dt, noise)
-        net.reset()
-        for lr in learners:
-            lr.begin_sample(4)
-        net.step_hook = lambda t, now, prev: [lr.on_step(t, now, prev) for lr in learners]
-        with torch.no_grad():
-            out = net(x)
-        net.step_hook = None
-        scores = out.spikes[net.output].sum(0).reshape(4, -1)
-        reward = 0.0
-        for lr in learners:
-            reward = lr.end_sample(scores, target).get("reward", reward)
-        threshold = getattr(getattr(learners[0], "reward", None), "params", None)
-        threshold = getattr(threshold, "threshold", 0.5)
-        accuracy = float(((scores[:, -1] > threshold).long() == target).float().mean())
-        window.append((reward, accuracy))
-        if trial % p.log_every == 0 or trial == p.trials:
-            rows.append({"trial": trial, "reward": sum(r for r, _ in window) / len(window),
-                         "accuracy": sum(a for _, a in window) / len(window)})
-            window = []
-    with open(run_dir / "metrics.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["trial", "reward", "accuracy"])
-        writer.writeheader()
-        writer.writerows(rows)
-    summary = {"status": "completed", "task": "rstdp_xor", "function": p.function,
-               "learner": config["learner"]["name"], "trials": p.trials,
-               "first_reward": rows[0]["reward"], "last_reward": rows[-1]["reward"],
-               "first_accuracy": rows[0]["accuracy"], "last_accuracy": rows[-1]["accuracy"], "seed": seed,
-               "versions": versions(), "kernels": kernel_report(), "run_dir": str(run_dir),
-               "message": f"mean reward {rows[0]['reward']:+.2f} (first {p.log_every} trials) -> "
-                          f"{rows[-1]['reward']:+.2f} (last {p.log_every}); accuracy {rows[-1]['accuracy']:.2f}"}
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
+    inputs = list(xor_inputs(p, net.time_steps, net.dt, noise))  # [x, target]: re-drawn per trial unless patterns
+    threshold = getattr(getattr(learners[0], "reward", None), "params", None)
+    threshold = getattr(threshold, "threshold", 0.5)
+    services = RunServices.from_config(cfg, run_dir, "rstdp_xor", seed, COLUMNS, "trial")
+    services.register_generator("noise", noise)
+
+    def snapshot(trial: int, rows: list[dict]) -> dict:
+        return {"model": net.state_dict(), "learners": [lr.state_dict() for lr in learners],  # rewards' state too
+                "trial": trial, "rows": rows}
+
+    def body(services: RunServices, state: dict | None) -> dict:
+        if state is None:
+            rows, done = [], 0
+            services.checkpoint(0, snapshot(0, rows))
+        else:
+            checkpoint.check_fits(net.state_dict(), state["model"], "the model", "the checkpoint")
+            net.load_state_dict(state["model"])
+            for lr, learner_state in zip(learners, state["learners"]):
+                lr.load_state_dict(learner_state)
+            rows, done = [dict(r) for r in state["rows"]], int(state["trial"])
+        window = []
+        for trial in range(done + 1, p.trials + 1):
+            services.poll(f"trial {trial}/{p.trials}")
+            if p.coding != "patterns" and trial > 1:
+                inputs[:] = xor_inputs(p, net.time_steps, net.dt, noise)
+            x, target = inputs
+            net.reset()
+            for lr in learners:
+                lr.begin_sample(4)
+            net.step_hook = lambda t, now, prev: [lr.on_step(t, now, prev) for lr in learners]
+            with torch.no_grad():
+                out = net(x)
+            net.step_hook = None
+            scores = out.spikes[net.output].sum(0).reshape(4, -1)
+            reward = 0.0
+            for lr in learners:
+                reward = lr.end_sample(scores, target).get("reward", reward)
+            accuracy = float(((scores[:, -1] > threshold).long() == target).float().mean())
+            window.append((reward, accuracy))
+            if trial % p.log_every == 0 or trial == p.trials:
+                rows.append({"trial": trial, "reward": sum(r for r, _ in window) / len(window),
+                             "accuracy": sum(a for _, a in window) / len(window)})
+                window = []
+                services.log(rows[-1])
+                services.checkpoint(trial, snapshot(trial, rows))
+        return {"function": p.function, "learner": config["learner"]["name"], "trials": p.trials,
+                "first_reward": rows[0]["reward"], "last_reward": rows[-1]["reward"],
+                "first_accuracy": rows[0]["accuracy"], "last_accuracy": rows[-1]["accuracy"],
+                "message": f"mean reward {rows[0]['reward']:+.2f} (first {p.log_every} trials) -> "
+                           f"{rows[-1]['reward']:+.2f} (last {p.log_every}); accuracy {rows[-1]['accuracy']:.2f}"}
+
+    return services.run(body, resume)

@@ -8,12 +8,17 @@ starts after ``|dt_min|`` ms so every spike lies inside the simulation). Reward-
 rules receive a positive reward at the end (a correct one-class score). Writes
 ``<run dir>/stdp_window.csv`` (``dt_ms, dw``; dw = final − initial weight),
 ``stdp_window.png`` when matplotlib is installed, and ``summary.json``.
+
+It runs with the run services (:mod:`snnrun.services`): each Δt's row (``point, dt_ms, dw``) goes
+to ``logger.sinks`` (``metrics.csv``/``.jsonl``, TensorBoard, ...) as it is measured, followed by a
+checkpoint of the rows so far, so ``snnrun resume RUN_DIR`` (after SIGINT/SIGTERM, status
+``interrupted``, or a crash) measures only the Δt values still missing; each Δt's synapse starts
+afresh, so the window equals the uninterrupted run's.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,11 +27,10 @@ from omegaconf import DictConfig
 
 from ..build import protocol_config
 from ..errors import ConfigError
-from ..network import NetworkParams, build_network
-from ..reproducibility import versions
-from ..kernels import report as kernel_report
-from ..schema import param, parse_params
 from ..learning.local import parse_learners
+from ..network import NetworkParams, build_network
+from ..schema import param, parse_params
+from ..services import RunServices
 
 
 @dataclass
@@ -39,10 +43,8 @@ class ProtocolParams:
     w0: float = param(0.5, help="initial weight")
 
 
-def measure_window(learner_node: dict, p: ProtocolParams, dt: float, key: str = "learner",
-                   dry_run: bool = False) -> list[tuple[float, float]]:
-    """``[(Δt, Δw)]`` of the rule described by ``learner_node`` under the pairing protocol
-    (``dry_run``: build the first pairing's network and learner, simulate nothing, return [])."""
+def _check(learner_node: dict, p: ProtocolParams, key: str):
+    """The rule's spec, the protocol's timing checked."""
     if p.dt_min > p.dt_max:
         raise ConfigError(f"protocol.dt_min: {p.dt_min} is larger than dt_max = {p.dt_max}")
     period = 1000.0 / p.frequency
@@ -53,74 +55,108 @@ def measure_window(learner_node: dict, p: ProtocolParams, dt: float, key: str = 
     if spec.cls.gradient:
         raise ConfigError(f"{key}.name: '{learner_node.get('name')}' is a gradient learner; the pairing protocol "
                           f"needs a local rule (stdp, postpre, mstdp, mstdpet, ...)")
-    offset = abs(min(p.dt_min, 0.0))
+    return spec
+
+
+def window_points(p: ProtocolParams) -> list[float]:
+    """The Δt values (ms) of the protocol: ``dt_min`` to ``dt_max`` by ``dt_step``."""
     n = int(round((p.dt_max - p.dt_min) / p.dt_step)) + 1
-    results = []
-    for i in range(n):
-        delta = p.dt_min + i * p.dt_step
-        steps = int(round((offset + (p.pairings - 1) * period + max(delta, 0.0) + 2 * dt) / dt)) + 1
-        pre_steps = {int(round((offset + k * period) / dt)) for k in range(p.pairings)}
-        post_steps = {int(round((offset + k * period + delta) / dt)) for k in range(p.pairings)}
-        node = {"dt": dt, "duration": steps * dt, "populations": {"pre": {"shape": 1}, "post": {"shape": 1}},
-                "projections": {"syn": {"from": "pre", "to": "post",
-                                        "synapse": {"name": "dense", "init": "constant", "value": p.w0}}}}
-        net = build_network(node, {"name": "lif"}, (1,)).double()
-        learner = spec.cls(spec.params, network=net, key=key)
-        if dry_run:
-            return []
-        learner.begin_sample(1)
-        weight = net.projections["syn"].stages[0].weight
-        start = weight.detach().clone()
-        start_w = float(start.item())
-        zero, one = torch.zeros(1, 1, dtype=torch.float64), torch.ones(1, 1, dtype=torch.float64)
-        previous: dict = {}
-        for t in range(steps):
-            now = {"pre": one if t in pre_steps else zero, "post": one if t in post_steps else zero}
-            learner.on_step(t, now, previous)
-            previous = now
-        learner.end_sample(torch.ones(1, 1, dtype=torch.float64), torch.tensor([1 if learner_node.get("name") == "tempotron" else 0]))
-        results.append((delta, float(weight.detach().item()) - start_w))
-    return results
+    return [p.dt_min + i * p.dt_step for i in range(n)]
+
+
+def _pairing(spec, learner_node: dict, p: ProtocolParams, dt: float, delta: float, key: str,
+             dry_run: bool = False) -> float | None:
+    """Δw of one synapse under ``pairings`` pre/post pairs at ``delta`` (a fresh network and learner;
+    ``dry_run``: build them, simulate nothing, None)."""
+    period = 1000.0 / p.frequency
+    offset = abs(min(p.dt_min, 0.0))
+    steps = int(round((offset + (p.pairings - 1) * period + max(delta, 0.0) + 2 * dt) / dt)) + 1
+    pre_steps = {int(round((offset + k * period) / dt)) for k in range(p.pairings)}
+    post_steps = {int(round((offset + k * period + delta) / dt)) for k in range(p.pairings)}
+    node = {"dt": dt, "duration": steps * dt, "populations": {"pre": {"shape": 1}, "post": {"shape": 1}},
+            "projections": {"syn": {"from": "pre", "to": "post",
+                                    "synapse": {"name": "dense", "init": "constant", "value": p.w0}}}}
+    net = build_network(node, {"name": "lif"}, (1,)).double()
+    learner = spec.cls(spec.params, network=net, key=key)
+    if dry_run:
+        return None
+    learner.begin_sample(1)
+    weight = net.projections["syn"].stages[0].weight
+    start_w = float(weight.detach().clone().item())
+    zero, one = torch.zeros(1, 1, dtype=torch.float64), torch.ones(1, 1, dtype=torch.float64)
+    previous: dict = {}
+    for t in range(steps):
+        now = {"pre": one if t in pre_steps else zero, "post": one if t in post_steps else zero}
+        learner.on_step(t, now, previous)
+        previous = now
+    learner.end_sample(torch.ones(1, 1, dtype=torch.float64), torch.tensor([1 if learner_node.get("name") == "tempotron" else 0]))
+    return float(weight.detach().item()) - start_w
+
+
+def measure_window(learner_node: dict, p: ProtocolParams, dt: float, key: str = "learner",
+                   dry_run: bool = False) -> list[tuple[float, float]]:
+    """``[(Δt, Δw)]`` of the rule described by ``learner_node`` under the pairing protocol
+    (``dry_run``: build the first pairing's network and learner, simulate nothing, return [])."""
+    spec = _check(learner_node, p, key)
+    deltas = window_points(p)
+    if dry_run:
+        _pairing(spec, learner_node, p, dt, deltas[0], key, dry_run=True)
+        return []
+    return [(delta, _pairing(spec, learner_node, p, dt, delta, key)) for delta in deltas]
 
 
 CONFIG_KEYS = ("protocol",)
+#: metrics rows: one per Δt (``point`` = its 1-based index)
+COLUMNS = ["point", "dt_ms", "dw"]
 
 
 def _build(cfg: DictConfig):
-    """(config, protocol params, network params) of the protocol, its learner checked."""
-    config, p, _ = protocol_config(cfg, "protocol", ProtocolParams)
+    """(config, protocol params, network params, seed) of the protocol, its learner checked."""
+    config, p, seed = protocol_config(cfg, "protocol", ProtocolParams)
     net = parse_params(NetworkParams, config.get("network") or {}, "network")
-    return config, p, net
+    return config, p, net, seed
 
 
 def check(cfg: DictConfig) -> list[str]:
     """The protocol's build as a dry run: its parameters, and the learner built on the first
     pairing's network (nothing simulated)."""
-    config, p, net = _build(cfg)
+    config, p, net, _ = _build(cfg)
     measure_window(dict(config["learner"]), p, net.dt, dry_run=True)
     return []
 
 
 def run(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict:
-    """Run the pairing protocol for the configured ``learner`` (see module docstring)."""
-    config, p, net = _build(cfg)
-    rows = measure_window(dict(config["learner"]), p, net.dt)
+    """Run the pairing protocol for the configured ``learner`` (see module docstring); ``resume``
+    continues from the run directory's last checkpoint (the Δt measured so far)."""
+    config, p, net, seed = _build(cfg)
+    node = dict(config["learner"])
+    spec = _check(node, p, "learner")
+    deltas = window_points(p)
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / "stdp_window.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["dt_ms", "dw"])
-        writer.writerows(rows)
-    plot = _plot(rows, run_dir / "stdp_window.png", config["learner"]["name"])
-    ltp = max(rows, key=lambda r: r[1])
-    ltd = min(rows, key=lambda r: r[1])
-    summary = {"status": "completed", "task": "stdp_window", "learner": config["learner"]["name"],
-               "dt_ms": net.dt, "points": len(rows), "max_dw": ltp[1], "max_dw_at_ms": ltp[0],
-               "min_dw": ltd[1], "min_dw_at_ms": ltd[0], "plot": plot, "versions": versions(), "kernels": kernel_report(), "run_dir": str(run_dir),
-               "message": f"window of {config['learner']['name']}: max dw {ltp[1]:.4g} at {ltp[0]:g} ms, "
-                          f"min dw {ltd[1]:.4g} at {ltd[0]:g} ms -> {run_dir / 'stdp_window.csv'}"}
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
+    services = RunServices.from_config(cfg, run_dir, "stdp_window", seed, COLUMNS, "point")
+
+    def body(services: RunServices, state: dict | None) -> dict:
+        rows = [] if state is None else [(float(a), float(b)) for a, b in state["rows"]]
+        if state is None:
+            services.checkpoint(0, {"rows": []})
+        for i in range(len(rows), len(deltas)):
+            services.poll(f"Δt {deltas[i]:g} ms ({i + 1}/{len(deltas)})")
+            rows.append((deltas[i], _pairing(spec, node, p, net.dt, deltas[i], "learner")))
+            services.log({"point": i + 1, "dt_ms": rows[-1][0], "dw": rows[-1][1]})
+            services.checkpoint(i + 1, {"rows": [list(r) for r in rows]})
+        with open(run_dir / "stdp_window.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["dt_ms", "dw"])
+            writer.writerows(rows)
+        plot = _plot(rows, run_dir / "stdp_window.png", node["name"])
+        ltp = max(rows, key=lambda r: r[1])
+        ltd = min(rows, key=lambda r: r[1])
+        return {"learner": node["name"], "dt_ms": net.dt, "points": len(rows), "max_dw": ltp[1],
+                "max_dw_at_ms": ltp[0], "min_dw": ltd[1], "min_dw_at_ms": ltd[0], "plot": plot,
+                "message": f"window of {node['name']}: max dw {ltp[1]:.4g} at {ltp[0]:g} ms, "
+                           f"min dw {ltd[1]:.4g} at {ltd[0]:g} ms -> {run_dir / 'stdp_window.csv'}"}
+
+    return services.run(body, resume)
 
 
 def _plot(rows, path: Path, title: str) -> str | None:

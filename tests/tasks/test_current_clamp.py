@@ -1,4 +1,5 @@
-"""The current-clamp task: recorded arrays, f–I table, waveforms, trace files."""
+"""The current-clamp task: recorded arrays, f–I table, waveforms, trace files; an interrupted run
+resumed exactly; metrics in TensorBoard."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import numpy as np
 import pytest
 
 from conftest import compose_config, run_cli
+from snnrun.tasks import current_clamp as clamp_task
 from snnrun.tasks.current_clamp import run as current_clamp
 from snnrun.errors import DataError
+from stopping import stop_after_checkpoints, tensorboard_scalars
 
 
 def clamp(tmp_path, *overrides):
@@ -68,3 +71,56 @@ def test_step_offset_before_onset_is_a_config_error(tmp_path):
     from snnrun.errors import ConfigError
     with pytest.raises(ConfigError, match=r"clamp.offset: 5.0 ms must be after clamp.onset \(10.0 ms\)"):
         clamp(tmp_path, "clamp.shape=step", "clamp.onset=10", "clamp.offset=5", "network.dt=1.0")
+
+
+#: escape noise: every step draws from the global RNG, which a resume must restore
+NOISY = ["neuron=lif", "neuron.escape_noise=true", "neuron.delta_u=0.3", "clamp.current=[0.8,1.5,3.0]",
+         "clamp.duration=50", "network.dt=0.1", "++clamp.checkpoint_every=10", "plots=off"]
+OUTPUTS = ("fi_curve.csv", "spike_times.csv", "metrics.csv")
+
+
+def same_recording(run, reference, files=OUTPUTS):
+    for name in files:
+        assert (run / name).read_text() == (reference / name).read_text(), name
+    with np.load(run / "monitors" / "cell.npz") as a, np.load(reference / "monitors" / "cell.npz") as b:
+        assert sorted(a.files) == sorted(b.files)
+        for key in a.files:
+            assert np.array_equal(a[key], b[key]), key
+
+
+def test_chunks_continue_the_neuron_state_and_an_interrupted_run_resumes_exactly(tmp_path, monkeypatch):
+    """Five chunks of 100 steps equal one call over the 500 steps (the neuron module carries its state
+    between calls); SIGTERM after the second chunk's checkpoint, resume: the same recording."""
+    one_call, _ = clamp(tmp_path / "one", *NOISY, "++clamp.checkpoint_every=50")  # 500 steps in one chunk
+    reference, _ = clamp(tmp_path / "reference", *NOISY)
+    same_recording(tmp_path / "reference", tmp_path / "one", OUTPUTS[:2])
+    assert [int(r["steps"]) for r in csv.DictReader(open(tmp_path / "reference" / "metrics.csv"))] == \
+        [100, 200, 300, 400, 500]
+    saved = stop_after_checkpoints(monkeypatch, 3)
+    stopped, run = clamp(tmp_path / "run", *NOISY)
+    assert stopped["status"] == "interrupted" and stopped["checkpoint"] == {"steps": 200} and saved == [0, 100, 200]
+    assert not (run / "fi_curve.csv").exists()
+    resumed = current_clamp(compose_config(["experiment=current_clamp", *NOISY]), run, True)
+    assert resumed["status"] == "completed" and resumed["resumes"][0]["steps"] == 200
+    assert resumed["fi_curve"] == reference["fi_curve"] and sum(r["spikes"] for r in resumed["fi_curve"]) > 10
+    same_recording(run, tmp_path / "reference")
+
+
+def test_a_model_without_carried_state_runs_in_one_call(tmp_path, monkeypatch):
+    """A neuron module whose state cannot be carried between calls: the run is simulated again in one
+    call (warned), checkpointed only at its end, with the same result."""
+    clamp(tmp_path / "reference", *NOISY)
+    monkeypatch.setattr(clamp_task, "_neuron_state", lambda neuron: None)
+    saved = stop_after_checkpoints(monkeypatch, 0)
+    summary, run = clamp(tmp_path / "run", *NOISY)
+    assert summary["status"] == "completed" and saved == [0, 500]
+    for name in ("fi_curve.csv", "spike_times.csv"):
+        assert (run / name).read_text() == (tmp_path / "reference" / name).read_text()
+
+
+def test_metrics_reach_tensorboard(tmp_path):
+    pytest.importorskip("tensorboard", reason="the TensorBoard sink needs: the `tensorboard` extra")
+    summary, run = clamp(tmp_path, *NOISY, "logger.sinks=[csv,tensorboard]")
+    spikes = tensorboard_scalars(run)["spikes"]
+    assert [step for step, _ in spikes] == [100, 200, 300, 400, 500]
+    assert spikes[-1][1] == sum(r["spikes"] for r in summary["fi_curve"])

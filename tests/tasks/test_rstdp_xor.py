@@ -1,5 +1,5 @@
 """The rstdp_xor task: inputs, targets, its metrics file, the reward delivered at output spikes,
-and XOR learned with escape-noise neurons."""
+XOR learned with escape-noise neurons, an interrupted run resumed exactly, metrics in TensorBoard."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 
+from snnrun import checkpoint
 from snnrun.learning import LEARNERS
 from snnrun.network import build_network
 from snnrun.rewards import REWARDS
@@ -16,6 +17,7 @@ from snnrun.tasks.rstdp_xor import XorParams, xor_inputs
 from snnrun.tasks import get_task
 
 from conftest import compose_config
+from stopping import stop_after_checkpoints, tensorboard_scalars
 
 
 def test_xor_inputs_frozen_patterns_and_targets():
@@ -152,3 +154,47 @@ def test_reduced_xor_learns_with_escape_noise(tmp_path):
     assert summary["first_accuracy"] <= 0.65
     assert summary["last_accuracy"] >= 0.75
     assert summary["last_reward"] > summary["first_reward"] + 2.0
+
+
+SMALL = ["experiment=rstdp_xor", "xor.trials=12", "xor.log_every=3", "network.duration=20",
+         "network.populations.hidden.shape=8", "plots=off"]
+#: a reward whose state (the dopamine concentration) carries over from trial to trial
+DOPAMINE = ["learner=mstdp", "~learner.reward", "+learner.reward={name:da_reward,interval:20}"]
+
+
+@pytest.mark.parametrize("extra", [[], DOPAMINE], ids=["xor_reward", "da_reward"])
+def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch, extra):
+    """Rate-coded inputs re-drawn every trial (the noise generator), escape-noise neurons (the global
+    RNG), the reward's running state: SIGTERM after the checkpoint of trial 3, resume, and the final
+    weights, rows and summary equal the uninterrupted run's."""
+    cfg = compose_config([*SMALL, *extra])
+    task = get_task("rstdp_xor")
+    reference = task.run(cfg, tmp_path / "reference", False)
+    run_dir = tmp_path / "run"
+    saved = stop_after_checkpoints(monkeypatch, 2)
+    stopped = task.run(cfg, run_dir, False)
+    assert stopped["status"] == "interrupted" and stopped["checkpoint"] == {"trial": 3} and saved == [0, 3]
+    assert [r["trial"] for r in csv.DictReader(open(run_dir / "metrics.csv"))] == ["3"]
+    resumed = task.run(cfg, run_dir, True)
+    assert resumed["status"] == "completed" and resumed["resumes"][0]["trial"] == 3
+    for key in ("first_reward", "last_reward", "first_accuracy", "last_accuracy"):
+        assert resumed[key] == reference[key], key
+    assert (run_dir / "metrics.csv").read_text() == (tmp_path / "reference" / "metrics.csv").read_text()
+    final, expected = (checkpoint.load(d / "checkpoints" / "last.pt") for d in (run_dir, tmp_path / "reference"))
+    assert final["trial"] == 12 and final["model"].keys() == expected["model"].keys()
+    for name, weight in expected["model"].items():
+        assert torch.equal(final["model"][name], weight), name
+    reward, expected_reward = final["learners"][0]["reward"], expected["learners"][0]["reward"]
+    assert reward.keys() == expected_reward.keys() and ("concentration" in reward) == bool(extra)
+    for name, value in expected_reward.items():
+        assert (value is None and reward[name] is None) or torch.equal(reward[name], value), name
+
+
+def test_metrics_reach_tensorboard(tmp_path):
+    pytest.importorskip("tensorboard", reason="the TensorBoard sink needs: the `tensorboard` extra")
+    cfg = compose_config([*SMALL, "logger.sinks=[csv,tensorboard]"])
+    get_task("rstdp_xor").run(cfg, tmp_path, False)
+    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    scalars = tensorboard_scalars(tmp_path)
+    for key in ("reward", "accuracy"):
+        assert scalars[key] == [(int(r["trial"]), pytest.approx(float(r[key]), rel=1e-6)) for r in rows]
