@@ -67,6 +67,7 @@ class ALIF(Neuron):
     """
 
     State = ALIFState
+    engine_model = "alif"  # snnrun.engine: its step is alif_step
 
     @dataclass
     class Params(SpikingParams):
@@ -167,6 +168,7 @@ class DiehlAndCook(Neuron):
     """
 
     State = DiehlCookState
+    engine_model = "diehlandcook"  # snnrun.engine: its step is diehlandcook_step
 
     @dataclass
     class Params(SpikingParams):

@@ -164,10 +164,14 @@ class Neuron(nn.Module):
     #: Declared per class, never inherited: a subclass that changes the dynamics cannot take the fast
     #: path by accident.
     fused_scan: bool = False
+    #: the model code the compiled step engine (:mod:`snnrun.engine`) runs for this class (its dynamics
+    #: are exactly that pure step), or None. Declared per class, never inherited, as ``fused_scan``.
+    engine_model: str | None = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         cls.fused_scan = bool(cls.__dict__.get("fused_scan", False))
+        cls.engine_model = cls.__dict__.get("engine_model")
 
     def __init__(self, params: Any, shape: tuple[int, ...] = (1,), dt: float = 1.0,
                  spike_fn: Surrogate | None = None):

@@ -124,6 +124,8 @@ class LIF(Neuron):
 
     leak = True
 
+    engine_model = "lif"  # snnrun.engine: its step is lif_step (leak)
+
     def __init__(self, params, shape=(1,), dt=1.0, spike_fn=None):
         super().__init__(params, shape, dt, spike_fn)
         self.refrac_steps = refractory_steps(params.refractory, dt)
@@ -172,6 +174,7 @@ class IF(LIF):
 
     leak = False
     fused_scan = True
+    engine_model = "if"  # snnrun.engine: its step is if_step
 
     def step(self, current, state):
         return if_step(current, state, self.params, self.dt, self.spike_fn, self.refrac_steps)
@@ -188,6 +191,7 @@ class IFSoftReset(IF):
         reset: str = param("soft", choices=("hard", "soft"), help="soft: v <- v - (v_th - v_reset)")
 
     fused_scan = True
+    engine_model = "ifsoftreset"  # snnrun.engine: its step is ifsoftreset_step
 
     def step(self, current, state):
         return ifsoftreset_step(current, state, self.params, self.dt, self.spike_fn, self.refrac_steps)

@@ -22,6 +22,7 @@ class Dense(Synapse):
         bias: bool = param(False, help="add a learnable bias current")
 
     fresh_output = True
+    engine_synapse = "dense"  # snnrun.engine runs it (declared per class: read from the class's own __dict__)
 
     def __init__(self, params, in_shape, target_shape=None, dt=1.0, time_steps=1):
         super().__init__(params, in_shape, target_shape, dt, time_steps)
@@ -62,6 +63,8 @@ class Recurrent(Dense):
         bias: bool = param(False, help="add a learnable bias current")
         self_connections: bool = param(False, help="allow a neuron to excite itself")
 
+    engine_synapse = "recurrent"  # snnrun.engine: dense weights times the diagonal mask
+
     def __init__(self, params, in_shape, target_shape=None, dt=1.0, time_steps=1):
         super().__init__(params, in_shape, target_shape, dt, time_steps)
         if math.prod(self.in_shape) != math.prod(self.out_shape):
@@ -89,6 +92,8 @@ class OneToOne(Synapse):
         weight: float = param(1.0, help="initial (or fixed) weight")
         learnable: bool = param(False, help="train one weight per neuron")
 
+    engine_synapse = "one_to_one"  # snnrun.engine runs it
+
     def __init__(self, params, in_shape, target_shape=None, dt=1.0, time_steps=1):
         super().__init__(params, in_shape, target_shape, dt, time_steps)
         w = torch.full(self.in_shape, params.weight)
@@ -109,6 +114,8 @@ class LateralInhibition(Synapse):
     @dataclass
     class Params:
         weight: float = param(-1.0, help="weight of every connection (negative = inhibitory)")
+
+    engine_synapse = "lateral_inhibition"  # snnrun.engine runs it
 
     def forward(self, x):
         flat = x.reshape(x.shape[0], -1)

@@ -17,19 +17,31 @@ time (batch 1, the paper's semantics):
    proportion-weighted vote.
 
 The network state is reset between samples instead of a 150 ms resting period (θ persists).
-``backend: cpp`` runs each sample in the compiled event-driven loop of
-:mod:`snnrun.kernels.diehl_cook`; ``backend: torch`` runs the generic simulation
-(:class:`snnrun.network.Network` stepping the neuron modules, the learner called from the
-step hook), which is the reference the kernel is tested against; ``auto`` uses the kernel
-when it compiles. Writes ``metrics.csv`` (training progress), ``checkpoints/last.pt`` and
-``summary.json`` (accuracies, training throughput in samples/s).
+The protocol is not tied to that topology: any network with one input population, local learners
+and an output population read by ``label_assignment`` runs (other neuron models, stacked or
+recurrent excitatory layers, other STDP variants). ``backend: cpp`` runs each sample on the
+compiled step engine (:mod:`snnrun.engine`) and stops with the reason when a component does not
+declare support for it; ``backend: torch`` runs the generic simulation
+(:class:`snnrun.network.Network` stepping the neuron modules, the learners called from the step
+hook), the reference the engine is tested against; ``auto`` uses the engine where it applies.
+
+It runs with the run services (:mod:`snnrun.services`). Every ``log_every`` training samples and
+at the end of the pass a metrics row (``samples, train_samples_per_s, exc_spikes_per_sample,
+boosts, wall_time``) goes to ``logger.sinks`` (``metrics.csv``/``.jsonl``, TensorBoard, ...) and
+the state is checkpointed (``checkpoints/last.pt``, ``prev.pt``): network (weights, θ), decoder
+(with the spike counts observed so far), learners, sample order, counters and the RNG state. The
+Poisson trains are drawn 100 samples at a time, a draw never straddling a ``log_every`` boundary,
+so the RNG state saved at a boundary is the one before the next draw: ``snnrun resume RUN_DIR``
+(after SIGINT/SIGTERM, status ``interrupted``, or a crash) ends bit-identical to the uninterrupted
+run (weights, θ, accuracies). A stop during label assignment or the test pass resumes from the end
+of the training pass. The last checkpoint holds the final state (assigned labels);
+``summary.json`` (accuracies, training throughput in samples/s) is written last.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
+import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -39,9 +51,8 @@ from omegaconf import DictConfig
 
 from .. import checkpoint
 from ..errors import ConfigError
-from ..reproducibility import versions
-from ..kernels import report as kernel_report
 from ..schema import param, parse_params
+from ..services import RunServices, written_config
 
 log = logging.getLogger("snnrun")
 
@@ -62,112 +73,50 @@ class DiehlCookParams:
 
 
 class DiehlCookNetwork:
-    """The D&C network of an :class:`~snnrun.build.Experiment`, simulated per sample by one backend."""
+    """The network of an :class:`~snnrun.build.Experiment` presented sample by sample, as the protocol
+    needs: any graph with one input population, trained by local rules, whose output population the
+    ``label_assignment`` decoder reads. It runs on the compiled step engine when every component
+    declares that the engine supports it (:mod:`snnrun.engine`), else on the torch reference;
+    ``backend``: ``cpp`` (the engine, or an error naming what it does not support), ``torch`` (the
+    reference), ``auto`` (the engine where it applies; a warning, once, says why not)."""
 
     def __init__(self, exp, backend: str = "auto", one_spike: bool | None = None, key: str = "diehl_cook"):
-        """``one_spike`` sets the excitatory ``diehlandcook`` neuron's ``one_spike`` param (None: keep
-        what its config declares); both backends then follow it."""
+        """``one_spike`` sets the ``one_spike`` param of every population whose model has one (the
+        ``diehlandcook`` neurons; None: keep what the config declares)."""
+        from ..engine import CompiledNetwork
+
         self.exp = exp
         net = exp.network.double()
         self.net = net
-        self.input = net.inputs[0] if len(net.inputs) == 1 else None
-        by_kind = {}
-        for name, proj in net.projections.items():
-            kind = getattr(proj.stages[-1], "registry_name", "")
-            by_kind.setdefault(kind, []).append(proj)
-        exc = [n for n, p in net.populations.items() if p.neuron is not None and p.neuron.registry_name == "diehlandcook"]
-        inh = [n for n, p in net.populations.items() if p.neuron is not None and p.neuron.registry_name == "lif"]
-        if (self.input is None or len(exc) != 1 or len(inh) != 1 or len(by_kind.get("dense", [])) != 1
-                or len(by_kind.get("one_to_one", [])) != 1 or len(by_kind.get("lateral_inhibition", [])) != 1):
-            raise ConfigError("network: diehl_cook needs one input population, one diehlandcook and one lif population, "
-                              "and dense input->exc, one_to_one exc->inh, lateral_inhibition inh->exc projections")
-        self.exc, self.inh = exc[0], inh[0]
-        exc_neuron = net.populations[self.exc].neuron
-        if one_spike is not None and one_spike != exc_neuron.params.one_spike:
-            exc_neuron.params = replace(exc_neuron.params, one_spike=bool(one_spike))
-        self.one_spike = exc_neuron.params.one_spike
-        self.proj_in, self.proj_ei, self.proj_ie = by_kind["dense"][0], by_kind["one_to_one"][0], by_kind["lateral_inhibition"][0]
-        if (self.proj_in.source, self.proj_in.target, self.proj_ei.source, self.proj_ei.target, self.proj_ie.source,
-                self.proj_ie.target) != (self.input, self.exc, self.exc, self.inh, self.inh, self.exc):
-            raise ConfigError("network.projections: diehl_cook expects input->exc (dense), exc->inh (one_to_one), "
-                              "inh->exc (lateral_inhibition)")
-        local = [lr for lr in exp.learners if getattr(lr, "local", False)]
-        if len(local) != 1 or list(local[0].targets) != [self.proj_in.name]:
-            raise ConfigError(f"learner.trainable: diehl_cook trains [{self.proj_in.name}] with one local rule")
-        self.learner = local[0]
-        c = self.learner.constants(self.learner.targets[self.proj_in.name])
-        if c.mode != "nearest" or c.order != "traces_first" or c.weight_dependence != "additive" or c.boundary != "hard" \
-                or c.decay_weight != 1.0 or self.learner.registry_name != "stdp":
-            backend = "torch" if backend == "auto" else backend
-            if backend == "cpp":
-                raise ConfigError("diehl_cook.backend: the cpp kernel implements postpre (nearest, traces_first, additive, "
-                                  "hard bounds, no weight decay); use backend=torch for other rules")
-        if any(getattr(net.populations[n].neuron.params, "escape_noise", False) for n in (self.exc, self.inh)):
-            backend = "torch" if backend == "auto" else backend
-            if backend == "cpp":
-                raise ConfigError("diehl_cook.backend: the cpp kernel has deterministic thresholds; use backend=torch "
-                                  "with escape_noise")
-        self.constants = c
-        if backend == "auto":
-            from ..kernels import diehl_cook as kernel
-            backend = "cpp" if kernel.available() else "torch"
-        self.backend = backend
-        self.weight = self.proj_in.stages[-1].weight
-        self.theta = net.populations[self.exc].neuron.theta
-        if backend == "cpp":
-            self.weight_t = self.weight.detach().t().contiguous().clone()
-            self.theta_k = self.theta.detach().clone().contiguous()
-            self.params = self._kernel_params()
-
-    def _kernel_params(self) -> list[float]:
-        net, c = self.net, self.constants
-        e, i = net.populations[self.exc].neuron, net.populations[self.inh].neuron
-        ep, ip = e.params, i.params
-        if ep.reset != "hard" or ip.reset != "hard" or ip.integration != "euler":
-            raise ConfigError("network.populations: the cpp kernel needs hard resets and an Euler lif (use backend=torch)")
-        w_norm = self.learner.params.w_norm
-        return [float(x) for x in (
-            self.weight.shape[1], self.weight.shape[0], net.time_steps, ep.v_rest, ep.v_reset, ep.v_th, e.decay,
-            e.theta_decay, ep.theta_plus, ep.r, e.refrac_steps, ip.v_rest, ip.v_reset, ip.v_th, net.dt / ip.tau_m, ip.r,
-            i.refrac_steps, self.proj_ei.stages[-1].params.weight, self.proj_ie.stages[-1].params.weight, c.decay_pre,
-            c.decay_post, c.lr_post * c.a_plus, c.lr_pre * c.a_minus,
-            c.w_min if c.w_min is not None else -1e300, c.w_max if c.w_max is not None else 1e300,
-            w_norm if w_norm is not None else 0.0, 0.0, 1.0 if self.one_spike else 0.0)]
+        if len(net.inputs) != 1 or len(net.outputs) != 1:
+            raise ConfigError(f"network: diehl_cook presents one input population and reads one output population; "
+                              f"this network has inputs {net.inputs} and outputs {net.outputs}")
+        self.input, self.exc = net.inputs[0], net.outputs[0]
+        for pop in net.populations.values():
+            params = getattr(pop.neuron, "params", None)
+            if one_spike is not None and hasattr(params, "one_spike") and params.one_spike != one_spike:
+                pop.neuron.params = replace(params, one_spike=bool(one_spike))
+        if any(lr.gradient for lr in exp.learners) or not any(getattr(lr, "local", False) for lr in exp.learners):
+            raise ConfigError("learner.name: diehl_cook learns with local rules only (stdp, postpre, ...); use "
+                              "task=train for gradient learners")
+        self.engine = CompiledNetwork(net, exp.learners, {"auto": "auto", "cpp": "compiled", "torch": "reference"}[backend])
+        if backend == "auto" and self.engine.reason:
+            log.warning("diehl_cook: the compiled step engine does not run this network (%s); using the torch "
+                        "simulation, which gives the same results more slowly", self.engine.reason)
+        self.backend = "cpp" if self.engine.backend == "compiled" else "torch"
+        self.size = math.prod(net.populations[self.exc].shape)
 
     def sample(self, spikes: torch.Tensor, learn: bool) -> torch.Tensor:
-        """Simulate one sample: ``spikes`` [T, n_in] (0/1); returns exc spike counts [n] (int64)."""
-        if self.backend == "cpp":
-            from ..kernels import diehl_cook as kernel
-
-            self.params[26] = 1.0 if learn else 0.0
-            spikes = spikes.view(torch.uint8) if spikes.dtype == torch.bool else spikes.to(torch.uint8)
-            return kernel.run_sample(spikes.contiguous(), self.weight_t, self.theta_k, self.params)
-        from ..kernels import diehl_cook as kernel
-
-        kernel._EXTENSION.ran("reference")
-        net = self.net
-        net.train(learn)
-        net.reset()
-        if learn:
-            self.learner.begin_sample(1)
-
-            def hook(step, now, previous):
-                self.learner.on_step(step, now, previous)
-            net.step_hook = hook
-        try:
-            with torch.no_grad():
-                out = net(spikes.to(torch.float64).reshape(spikes.shape[0], 1, -1))
-        finally:
-            net.step_hook = None
-        net.reset()  # commits θ
-        return out.spikes[self.exc][:, 0].sum(0).to(torch.int64)
+        """Simulate one sample: ``spikes`` [T, n_in] (0/1); returns the output population's spike counts [n] (int64)."""
+        return self.engine.sample(spikes, learn)
 
     def sync(self) -> None:
-        """Write the kernel's weights and θ back into the network modules."""
-        if self.backend == "cpp":
-            with torch.no_grad():
-                self.weight.copy_(self.weight_t.t())
-                self.theta.copy_(self.theta_k)
+        """Write the engine's weights and persistent state (θ) into the network modules."""
+        self.engine.sync()
+
+    def reload(self) -> None:
+        """Copy the network modules' weights and θ into the engine's (after a checkpoint loaded into them)."""
+        self.engine.reload()
 
 
 def encode(encoder, x: torch.Tensor, factor: float = 1.0) -> torch.Tensor:
@@ -194,72 +143,141 @@ def _present(model: DiehlCookNetwork, encoder, x: torch.Tensor, spikes: torch.Te
         spikes = encode(encoder, x.unsqueeze(0), 1.0 + p.boost * k)[0]
 
 
-def _chunks(encoder, x: torch.Tensor, order: list[int], size: int = 100):
-    for i in range(0, len(order), size):
-        idx = order[i:i + size]
+def _chunks(encoder, x: torch.Tensor, order: list[int], size: int = 100, start: int = 0, every: int | None = None):
+    """``(sample index, spike train)`` of ``order[start:]``, the trains drawn ``size`` samples at a
+    time. A draw never straddles a multiple of ``every`` (a checkpoint: the RNG state saved there is
+    the one before the next draw, so a resumed run draws what the uninterrupted one does); with
+    ``every`` a multiple of ``size`` the draws are those of ``size`` samples from the start."""
+    i = start
+    while i < len(order):
+        end = min(i + size, len(order))
+        if every:
+            end = min(end, (i // every + 1) * every)
+        idx = order[i:end]
         spikes = encode(encoder, x[idx])
         for j, sample in enumerate(idx):
             yield sample, spikes[j]
+        i = end
 
 
-def run_diehl_cook(exp, p: DiehlCookParams, run_dir: Path | None = None) -> dict:
-    """Train, assign labels and test; returns the summary dict (see module docstring)."""
-    model = DiehlCookNetwork(exp, p.backend, p.one_spike)
-    encoder, decoder = exp.encoder, exp.decoder
-    if getattr(decoder, "registry_name", "") != "label_assignment":
-        raise ConfigError("decoder.name: diehl_cook reads out with label_assignment")
-    data = exp.data
-    x_train = data.x_train.double().reshape(len(data.x_train), -1)
-    y_train = data.y_train
-    n_train = min(len(x_train), p.train_samples or len(x_train))
-    x_test = data.x_test.double().reshape(len(data.x_test), -1)
-    n_test = min(len(x_test), p.test_samples or len(x_test))
-    rows, boosts, spikes_total = [], 0, 0
-    order = torch.randperm(len(x_train))[:n_train]
-    start = time.perf_counter()
-    for n, (idx, spikes) in enumerate(_chunks(encoder, x_train, order.tolist()), 1):
-        counts, k = _present(model, encoder, x_train[idx], spikes, True, p)
-        boosts += k
-        spikes_total += int(counts.sum())
-        if p.assign == "online":
-            decoder.observe(counts.reshape(1, 1, -1).double(), y_train[idx:idx + 1])
-        if n % p.log_every == 0 or n == n_train:
-            elapsed = time.perf_counter() - start
-            rows.append({"samples": n, "train_samples_per_s": n / elapsed, "exc_spikes_per_sample": spikes_total / n,
-                         "boosts": boosts, "wall_time": elapsed})
-            log.info("diehl_cook: %d/%d samples, %.1f samples/s", n, n_train, n / elapsed)
-    train_time = time.perf_counter() - start
-    if p.assign == "frozen":
-        for idx, spikes in _chunks(encoder, x_train, order.tolist()):
-            counts, _ = _present(model, encoder, x_train[idx], spikes, False, p)
-            decoder.observe(counts.reshape(1, 1, -1).double(), y_train[idx:idx + 1])
-    decoder.end_epoch()
-    test_counts = torch.stack([_present(model, encoder, x_test[i], s, False, p)[0]
-                               for i, s in _chunks(encoder, x_test, list(range(n_test)))]).double()
-    y_test = data.y_test[:n_test]
-    accuracy = {}
-    weighting = decoder.params.weighting
-    for mode in ("all", "proportion"):
-        decoder.params.weighting = mode
-        pred = decoder.predict(decoder(test_counts.unsqueeze(0)))
-        accuracy[mode] = float((pred == y_test).double().mean())
-    decoder.params.weighting = weighting
-    model.sync()
-    summary = {"status": "completed", "task": "diehl_cook", "backend": model.backend,
-               "n_exc": int(model.weight.shape[0]), "train_samples": n_train, "test_samples": n_test,
-               "train_samples_per_s": n_train / train_time, "train_time_s": train_time, "boosts": boosts,
-               "test/accuracy": accuracy[weighting], "test/accuracy_all": accuracy["all"],
-               "test/accuracy_proportion": accuracy["proportion"]}
-    if run_dir is not None:
-        run_dir = Path(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        with open(run_dir / "metrics.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-        checkpoint.save({"model": exp.network.state_dict(), "decoder": decoder.state_dict()},
-                        run_dir / "checkpoints" / "last.pt")
-    return summary
+#: metrics.csv columns: one row every ``log_every`` training samples and at the end of the pass
+COLUMNS = ["samples", "train_samples_per_s", "exc_spikes_per_sample", "boosts", "wall_time"]
+
+
+class _Protocol:
+    """One D&C run: the training pass (checkpointed at each ``log_every`` boundary), label
+    assignment and the test pass; its state is what a resume needs to end as the uninterrupted run."""
+
+    def __init__(self, exp, p: DiehlCookParams):
+        self.exp, self.p = exp, p
+        self.model = DiehlCookNetwork(exp, p.backend, p.one_spike)
+        self.decoder = exp.decoder
+        if getattr(self.decoder, "registry_name", "") != "label_assignment":
+            raise ConfigError("decoder.name: diehl_cook reads out with label_assignment")
+        data = exp.data
+        self.x_train = data.x_train.double().reshape(len(data.x_train), -1)
+        self.y_train = data.y_train
+        self.n_train = min(len(self.x_train), p.train_samples or len(self.x_train))
+        self.x_test = data.x_test.double().reshape(len(data.x_test), -1)
+        self.n_test = min(len(self.x_test), p.test_samples or len(self.x_test))
+        self.order: torch.Tensor | None = None  # the training samples in presentation order
+        self.samples = self.boosts = self.exc_spikes = 0  # training samples done, their boosts and exc spikes
+        self.train_time = 0.0
+        self.accuracy: dict[str, float] | None = None  # set when the run is done
+
+    def state_dict(self) -> dict:
+        self.model.sync()  # the cpp kernel's weights and θ into the network modules
+        return {"model": self.exp.network.state_dict(), "decoder": self.decoder.state_dict(),  # with its responses
+                "learners": [lr.state_dict() for lr in self.exp.learners],
+                "order": self.order, "samples": self.samples, "boosts": self.boosts, "exc_spikes": self.exc_spikes,
+                "train_time": self.train_time, "accuracy": self.accuracy}
+
+    def load_state_dict(self, state: dict) -> None:
+        checkpoint.check_fits(self.exp.network.state_dict(), state["model"], "the model", "the checkpoint")
+        self.exp.network.load_state_dict(state["model"])
+        self.model.reload()  # and back into the cpp kernel's copies
+        self.decoder.load_state_dict(state["decoder"])
+        for learner, learner_state in zip(self.exp.learners, state["learners"]):
+            learner.load_state_dict(learner_state)
+        self.order = state["order"]
+        self.samples, self.boosts, self.exc_spikes = state["samples"], state["boosts"], state["exc_spikes"]
+        self.train_time, self.accuracy = state["train_time"], state["accuracy"]
+
+    def __call__(self, services: RunServices, state: dict | None) -> dict:
+        p, model, encoder, decoder = self.p, self.model, self.exp.encoder, self.decoder
+        if state is None:
+            self.order = torch.randperm(len(self.x_train))[:self.n_train]
+            services.checkpoint(0, self.state_dict())
+        else:
+            self.load_state_dict(state)
+        order = self.order.tolist()
+        if self.accuracy is None:
+            self._train(services, order)
+            if p.assign == "frozen":
+                for idx, spikes in _chunks(encoder, self.x_train, order):
+                    services.poll("label assignment (frozen pass)")
+                    counts, _ = _present(model, encoder, self.x_train[idx], spikes, False, p)
+                    decoder.observe(counts.reshape(1, 1, -1).double(), self.y_train[idx:idx + 1])
+            decoder.end_epoch()
+            test_counts = []
+            for i, spikes in _chunks(encoder, self.x_test, list(range(self.n_test))):
+                services.poll(f"test sample {i + 1}/{self.n_test}")
+                test_counts.append(_present(model, encoder, self.x_test[i], spikes, False, p)[0])
+            self.accuracy = self._accuracy(torch.stack(test_counts).double())
+            # the final state (assigned labels; `snnrun plot` reads its weights)
+            services.checkpoint(self.n_train, self.state_dict())
+        model.sync()
+        accuracy, weighting = self.accuracy, decoder.params.weighting
+        return {"backend": model.backend, "n_exc": model.size, "train_samples": self.n_train,
+                "test_samples": self.n_test, "train_samples_per_s": self.n_train / self.train_time,
+                "train_time_s": self.train_time, "boosts": self.boosts, "test/accuracy": accuracy[weighting],
+                "test/accuracy_all": accuracy["all"], "test/accuracy_proportion": accuracy["proportion"],
+                "message": f"test accuracy {accuracy['all']:.3f} (all) / {accuracy['proportion']:.3f} (proportion); "
+                           f"training {self.n_train / self.train_time:.1f} samples/s ({model.backend})"}
+
+    def _train(self, services: RunServices, order: list[int]) -> None:
+        """The learning pass from sample ``self.samples`` on: a metrics row and a checkpoint every
+        ``log_every`` samples and at its end."""
+        p, model, encoder = self.p, self.model, self.exp.encoder
+        start, before = time.perf_counter(), self.train_time
+        samples = _chunks(encoder, self.x_train, order, start=self.samples, every=p.log_every)
+        for n, (idx, spikes) in enumerate(samples, self.samples + 1):
+            services.poll(f"training sample {n}/{self.n_train}")
+            counts, k = _present(model, encoder, self.x_train[idx], spikes, True, p)
+            self.samples, self.boosts, self.exc_spikes = n, self.boosts + k, self.exc_spikes + int(counts.sum())
+            if p.assign == "online":
+                self.decoder.observe(counts.reshape(1, 1, -1).double(), self.y_train[idx:idx + 1])
+            if n % p.log_every == 0 or n == self.n_train:
+                self.train_time = before + time.perf_counter() - start
+                services.log({"samples": n, "train_samples_per_s": n / self.train_time,
+                              "exc_spikes_per_sample": self.exc_spikes / n, "boosts": self.boosts,
+                              "wall_time": self.train_time})
+                log.info("diehl_cook: %d/%d samples, %.1f samples/s", n, self.n_train, n / self.train_time)
+                services.checkpoint(n, self.state_dict())
+
+    def _accuracy(self, test_counts: torch.Tensor) -> dict[str, float]:
+        """Test accuracy of both class votes."""
+        decoder = self.decoder
+        y_test = self.exp.data.y_test[:self.n_test]
+        accuracy = {}
+        weighting = decoder.params.weighting
+        for mode in ("all", "proportion"):
+            decoder.params.weighting = mode
+            pred = decoder.predict(decoder(test_counts.unsqueeze(0)))
+            accuracy[mode] = float((pred == y_test).double().mean())
+        decoder.params.weighting = weighting
+        return accuracy
+
+
+def run_diehl_cook(exp, p: DiehlCookParams, run_dir: Path | None = None, resume=False, config_yaml: str = "") -> dict:
+    """Train, assign labels and test (see module docstring) with the run services
+    (:class:`snnrun.services.RunServices`: metrics to ``exp.logger.sinks``, checkpoints, signals,
+    ``summary.json``; ``run_dir`` None: nothing written); returns the summary. ``resume`` continues
+    the run in ``run_dir`` from its last checkpoint."""
+    protocol = _Protocol(exp, p)
+    services = RunServices(run_dir, "diehl_cook", exp.seed, COLUMNS, "samples", sinks=exp.logger.sinks,
+                           config=exp.config, config_yaml=config_yaml, plots=exp.config.get("plots"))
+    return services.run(protocol, resume)
 
 
 CONFIG_KEYS = ("diehl_cook",)
@@ -287,14 +305,7 @@ def check(cfg: DictConfig) -> list[str]:
 
 
 def run(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict:
-    """Build the experiment from the config tree and run the D&C protocol (module docstring)."""
-    if resume:
-        raise ConfigError("task: diehl_cook runs one pass and cannot be resumed; start a new run")
+    """Build the experiment from the config tree and run the D&C protocol (module docstring);
+    ``resume`` continues from the run directory's last checkpoint."""
     exp, p = _build(cfg)
-    summary = run_diehl_cook(exp, p, run_dir)
-    summary.update({"seed": exp.seed, "versions": versions(), "kernels": kernel_report(), "run_dir": str(run_dir),
-                    "message": f"test accuracy {summary['test/accuracy_all']:.3f} (all) / "
-                               f"{summary['test/accuracy_proportion']:.3f} (proportion); training "
-                               f"{summary['train_samples_per_s']:.1f} samples/s ({summary['backend']})"})
-    (Path(run_dir) / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
+    return run_diehl_cook(exp, p, run_dir, resume, written_config(cfg))

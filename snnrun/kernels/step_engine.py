@@ -1,0 +1,63 @@
+r"""Compiled step engine: one sample (batch 1, float64) of a whole network for all T steps, local
+learning on or off, in C++ (``csrc/step_engine.cpp``, built once by :mod:`snnrun.kernels`), without
+a Python call per step.
+
+It interprets a *plan* that :mod:`snnrun.engine` builds from the network's components, each of
+which declares what the engine may run for it (``engine_model`` on neuron classes,
+``engine_synapse`` on synapse classes, ``engine_rule`` on learners; see :mod:`snnrun.engine`):
+
+- populations in ``network.order`` (input, or a neuron model code with its float parameters and
+  state vectors: ``v``, a second variable — θ, ``a``, ``w`` or ``u`` — and a refractory count);
+- projections in ``network.projections`` order (so each target sums its incoming currents in the
+  order :meth:`snnrun.network.Network._run_steps` does), each ``dense`` (the weight kept transposed,
+  ``[n_source, n_target]``: the rows of the inputs that spiked are added, event-driven, in
+  ascending input order from zero, as :mod:`snnrun.kernels.spike_linear` sums them), ``one_to_one``
+  or ``lateral_inhibition``; a ``recurrent`` back edge reads the previous step's spikes (zeros at
+  the first step);
+- learning rules (pair STDP of :func:`snnrun.learning.rules.stdp_step`: nearest or all-to-all
+  traces, weights_first or traces_first, additive or multiplicative weight dependence, hard bounds,
+  weight decay), applied after each step in the learners' order, event-driven: a presynaptic spike
+  updates its row, a postsynaptic spike its column, with the reference's expression (the other
+  weights receive an exact 0 in the reference); every weight is visited at the first step (the
+  reference clamps all of them there) and at every step with weight decay.
+
+Every floating-point expression is the reference's, operation by operation (compiled with
+``-ffp-contract=off``), so float64 results agree with the torch simulation; the exceptions are sums
+whose order torch leaves to a BLAS (a ``recurrent`` synapse's GEMV, a ``dense`` input denser than
+:data:`snnrun.kernels.spike_linear.MAX_DENSITY` in one step) and AdEx's ``exp`` (torch's vectorised
+exp may differ from the C library's by one unit in the last place): there the state agrees to
+≈1e-15 relative and the spikes in practice.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .loader import Extension
+
+_EXTENSION = Extension("step_engine", "step_engine.cpp", ["engine_sample"],
+                       ["-O3", "-march=native", "-ffp-contract=off"])
+
+
+def load():
+    """The compiled module, or None when it cannot be built here."""
+    return _EXTENSION.load()
+
+
+def available() -> bool:
+    """Whether the extension builds here (a C++ compiler and the torch headers are present)."""
+    return load() is not None
+
+
+def ran(path: str) -> None:
+    """Record that a sample took the ``compiled`` or the ``reference`` path (``snnrun.kernels.report``)."""
+    _EXTENSION.ran(path)
+
+
+def run_sample(tensors: list[torch.Tensor], pops: torch.Tensor, projs: torch.Tensor, rules: torch.Tensor,
+               floats: torch.Tensor, steps: int, learn: bool, record: bool) -> list[torch.Tensor]:
+    """Simulate one sample in place (weights and persistent state in ``tensors`` are updated).
+    Returns the spike counts int64 [n] of every population in plan order, then (``record``) their
+    rasters uint8 [T, n]."""
+    _EXTENSION.ran("compiled")
+    return load().engine_sample(tensors, pops, projs, rules, floats, int(steps), bool(learn), bool(record))
