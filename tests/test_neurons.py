@@ -99,6 +99,67 @@ def test_izhikevich_regular_vs_fast_spiking():
     assert fs_isi[-1] / fs_isi[0] < rs_isi[-1] / rs_isi[0]  # FS adapts less than RS
 
 
+def test_izhikevich_steps_v_in_two_half_steps_as_the_published_code():
+    """At dt = 1 ms v takes two 0.5 ms Euler half steps with u held, then u one step from the new v
+    (Izhikevich 2003, Fig. 3 code); a spiking neuron resets to c and u, read with v capped at v_peak, jumps by d."""
+    from snnrun.neurons.nonlinear import IzhState, izh_step
+    from snnrun.surrogate import Heaviside
+
+    p = NEURONS.get("izh").Params()
+    a, b, c, d = 0.02, 0.2, -65.0, 8.0  # RS
+    g = torch.Generator().manual_seed(0)
+    v = -75 + 40 * torch.rand(200, generator=g, dtype=torch.float64)
+    u = b * v + torch.randn(200, generator=g, dtype=torch.float64)
+    current = 30 * torch.rand(200, generator=g, dtype=torch.float64)
+    z, new = izh_step(current, IzhState(v, u), p, 1.0, Heaviside())
+    half = v + 0.5 * (0.04 * v ** 2 + 5 * v + 140 - u + current)  # the paper's loop
+    full = torch.where(half >= 30, half, half + 0.5 * (0.04 * half ** 2 + 5 * half + 140 - u + current))
+    u_paper = u + a * (b * full.clamp(max=30.0) - u)
+    fired = full >= 30
+    assert 0 < int(fired.sum()) < 200 and torch.equal(z.bool(), fired)
+    torch.testing.assert_close(new.v[~fired], full[~fired], rtol=1e-12, atol=1e-12)
+    assert torch.all(new.v[fired] == c)
+    torch.testing.assert_close(new.u, u_paper + d * fired.double(), rtol=1e-12, atol=1e-12)
+    # substep: 1.0 is the plain one-step Euler of v
+    p1 = NEURONS.get("izh").Params(substep=1.0)
+    _, one = izh_step(current, IzhState(v, u), p1, 1.0, Heaviside())
+    euler = v + (0.04 * v ** 2 + 5 * v + 140 - u + current)
+    keep = euler < 30
+    torch.testing.assert_close(one.v[keep], euler[keep], rtol=1e-12, atol=1e-12)
+
+
+def test_izhikevich_half_steps_keep_inhibition_from_making_spikes():
+    """One 1 ms Euler step overshoots below -75 mV: an inhibitory pulse rebounds into a spike. The
+    paper's half steps do not, and their f-I points at dt = 1 ms stay within 10 % of dt = 0.05 ms."""
+    pulse = torch.zeros(30, 1, 3, dtype=torch.float64)
+    pulse[5, 0] = torch.tensor([-20.0, -30.0, -45.0])
+    single = make({"name": "izh", "substep": 1.0}, shape=(3,), dt=1.0).double()
+    assert single(pulse)[0].sum() > 0  # the artefact the half steps remove
+    assert make({"name": "izh"}, shape=(3,), dt=1.0).double()(pulse)[0].sum() == 0
+    amplitudes = [5.0, 10.0, 20.0, 40.0]
+    coarse, _ = simulate(make({"name": "izh"}, shape=(4,), dt=1.0), amplitudes, 1000)
+    fine, _ = simulate(make({"name": "izh"}, shape=(4,), dt=0.05), amplitudes, 20000)
+    for got, want in zip(coarse.sum(0).tolist(), fine.sum(0).tolist()):
+        assert abs(got - want) <= 0.1 * want
+
+
+def test_izhikevich_reset_carries_no_gradient():
+    """v is selected at the reset and u jumps by d times the detached spike: u's gradient does not
+    depend on the surrogate, only on the Euler path of v."""
+    from snnrun.neurons.nonlinear import IzhState, izh_step
+
+    p = NEURONS.get("izh").Params()
+    v = torch.tensor([-60.0, -45.0, -20.0, 10.0], dtype=torch.float64)
+    state = IzhState(v, 0.2 * v)
+    grads = []
+    for name in ("atan", "sigmoid"):
+        current = torch.full((4,), 15.0, dtype=torch.float64, requires_grad=True)
+        z, new = izh_step(current, state, p, 1.0, build_surrogate({"name": name}))
+        assert 0 < z.sum() < 4
+        grads.append(torch.autograd.grad(new.u.sum(), current)[0])
+    torch.testing.assert_close(grads[0], grads[1])
+
+
 def test_adex_spike_frequency_adaptation():
     dt = 0.1
     spikes, traces = simulate(make({"name": "adex"}, dt=dt), 1.0, int(600 / dt), record=("v", "w"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -107,25 +108,56 @@ def izhikevich_abcd(p) -> tuple[float, float, float, float]:
     return IZHIKEVICH_PRESETS[p.preset] if p.preset != "custom" else (p.a, p.b, p.c, p.d)
 
 
+def izh_substeps(dt: float, substep: float) -> int:
+    """How many Euler sub-steps of v one step of ``dt`` runs: ``⌈dt / substep⌉`` (at least 1)."""
+    return max(1, math.ceil(dt / substep - 1e-9))
+
+
 def izh_step(current: torch.Tensor, state: IzhState, p, dt: float, spike_fn) -> tuple[torch.Tensor, IzhState]:
-    r"""One step of the Izhikevich (2003) simple model.
+    r"""One step of the Izhikevich (2003) simple model, discretised as in the paper's published code.
 
     .. math:: \frac{dv}{dt} = 0.04 v^2 + 5 v + 140 - u + r I, \qquad \frac{du}{dt} = a (b v - u), \qquad
               v \ge v_{peak} \Rightarrow v \leftarrow c,\; u \leftarrow u + d
 
     Units: v in mV, t and dt in ms, I in the paper's dimensionless units (scaled by ``r``);
-    (a, b, c, d) from :func:`izhikevich_abcd`. Discretisation: forward Euler at dt, v and u both
-    from the previous state, then threshold at ``v_peak``, reset of v to c (selected: no gradient
-    through it) and jump ``d·z`` of u. No refractory period (the model has none).
+    (a, b, c, d) from :func:`izhikevich_abcd`.
+
+    Discretisation (Izhikevich 2003, Fig. 3 code, which advances 1 ms as ``v=v+0.5*(...)`` twice "for
+    numerical stability", then ``u=u+a.*(b.*v-u)``): v takes ``k = ⌈dt / substep⌉`` forward-Euler
+    sub-steps of ``δ = dt / k`` with u and the input held (k = 2 half steps of 0.5 ms at the network's
+    dt = 1 ms), then u one Euler step of dt from the *new* v:
+
+    .. math:: v \leftarrow v + δ\,(0.04 v^2 + 5 v + 140 - u + r I)\ (k \text{ times}), \qquad
+              u \leftarrow u + dt\, a (b \min(v, v_{peak}) - u)
+
+    A v that has reached ``v_peak`` in a sub-step is not integrated further (the continuous model
+    resets there; past the peak the quadratic only runs away), and u reads v capped at ``v_peak``
+    (in the continuous model v never exceeds the peak; the paper's code lets u read the overshoot of
+    the second half step, hundreds of mV at strong input, which adds a·b·v ≫ d to u).
+    The sub-steps matter: one Euler step of 1 ms has ``∂v'/∂v = 1 + dt (0.08 v + 5)``, negative below
+    −75 mV and < −1 below −87.5 mV, so a strongly inhibited neuron overshoots rest and rebounds into a
+    spike (inhibition makes spikes) and its gradient flips sign from step to step; with 0.5 ms half
+    steps the factor stays positive down to −87.5 mV and stable down to −112.5 mV.
+
+    Then the threshold at ``v_peak`` (the paper's spike cut-off, 30 mV; surrogate in units of
+    ``v_peak − v_init``), and the after-spike reset, v to c and u by d. The reset carries no gradient
+    (v is selected, u is raised by ``d`` times the detached spike), like ``detach_reset`` (Zenke & Vogels
+    2021): with the jump on the surrogate path every spike's gradient is charged for the adaptation it
+    causes over the rest of the sample, which for d = 8 (two rheobases) swamps its own. No refractory
+    period (the model has none).
     """
     a, b, c, d = izhikevich_abcd(p)
     v, u = state
-    v_new = v + dt * (0.04 * v * v + 5 * v + 140 - u + p.r * current)
-    u_new = u + dt * a * (b * v - u)
-    z = spike(spike_fn, v_new, p.v_peak, p.v_peak - p.v_init)
+    k = izh_substeps(dt, p.substep)
+    delta, drive = dt / k, 140 - u + p.r * current
+    for i in range(k):
+        v_next = v + delta * (0.04 * v * v + 5 * v + drive)
+        v = v_next if i == 0 else torch.where(v >= p.v_peak, v, v_next)
+    u_new = u + dt * a * (b * v.clamp(max=p.v_peak) - u)
+    z = spike(spike_fn, v, p.v_peak, p.v_peak - p.v_init)
     spiked = z.detach() > 0
-    v_new = torch.where(spiked, torch.full_like(v, c), v_new)
-    u_new = u_new + d * z
+    v_new = torch.where(spiked, torch.full_like(v, c), v)
+    u_new = u_new + d * z.detach()
     return z, IzhState(v_new, u_new)
 
 
@@ -138,13 +170,16 @@ class Izhikevich(Neuron):
 
     Units: v in mV, t in ms, I in the paper's dimensionless units (scaled by ``r``).
     ``preset`` picks (a, b, c, d) from the paper (RS, IB, CH, FS, LTS, TC, RZ) unless
-    ``preset: custom``. Discretisation: forward Euler at dt (the paper used dt = 1 ms
-    with two 0.5 ms half-steps for v; choose dt ≤ 0.5 ms), v and u both from the
-    previous state, then threshold at ``v_peak``, reset of v and jump of u. The step is
+    ``preset: custom``. Discretisation as in the paper's code: each step of dt runs
+    ``⌈dt / substep⌉`` forward-Euler sub-steps of v (two 0.5 ms half steps at dt = 1 ms) with u
+    held, then one Euler step of u from the new v (capped at ``v_peak``); threshold at ``v_peak``,
+    reset of v and jump of u, with no gradient through the reset. A single 1 ms Euler step of v
+    is unstable below −87.5 mV (strong inhibition rebounds into spikes). The step is
     :func:`izh_step`.
     """
 
     State = IzhState
+    engine_model = "izh"  # snnrun.engine: its step is izh_step
 
     @dataclass
     class Params:
@@ -156,6 +191,8 @@ class Izhikevich(Neuron):
         v_peak: float = param(30.0, unit="mV", help="spike cut-off")
         v_init: float = param(-65.0, unit="mV", help="initial v (u starts at b·v_init)")
         r: float = param(1.0, help="input gain")
+        substep: float = param(0.5, unit="ms", gt=0, help="longest Euler sub-step of v: each step of dt runs "
+                                                         "ceil(dt / substep) (the paper: two 0.5 ms half steps per ms)")
 
     def __init__(self, params, shape=(1,), dt=1.0, spike_fn=None):
         super().__init__(params, shape, dt, spike_fn)
@@ -226,6 +263,7 @@ class AdEx(Neuron):
     """
 
     State = AdExState
+    engine_model = "adex"  # snnrun.engine: its step is adex_step
 
     @dataclass
     class Params:
