@@ -19,7 +19,6 @@ from .learning import LEARNERS, Learner
 from .network import Network, build_network
 from .optim import build_optimizer, build_scheduler, unit_groups, weight_units
 from .reproducibility import seed_everything
-from .schema import parse_params
 from .spec import LoggerParams, TrainerParams, ExperimentSpec, parse_spec, to_container  # noqa: F401 (re-exported)
 from . import spec as _spec
 from .surrogate import Heaviside
@@ -149,13 +148,12 @@ def complete_data(cfg: DictConfig | dict, data: DataSplits, data_params: Any) ->
         raise ConfigError(f"data.num_classes: declared {node['num_classes']} but labels go up to {data.num_classes - 1}")
 
 
-def protocol_config(cfg: DictConfig | Mapping, key: str, schema: type) -> tuple[dict, Any, int]:
-    """The prelude of a protocol task (current_clamp, stdp_window, rstdp_xor): the config parsed
-    (:func:`snnrun.spec.parse_spec`) and seeded, as a plain dict, and its ``key`` section parsed with
-    ``schema``. Returns (config, params, seed)."""
+def protocol_spec(cfg: DictConfig | Mapping) -> ExperimentSpec:
+    """The prelude of a protocol task (current_clamp, stdp_window, rstdp_xor), which builds its own
+    small network: the config parsed (:func:`snnrun.spec.parse_spec`) and its seed applied."""
     spec = parse_spec(cfg)
     seed_everything(spec.seed)
-    return spec.config, parse_params(schema, spec.sections.get(key) or {}, key), spec.seed
+    return spec
 
 
 def network_from_node(node: Mapping | NetworkSpec, default_neuron: Mapping | None,

@@ -69,7 +69,8 @@ class LoggerParams:
 class ExperimentSpec:
     """Every group of an experiment's config, typed. ``config`` is the resolved config (plain
     containers) it was parsed from, kept for the run's records; ``sections`` holds the top-level
-    keys a task owns (``clamp``, ``protocol``, ``diehl_cook``, ``xor``) as given."""
+    keys a task owns (``clamp``, ``protocol``, ``diehl_cook``, ``xor``), each parsed with the schema
+    the task declares (its module's ``SECTIONS``)."""
 
     config: dict
     task: str
@@ -203,4 +204,4 @@ def parse_spec(cfg: DictConfig | Mapping) -> ExperimentSpec:
         spike_metrics=parse_params(SpikeMetricsParams, monitors.metrics or {}, "monitors.metrics"),
         probes=probes,
         plots=parse_params(PlotsParams, config.get("plots") or {}, "plots"),
-        sections={key: config.get(key) for key in task.config_keys})
+        sections={key: parse_params(schema, config.get(key) or {}, key) for key, schema in task.sections().items()})

@@ -63,3 +63,18 @@ def test_the_build_runs_on_the_spec(tiny_cfg):
     assert exp.spec.trainer.threads == 1 and exp.config is exp.spec.config
     assert exp.spec.network.populations["hidden"].shape == (16,)
     assert exp.network.populations["out"].shape == (exp.data.num_classes,)  # the decoder sized it
+
+
+@pytest.mark.parametrize("experiment, key, schema", [
+    ("current_clamp", "clamp", "ClampParams"), ("stdp_window", "protocol", "ProtocolParams"),
+    ("rstdp_xor", "xor", "XorParams"), ("diehl_cook", "diehl_cook", "DiehlCookParams")])
+def test_a_tasks_sections_are_parsed_with_its_schema(experiment, key, schema):
+    spec = parse_spec(compose_config([f"experiment={experiment}"]))
+    assert spec.task == experiment and list(spec.sections) == [key]
+    assert type(spec.sections[key]).__name__ == schema
+    assert parse_spec(compose_config([])).sections == {}  # train owns no section
+
+
+def test_a_bad_task_section_value_names_its_key():
+    with pytest.raises(ConfigError, match=r"^clamp.duration: "):
+        parse_spec(compose_config(["experiment=current_clamp", "clamp.duration=-5"]))

@@ -2,8 +2,10 @@
 
 A task is a registered component like the others: a module in this package with
 
-- ``CONFIG_KEYS``: the top-level config keys it owns (``clamp`` for ``current_clamp``), which
-  the config check accepts;
+- ``SECTIONS``: the top-level config keys it owns and their schemas (``{"clamp": ClampParams}``
+  for ``current_clamp``), which :func:`snnrun.spec.parse_spec` parses into ``spec.sections``; the
+  keys are also given when the task is registered, so the top-level check knows them without
+  importing the task;
 - ``check(cfg) -> list[str]``: the task's build, run as a dry run (no simulation, nothing
   written): ``snnrun validate`` calls it, so it accepts a config exactly when the run's build does;
   it returns notes on what it could not check;
@@ -35,6 +37,10 @@ class Task:
 
     def load(self) -> ModuleType:
         return importlib.import_module(self.module)
+
+    def sections(self) -> dict[str, type]:
+        """The top-level config keys the task owns and the schema of each (its module's ``SECTIONS``)."""
+        return dict(self.load().SECTIONS)
 
     def check(self, cfg) -> list[str]:
         return self.load().check(cfg)

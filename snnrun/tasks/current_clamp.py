@@ -34,12 +34,10 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from ..build import protocol_config
+from ..build import protocol_spec
 from ..errors import ConfigError, DataError
-from ..network import NetworkParams
-from ..neurons import NEURONS
 from ..reproducibility import rng_state, set_rng_state
-from ..schema import param, parse_params
+from ..schema import param
 from ..services import RunServices
 
 log = logging.getLogger("snnrun")
@@ -102,16 +100,19 @@ def stimulus_ms(p: ClampParams) -> float:
     return max(end - min(p.onset, p.duration), 0.0)
 
 
-CONFIG_KEYS = ("clamp",)
+SECTIONS = {"clamp": ClampParams}
 
 
 def _build(cfg: DictConfig):
     """(config, clamp params, network params, current [T, N], neuron module, seed) of the protocol."""
-    config, p, seed = protocol_config(cfg, "clamp", ClampParams)
-    net = parse_params(NetworkParams, config.get("network") or {}, "network")
+    spec = protocol_spec(cfg)
+    p, net = spec.sections["clamp"], spec.network.params
+    if spec.neuron is None:
+        raise ConfigError("neuron: current_clamp drives the top-level `neuron` model; set neuron=<model> "
+                          "(e.g. neuron=lif)")
     current = clamp_current(p, net.dt)
-    neuron = NEURONS.build(config.get("neuron"), "neuron", shape=(current.shape[1],), dt=net.dt).double()
-    return config, p, net, current, neuron, seed
+    neuron = spec.neuron.build(shape=(current.shape[1],), dt=net.dt).double()
+    return spec.config, p, net, current, neuron, spec.seed
 
 
 def check(cfg: DictConfig) -> list[str]:

@@ -51,7 +51,7 @@ from omegaconf import DictConfig
 
 from .. import checkpoint
 from ..errors import ConfigError
-from ..schema import param, parse_params
+from ..schema import param
 from ..services import RunServices, written_config
 
 log = logging.getLogger("snnrun")
@@ -280,15 +280,15 @@ def run_diehl_cook(exp, p: DiehlCookParams, run_dir: Path | None = None, resume=
     return services.run(protocol, resume)
 
 
-CONFIG_KEYS = ("diehl_cook",)
+SECTIONS = {"diehl_cook": DiehlCookParams}
 
 
 def _build(cfg: DictConfig, dry_run: bool = False):
     """(experiment, protocol params) of the protocol, its topology and readout checked."""
-    from ..build import build_experiment, to_container
+    from ..build import build_experiment
 
-    p = parse_params(DiehlCookParams, to_container(cfg).get("diehl_cook") or {}, "diehl_cook")
     exp = build_experiment(cfg, dry_run=dry_run)
+    p = exp.spec.sections["diehl_cook"]
     if exp.device.type != "cpu":
         raise ConfigError(f"device: diehl_cook runs sample by sample on the CPU; got {exp.device}")
     if getattr(exp.decoder, "registry_name", "") != "label_assignment":

@@ -83,21 +83,21 @@ def xor_inputs(p: XorParams, steps: int, dt: float,
     return x, torch.tensor([FUNCTIONS[p.function](a, b) for a, b in COMBOS])
 
 
-CONFIG_KEYS = ("xor",)
+SECTIONS = {"xor": XorParams}
 
 
 def _build(cfg: DictConfig):
     """(config, seed, xor params, network, learners) of the task."""
-    from ..build import protocol_config
-    from ..learning.local import build_learners, parse_learners
+    from ..build import protocol_spec
+    from ..learning.local import build_learners
     from ..network import build_network
 
-    config, p, seed = protocol_config(cfg, "xor", XorParams)
-    net = build_network(config["network"], config.get("neuron"), (2 * p.group_size,))
-    specs = parse_learners(config)
-    if any(s.cls.gradient for s in specs):
+    spec = protocol_spec(cfg)
+    p = spec.sections["xor"]
+    net = build_network(spec.network, None, (2 * p.group_size,))
+    if any(s.cls.gradient for s in spec.learners):
         raise ConfigError("learner.name: rstdp_xor trains with a local reward-modulated rule (mstdpet, mstdp, ...)")
-    return config, seed, p, net, build_learners(specs, net)
+    return spec.config, spec.seed, p, net, build_learners(list(spec.learners), net)
 
 
 def check(cfg: DictConfig) -> list[str]:

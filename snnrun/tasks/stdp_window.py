@@ -25,11 +25,11 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from ..build import protocol_config
+from ..build import protocol_spec
 from ..errors import ConfigError
-from ..learning.local import parse_learners
-from ..network import NetworkParams, build_network
-from ..schema import param, parse_params
+from ..learning.local import LearnerSpec, parse_learners
+from ..network import build_network
+from ..schema import param
 from ..services import RunServices
 
 
@@ -43,17 +43,18 @@ class ProtocolParams:
     w0: float = param(0.5, help="initial weight")
 
 
-def _check(learner_node: dict, p: ProtocolParams, key: str):
-    """The rule's spec, the protocol's timing checked."""
+def _check(learner, p: ProtocolParams, key: str):
+    """The rule's spec (a :class:`~snnrun.learning.local.LearnerSpec`, or a ``learner`` node parsed
+    into one), the protocol's timing checked."""
     if p.dt_min > p.dt_max:
         raise ConfigError(f"protocol.dt_min: {p.dt_min} is larger than dt_max = {p.dt_max}")
     period = 1000.0 / p.frequency
     if period <= max(abs(p.dt_min), abs(p.dt_max)):
         raise ConfigError(f"protocol.frequency: {p.frequency} Hz leaves {period:g} ms between pairs, not more than "
                           f"the largest |Δt| ({max(abs(p.dt_min), abs(p.dt_max)):g} ms)")
-    spec = parse_learners({"learner": learner_node})[0]
+    spec = learner if isinstance(learner, LearnerSpec) else parse_learners({"learner": learner})[0]
     if spec.cls.gradient:
-        raise ConfigError(f"{key}.name: '{learner_node.get('name')}' is a gradient learner; the pairing protocol "
+        raise ConfigError(f"{key}.name: '{spec.cls.registry_name}' is a gradient learner; the pairing protocol "
                           f"needs a local rule (stdp, postpre, mstdp, mstdpet, ...)")
     return spec
 
@@ -64,7 +65,7 @@ def window_points(p: ProtocolParams) -> list[float]:
     return [p.dt_min + i * p.dt_step for i in range(n)]
 
 
-def _pairing(spec, learner_node: dict, p: ProtocolParams, dt: float, delta: float, key: str,
+def _pairing(spec, p: ProtocolParams, dt: float, delta: float, key: str,
              dry_run: bool = False) -> float | None:
     """Δw of one synapse under ``pairings`` pre/post pairs at ``delta`` (a fresh network and learner;
     ``dry_run``: build them, simulate nothing, None)."""
@@ -89,51 +90,52 @@ def _pairing(spec, learner_node: dict, p: ProtocolParams, dt: float, delta: floa
         now = {"pre": one if t in pre_steps else zero, "post": one if t in post_steps else zero}
         learner.on_step(t, now, previous)
         previous = now
-    learner.end_sample(torch.ones(1, 1, dtype=torch.float64), torch.tensor([1 if learner_node.get("name") == "tempotron" else 0]))
+    learner.end_sample(torch.ones(1, 1, dtype=torch.float64), torch.tensor([1 if spec.cls.registry_name == "tempotron" else 0]))
     return float(weight.detach().item()) - start_w
 
 
-def measure_window(learner_node: dict, p: ProtocolParams, dt: float, key: str = "learner",
+def measure_window(learner, p: ProtocolParams, dt: float, key: str = "learner",
                    dry_run: bool = False) -> list[tuple[float, float]]:
-    """``[(Δt, Δw)]`` of the rule described by ``learner_node`` under the pairing protocol
-    (``dry_run``: build the first pairing's network and learner, simulate nothing, return [])."""
-    spec = _check(learner_node, p, key)
+    """``[(Δt, Δw)]`` of the rule ``learner`` (a ``learner`` node or its parsed
+    :class:`~snnrun.learning.local.LearnerSpec`) under the pairing protocol (``dry_run``: build the
+    first pairing's network and learner, simulate nothing, return [])."""
+    spec = _check(learner, p, key)
     deltas = window_points(p)
     if dry_run:
-        _pairing(spec, learner_node, p, dt, deltas[0], key, dry_run=True)
+        _pairing(spec, p, dt, deltas[0], key, dry_run=True)
         return []
-    return [(delta, _pairing(spec, learner_node, p, dt, delta, key)) for delta in deltas]
+    return [(delta, _pairing(spec, p, dt, delta, key)) for delta in deltas]
 
 
-CONFIG_KEYS = ("protocol",)
+SECTIONS = {"protocol": ProtocolParams}
 #: metrics rows: one per Δt (``point`` = its 1-based index)
 COLUMNS = ["point", "dt_ms", "dw"]
 
 
 def _build(cfg: DictConfig):
-    """(config, protocol params, network params, seed) of the protocol, its learner checked."""
-    config, p, seed = protocol_config(cfg, "protocol", ProtocolParams)
-    net = parse_params(NetworkParams, config.get("network") or {}, "network")
-    return config, p, net, seed
+    """(spec, protocol params, network params, the rule's LearnerSpec) of the protocol, the rule and
+    the timing checked."""
+    spec = protocol_spec(cfg)
+    p = spec.sections["protocol"]
+    return spec, p, spec.network.params, _check(spec.learners[0], p, "learner")
 
 
 def check(cfg: DictConfig) -> list[str]:
     """The protocol's build as a dry run: its parameters, and the learner built on the first
     pairing's network (nothing simulated)."""
-    config, p, net, _ = _build(cfg)
-    measure_window(dict(config["learner"]), p, net.dt, dry_run=True)
+    _, p, net, rule = _build(cfg)
+    measure_window(rule, p, net.dt, dry_run=True)
     return []
 
 
 def run(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict:
     """Run the pairing protocol for the configured ``learner`` (see module docstring); ``resume``
     continues from the run directory's last checkpoint (the Δt measured so far)."""
-    config, p, net, seed = _build(cfg)
-    node = dict(config["learner"])
-    spec = _check(node, p, "learner")
+    spec, p, net, rule = _build(cfg)
+    name = spec.config["learner"]["name"]  # as configured (an alias such as postpre stays one)
     deltas = window_points(p)
     run_dir = Path(run_dir)
-    services = RunServices.from_config(cfg, run_dir, "stdp_window", seed, COLUMNS, "point")
+    services = RunServices.from_config(cfg, run_dir, "stdp_window", spec.seed, COLUMNS, "point")
 
     def body(services: RunServices, state: dict | None) -> dict:
         rows = [] if state is None else [(float(a), float(b)) for a, b in state["rows"]]
@@ -141,19 +143,19 @@ def run(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict:
             services.checkpoint(0, {"rows": []})
         for i in range(len(rows), len(deltas)):
             services.poll(f"Δt {deltas[i]:g} ms ({i + 1}/{len(deltas)})")
-            rows.append((deltas[i], _pairing(spec, node, p, net.dt, deltas[i], "learner")))
+            rows.append((deltas[i], _pairing(rule, p, net.dt, deltas[i], "learner")))
             services.log({"point": i + 1, "dt_ms": rows[-1][0], "dw": rows[-1][1]})
             services.checkpoint(i + 1, {"rows": [list(r) for r in rows]})
         with open(run_dir / "stdp_window.csv", "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["dt_ms", "dw"])
             writer.writerows(rows)
-        plot = _plot(rows, run_dir / "stdp_window.png", node["name"])
+        plot = _plot(rows, run_dir / "stdp_window.png", name)
         ltp = max(rows, key=lambda r: r[1])
         ltd = min(rows, key=lambda r: r[1])
-        return {"learner": node["name"], "dt_ms": net.dt, "points": len(rows), "max_dw": ltp[1],
+        return {"learner": name, "dt_ms": net.dt, "points": len(rows), "max_dw": ltp[1],
                 "max_dw_at_ms": ltp[0], "min_dw": ltd[1], "min_dw_at_ms": ltd[0], "plot": plot,
-                "message": f"window of {node['name']}: max dw {ltp[1]:.4g} at {ltp[0]:g} ms, "
+                "message": f"window of {name}: max dw {ltp[1]:.4g} at {ltp[0]:g} ms, "
                            f"min dw {ltd[1]:.4g} at {ltd[0]:g} ms -> {run_dir / 'stdp_window.csv'}"}
 
     return services.run(body, resume)

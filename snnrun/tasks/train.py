@@ -7,7 +7,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-CONFIG_KEYS: tuple[str, ...] = ()
+SECTIONS: dict[str, type] = {}
 
 
 def check(cfg: DictConfig) -> list[str]:

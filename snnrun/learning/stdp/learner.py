@@ -17,7 +17,7 @@ from ..base import Learner
 @dataclass
 class LocalParams:
     trainable: list = param([], help="projections trained; empty = every projection with a weight")
-    lr: list = param([1.0, 1.0], help="(pre, post) learning rates: scale depression at pre spikes, potentiation at post spikes")
+    lr: list[float] = param([1.0, 1.0], help="(pre, post) learning rates: scale depression at pre spikes, potentiation at post spikes")
     w_min: float | None = param(None, help="lower weight bound (null: the synapse's w_min)")
     w_max: float | None = param(None, help="upper weight bound (null: the synapse's w_max)")
     boundary: str = param("hard", choices=("hard", "soft"), help="hard clamp or soft exponential saturation at the bounds")
