@@ -57,7 +57,7 @@ def test_every_registry_is_enumerated():
     ids = {case_id.split("=")[0].split(".")[0] for case_id, _ in CASES}
     assert ids == {"neuron", "encoder", "decoder", "learner", "learner", "synapse", "reward", "optimizer", "scheduler"}
     for kind, registry in registries().items():
-        if kind != "data":  # datasets read files (tests/test_data.py, tests/test_events.py)
+        if kind != "data":  # datasets read files (tests/data/test_data.py, tests/data/test_events.py)
             assert all(any(case_id.endswith(f"={n}") for case_id, _ in CASES) for n in registry.names()), kind
 
 

@@ -95,3 +95,20 @@ def test_only_the_cli_exits():
                     and isinstance(node.func.value, ast.Name) and node.func.value.id == "sys":
                 offenders.append(f"{module}:{node.lineno}")
     assert offenders == []
+
+
+#: test files about the package as a whole rather than one module
+WHOLE_PACKAGE = {"components_by_name", "config_headers", "docs_catalog", "fuzz_configs", "imports", "readme",
+                 "registries", "security", "tutorials"}
+
+
+def test_tests_mirror_the_package():
+    """``tests/test_<module>.py`` tests ``snnrun/<module>.py`` (or a package of that name) and
+    ``tests/<package>/`` tests ``snnrun/<package>/``; the whole-package tests are listed above."""
+    root = Path(__file__).resolve().parent
+    package = root.parent / "snnrun"
+    strays = [f.name for f in root.glob("test_*.py") if f.stem[5:] not in WHOLE_PACKAGE
+              and not (package / f"{f.stem[5:]}.py").is_file() and not (package / f.stem[5:]).is_dir()]
+    strays += [f"{d.name}/" for d in root.iterdir()
+               if d.is_dir() and not d.name.startswith((".", "_")) and not (package / d.name / "__init__.py").is_file()]
+    assert not strays, f"tests that mirror no module or package of snnrun: {strays}"
