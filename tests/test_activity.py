@@ -85,6 +85,7 @@ def test_saturated_population_is_detected_and_recorded(tiny_cfg, tmp_path, caplo
 
 def test_findings_are_reported_once_per_episode_and_stop_raises(tiny_cfg, caplog):
     exp = build_experiment(tiny_cfg())
+    caplog.clear()  # the build's own log lines (the calibration's) are not the check's
     check = ActivityCheck(exp, mode="warn")
     assert check.early == ["hidden"]  # the trained readout is judged at the end of epochs only
     rates = {1: 0.0, 2: 0.0, 3: 12.0, 4: 0.0}
