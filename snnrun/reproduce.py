@@ -80,6 +80,16 @@ def world_size_warning(summary: dict) -> str | None:
             f"up to float summation order, so also --tol)")
 
 
+def same_threads(saved: dict, overrides: list[str]) -> list[str]:
+    """``trainer.threads=N`` with the run's recorded thread count (``summary.json``: ``threads``), so
+    the re-run reduces in the same order (a convolution's sums may round differently on another
+    count); nothing when the command line sets it or the run recorded none."""
+    count = (saved.get("threads") or {}).get("count")
+    if not isinstance(count, int) or any(o.split("=", 1)[0].lstrip("+") == "trainer.threads" for o in overrides):
+        return []
+    return [f"trainer.threads={count}"]
+
+
 #: summary fields of a task run that are not its results (timings, counts of the run's own history)
 NOT_RESULTS = ("seed", "world_size", "wall_time_s", "train_time_s", "train_samples_per_s")
 
@@ -188,13 +198,15 @@ def reproduce(run_dir: Path, out: Path | None = None, tol: float = 0.0, override
     with tempfile.TemporaryDirectory(prefix="snnrun-reproduce-") as clean:
         config_dir, cfg = _trusted_config_dir(saved_cfg, Path(clean), segments)
         cmd = [sys.executable, "-m", "snnrun", "--config-path", str(config_dir), "--config-name", "config",
-               f"hydra.run.dir={out}", *_stop_after(cfg, bounds[0]), *(overrides or [])]
+               f"hydra.run.dir={out}", *_stop_after(cfg, bounds[0]), *same_threads(saved, overrides or []),
+               *(overrides or [])]
         proc = subprocess.run(cmd)
     for i, (epoch, changes) in enumerate(replays):
         if proc.returncode != 0:
             break
         stop = [] if bounds[i + 1] is None else [f"trainer.stop_after={bounds[i + 1] - epoch}"]
-        proc = subprocess.run([sys.executable, "-m", "snnrun", "resume", str(out), *changes, *stop])
+        proc = subprocess.run([sys.executable, "-m", "snnrun", "resume", str(out), *changes, *stop,
+                               *same_threads(saved, overrides or [])])
     if proc.returncode != 0:
         raise SnnrunError(f"reproduce: the re-run failed (exit code {proc.returncode}); see {out}")
     new = json.loads((out / "summary.json").read_text())

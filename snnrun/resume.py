@@ -12,7 +12,7 @@ with any overrides; the optimizer and scheduler state are carried over only when
 (:meth:`snnrun.runner.Runner.load_state_dict`).
 
 The run directory's ``.hydra/config.yaml`` is rewritten (atomically) to what runs once the
-checkpoint has loaded; ``trainer.stop_after`` and ``trainer.progress`` (:data:`PER_INVOCATION`)
+checkpoint has loaded; ``trainer.stop_after``, ``trainer.progress`` and ``trainer.threads`` (:data:`PER_INVOCATION`)
 are settings of one invocation and are never written back. Each resume is recorded in the
 checkpoints and in ``summary.json`` (``resumes``: the epoch it started from, its overrides and the
 config keys it changed, each ``{from, to}``), so :mod:`snnrun.reproduce` can replay a run whose
@@ -32,9 +32,9 @@ from typing import Any, Callable
 from .errors import SnnrunError
 
 #: config keys (and subtrees) an in-place ``snnrun resume`` may change
-ALLOWED = ("trainer.epochs", "trainer.stop_after", "trainer.progress", "logger", "plots", "device")
+ALLOWED = ("trainer.epochs", "trainer.stop_after", "trainer.progress", "trainer.threads", "logger", "plots", "device")
 #: settings of one invocation: never written back into ``.hydra/config.yaml``, never a change of the run
-PER_INVOCATION = ("trainer.stop_after", "trainer.progress")
+PER_INVOCATION = ("trainer.stop_after", "trainer.progress", "trainer.threads")
 
 USAGE = """usage: snnrun resume RUN_DIR [--into NEW_DIR] [--trust-unverified] [key=value ...]
 

@@ -5,7 +5,8 @@
 - the cores this process may run on (``os.sched_getaffinity``), divided among the jobs a parallel
   Hydra launcher runs at once (``hydra.launcher.n_jobs`` of the joblib launcher, or the array
   parallelism of submitit), so a sweep never oversubscribes the machine;
-- the cores left idle by other processes: the cores minus the one-minute load average, rounded;
+- the cores left idle by other processes: the idle share of the CPU time over a 50 ms sample of
+  ``/proc/stat`` (where there is none, the cores minus the one-minute load average), rounded;
 - what the work can use: one thread per ``WORK_PER_THREAD`` synaptic multiply-accumulates per
   simulated step of a batch (the sum over weighted projections of weights × batch size). Below
   that a second thread costs more in synchronisation than it saves (``scripts/bench_threads.py``).
@@ -20,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import time
 from typing import Any, Iterator
 
 import torch
@@ -36,13 +38,37 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def idle_cores(cores: int) -> int:
-    """``cores`` minus the one-minute load average (at least 1; all of them where it is unknown)."""
+def _cpu_times() -> tuple[int, int] | None:
+    """(idle, total) jiffies of all CPUs since boot, from ``/proc/stat`` (None where it does not exist)."""
     try:
-        load = os.getloadavg()[0]
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return fields[3] + (fields[4] if len(fields) > 4 else 0), sum(fields[:8])
+
+
+def busy_cores(sample_s: float = 0.05) -> float:
+    """How many cores other processes keep busy now: the machine's busy CPU share over ``sample_s``
+    seconds times its core count (``/proc/stat``), or the one-minute load average where there is no
+    ``/proc/stat`` (0 where neither exists). The load average lags a minute behind: a job that just
+    ended still counts there."""
+    first = _cpu_times()
+    if first is not None:
+        time.sleep(sample_s)
+        second = _cpu_times()
+        total = second[1] - first[1]
+        if total > 0:
+            return (1.0 - (second[0] - first[0]) / total) * (os.cpu_count() or 1)
+    try:
+        return os.getloadavg()[0]
     except (AttributeError, OSError):
-        return cores
-    return max(1, min(cores, int(math.floor(cores - load + 0.5))))
+        return 0.0
+
+
+def idle_cores(cores: int) -> int:
+    """``cores`` minus the cores other processes keep busy (:func:`busy_cores`), rounded; at least 1."""
+    return max(1, min(cores, int(math.floor(cores - busy_cores() + 0.5))))
 
 
 def parallel_jobs() -> int:

@@ -24,6 +24,9 @@ def test_reproduce_tiny_run_exactly_and_detects_a_difference(tmp_path):
     new = json.loads((again / "summary.json").read_text())["final"]
     assert new["test/accuracy"] == saved["test/accuracy"] and new["train/loss"] == saved["train/loss"]
     assert "test/accuracy" in out.stdout and "DIFFERS" not in out.stdout and "reproduced (tolerance 0)" in out.stdout
+    recorded = json.loads((run / "summary.json").read_text())["threads"]["count"]
+    assert json.loads((again / "summary.json").read_text())["threads"] == {"count": recorded,
+                                                                         "chosen_by": "trainer.threads"}
 
 
 def test_differences_and_version_changes_are_reported():
@@ -83,3 +86,13 @@ def test_reproduce_compares_a_task_runs_results(tmp_path):
     (run / "summary.json").write_text(json.dumps(saved))
     out = run_cli("reproduce", str(run), "--out", str(tmp_path / "again"), cwd=tmp_path)
     assert "max_dw" in out.stdout and "DIFFERS" in out.stdout and "NOT reproduced" in out.stdout
+
+
+def test_a_rerun_takes_the_recorded_thread_count():
+    """A convolution's sums may round differently on another thread count: reproduce re-runs with
+    the count the run recorded, unless its command line sets one."""
+    from snnrun.reproduce import same_threads
+
+    saved = {"threads": {"count": 1, "chosen_by": "auto: min(cores 2, idle cores 1, work size 4)"}}
+    assert same_threads(saved, []) == ["trainer.threads=1"]
+    assert same_threads(saved, ["trainer.threads=2"]) == [] and same_threads({}, []) == []

@@ -18,7 +18,7 @@ from snnrun.runner import Runner
 
 from conftest import TINY, run_cli
 
-ALLOWED = "allowed on resume: trainer.epochs, trainer.stop_after, trainer.progress, logger.*, plots.*, device"
+ALLOWED = "allowed on resume: trainer.epochs, trainer.stop_after, trainer.progress, trainer.threads, logger.*, plots.*, device"
 
 
 def lrs(run_dir) -> dict[int, float]:

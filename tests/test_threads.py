@@ -14,7 +14,7 @@ from snnrun import threads
 def two_idle_cores(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(threads, "usable_cores", lambda: 2)
-    monkeypatch.setattr(threads.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    monkeypatch.setattr(threads, "busy_cores", lambda: 0.0)
     monkeypatch.setattr(threads, "parallel_jobs", lambda: 1)
 
 
@@ -30,10 +30,21 @@ def test_auto_follows_the_work_size(two_idle_cores):
 
 
 def test_auto_leaves_busy_cores_alone(two_idle_cores, monkeypatch):
-    monkeypatch.setattr(threads.os, "getloadavg", lambda: (1.2, 1.0, 1.0))
+    monkeypatch.setattr(threads, "busy_cores", lambda: 1.2)
     assert threads.choose("auto", work=1e12) == (1, "auto: min(cores 2, idle cores 1, work size 250000)")
-    monkeypatch.setattr(threads.os, "getloadavg", lambda: (5.0, 5.0, 5.0))
+    monkeypatch.setattr(threads, "busy_cores", lambda: 5.0)
     assert threads.idle_cores(2) == 1  # never fewer than one
+
+
+def test_busy_cores_are_measured_now_not_averaged(monkeypatch):
+    """The CPU share busy over a short sample of /proc/stat, not the load average of the last minute."""
+    samples = iter([(1000, 2000), (1030, 2120)])  # (idle, total) jiffies: 30 of 120 idle -> 75 % busy
+    monkeypatch.setattr(threads, "_cpu_times", lambda: next(samples))
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (9.0, 9.0, 9.0))  # stale: not used
+    assert threads.busy_cores(0.0) == pytest.approx(3.0)
+    monkeypatch.setattr(threads, "_cpu_times", lambda: None)  # no /proc/stat: the load average
+    assert threads.busy_cores(0.0) == 9.0
 
 
 def test_parallel_jobs_share_the_cores(two_idle_cores, monkeypatch):
