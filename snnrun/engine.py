@@ -315,13 +315,14 @@ class CompiledNetwork:
         self._floats = torch.tensor(floats, dtype=torch.float64)
 
     # --- running ----------------------------------------------------------------------
-    def _inputs(self, spikes) -> dict[str, torch.Tensor]:
+    def _inputs(self, spikes, lead: int = 1) -> dict[str, torch.Tensor]:
+        """The spike trains per input population, flattened after their ``lead`` leading dimensions."""
         net = self.network
         if isinstance(spikes, torch.Tensor):
             if len(net.inputs) != 1:
                 raise ConfigError(f"network has inputs {net.inputs}; pass a dict of spike trains")
             spikes = {net.inputs[0]: spikes}
-        return {name: x.reshape(x.shape[0], -1) for name, x in spikes.items()}
+        return {name: x.reshape(*x.shape[:lead], -1) for name, x in spikes.items()}
 
     def begin_sample(self) -> None:
         """Before a learning sample on the engine: each learner's ``w_norm`` (rules.normalise, on the
@@ -332,6 +333,15 @@ class CompiledNetwork:
             for wt, total in self._norms:
                 wt.copy_(rules.normalise(wt.t().contiguous(), total).t())
 
+    def _load_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
+        """Place the binary spike trains in the engine's input slots (uint8, contiguous)."""
+        for name, x in inputs.items():
+            if x.dtype != torch.bool:
+                if not bool(((x == 0) | (x == 1)).all()):
+                    raise ValueError(f"input '{name}': the step engine takes binary spike trains (0/1)")
+                x = x != 0
+            self._tensors[self.input_slots[name]] = x.contiguous().view(torch.uint8)
+
     def run(self, spikes, learn: bool, record: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Simulate one sample: ``spikes`` [T, n_in] (0/1; or a dict per input population).
         Returns (spike counts int64 [n] per population, rasters uint8 [T, n] per population if ``record``)."""
@@ -339,13 +349,7 @@ class CompiledNetwork:
         if self.backend == "reference":
             return self._reference(inputs, learn, record)
         steps = next(iter(inputs.values())).shape[0]
-        for name, x in inputs.items():
-            if x.dtype != torch.bool:
-                if not bool(((x == 0) | (x == 1)).all()):
-                    raise ValueError(f"input '{name}': the step engine takes binary spike trains (0/1)")
-                x = x != 0
-            x = x.view(torch.uint8)
-            self._tensors[self.input_slots[name]] = x.contiguous()
+        self._load_inputs(inputs)
         if learn:
             self.begin_sample()
         result = kernel.run_sample(self._tensors, self._pops, self._projs, self._rules, self._floats, steps,
@@ -378,6 +382,31 @@ class CompiledNetwork:
         counts = {name: s.sum(0).to(torch.int64) for name, s in spikes.items()}
         rasters = {name: (s != 0).to(torch.uint8) for name, s in spikes.items()} if record else {}
         return counts, rasters
+
+    def run_batch(self, spikes) -> dict[str, torch.Tensor]:
+        """Simulate independent samples without learning: ``spikes`` [B, T, n_in] (0/1; or a dict per
+        input population). Returns the spike counts int64 [B, n] per population, each sample's
+        those :meth:`run` gives it with ``learn=False``. The engine spreads the samples over torch's
+        intra-op threads; the reference runs them as one batch of the torch network."""
+        inputs = self._inputs(spikes, lead=2)
+        batch, steps = next(iter(inputs.values())).shape[:2]
+        if self.backend == "reference":
+            kernel.ran("reference")
+            net = self.network
+            net.train(False)
+            net.reset()
+            with torch.no_grad():
+                out = net({name: x.to(torch.float64).transpose(0, 1) for name, x in inputs.items()})
+            net.reset()
+            return {name: s.reshape(steps, batch, -1).sum(0).to(torch.int64) for name, s in out.spikes.items()}
+        self._load_inputs(inputs)
+        result = kernel.run_batch(self._tensors, self._pops, self._projs, self._rules, self._floats, batch, steps)
+        return dict(zip(self.network.order, result))
+
+    def sample_batch(self, spikes) -> torch.Tensor:
+        """Independent samples without learning; the spike counts int64 [B, n] of the output population(s)."""
+        counts = self.run_batch(spikes)
+        return torch.cat([counts[name] for name in self.outputs], dim=1)
 
     def sample(self, spikes, learn: bool) -> torch.Tensor:
         """One sample; returns the spike counts int64 of the output population(s) (concatenated)."""

@@ -1,6 +1,8 @@
 r"""Compiled step engine: one sample (batch 1, float64) of a whole network for all T steps, local
 learning on or off, in C++ (``csrc/step_engine.cpp``, built once by :mod:`snnrun.kernels`), without
-a Python call per step.
+a Python call per step; or a batch of independent samples without learning, one sample per task
+over torch's intra-op threads (each sample stays event-driven: a dense batched step would visit
+every weight for the few inputs that spike).
 
 It interprets a *plan* that :mod:`snnrun.engine` builds from the network's components, each of
 which declares what the engine may run for it (``engine_model`` on neuron classes,
@@ -35,7 +37,7 @@ import torch
 
 from .loader import Extension
 
-_EXTENSION = Extension("step_engine", "step_engine.cpp", ["engine_sample"],
+_EXTENSION = Extension("step_engine", "step_engine.cpp", ["engine_sample", "engine_batch"],
                        ["-O3", "-march=native", "-ffp-contract=off"])
 
 
@@ -61,3 +63,12 @@ def run_sample(tensors: list[torch.Tensor], pops: torch.Tensor, projs: torch.Ten
     rasters uint8 [T, n]."""
     _EXTENSION.ran("compiled")
     return load().engine_sample(tensors, pops, projs, rules, floats, int(steps), bool(learn), bool(record))
+
+
+def run_batch(tensors: list[torch.Tensor], pops: torch.Tensor, projs: torch.Tensor, rules: torch.Tensor,
+              floats: torch.Tensor, batch: int, steps: int) -> list[torch.Tensor]:
+    """Simulate ``batch`` independent samples without learning (each input tensor [B, T, n]), spread
+    over torch's intra-op threads; nothing in ``tensors`` is written. Returns the spike counts int64
+    [B, n] of every population in plan order, each sample's equal to :func:`run_sample`'s."""
+    _EXTENSION.ran("compiled")
+    return load().engine_batch(tensors, pops, projs, rules, floats, int(batch), int(steps))

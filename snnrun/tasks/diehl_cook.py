@@ -5,7 +5,7 @@ from the ordinary config tree (``network`` with an input population, ``diehlandc
 excitatory neurons, ``lif`` inhibitory neurons, a dense input→exc projection, one-to-one
 exc→inh and lateral inhibition inh→exc; ``encoder: poisson``; ``learner: postpre`` on the
 input projection with ``w_norm``; ``decoder: label_assignment``), then runs, one sample at a
-time (batch 1, the paper's semantics):
+time while it learns (batch 1, the paper's semantics):
 
 1. training pass with learning on (STDP, adaptive thresholds θ). A presentation producing
    fewer than ``min_spikes`` excitatory spikes is repeated with the input rates scaled by
@@ -15,6 +15,12 @@ time (batch 1, the paper's semantics):
    with learning frozen (``assign: frozen``, as the paper);
 3. test pass with learning frozen: accuracy of the class-averaged vote (``all``) and of the
    proportion-weighted vote.
+
+With learning frozen (a ``frozen`` assignment pass, the test pass) the samples are independent:
+each draw of 100 runs as one batch (the engine spreads its samples over the intra-op threads; the
+torch path steps them as one batch), with the same counts as one sample at a time. The thread count
+of each phase follows ``trainer.threads`` (:mod:`snnrun.threads`; the learning pass's work is one
+sample's, the frozen passes' a draw's) and is recorded in ``summary.json`` (``threads``).
 
 The network state is reset between samples instead of a 150 ms resting period (θ persists).
 The protocol is not tied to that topology: any network with one input population, local learners
@@ -49,7 +55,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from .. import checkpoint
+from .. import checkpoint, threads
 from ..errors import ConfigError
 from ..schema import param
 from ..services import RunServices, written_config
@@ -110,6 +116,10 @@ class DiehlCookNetwork:
         """Simulate one sample: ``spikes`` [T, n_in] (0/1); returns the output population's spike counts [n] (int64)."""
         return self.engine.sample(spikes, learn)
 
+    def sample_batch(self, spikes: torch.Tensor) -> torch.Tensor:
+        """Independent samples, learning frozen: ``spikes`` [B, T, n_in]; the output counts [B, n] (int64)."""
+        return self.engine.sample_batch(spikes)
+
     def sync(self) -> None:
         """Write the engine's weights and persistent state (θ) into the network modules."""
         self.engine.sync()
@@ -143,10 +153,14 @@ def _present(model: DiehlCookNetwork, encoder, x: torch.Tensor, spikes: torch.Te
         spikes = encode(encoder, x.unsqueeze(0), 1.0 + p.boost * k)[0]
 
 
-def _chunks(encoder, x: torch.Tensor, order: list[int], size: int = 100, start: int = 0, every: int | None = None):
-    """``(sample index, spike train)`` of ``order[start:]``, the trains drawn ``size`` samples at a
-    time. A draw never straddles a multiple of ``every`` (a checkpoint: the RNG state saved there is
-    the one before the next draw, so a resumed run draws what the uninterrupted one does); with
+#: samples whose spike trains are drawn at once (and, learning frozen, simulated as one batch)
+DRAW = 100
+
+
+def _draws(encoder, x: torch.Tensor, order: list[int], size: int = DRAW, start: int = 0, every: int | None = None):
+    """``(sample indices, spike trains [k, T, n_in])`` of ``order[start:]``, drawn ``size`` samples at
+    a time. A draw never straddles a multiple of ``every`` (a checkpoint: the RNG state saved there
+    is the one before the next draw, so a resumed run draws what the uninterrupted one does); with
     ``every`` a multiple of ``size`` the draws are those of ``size`` samples from the start."""
     i = start
     while i < len(order):
@@ -154,10 +168,14 @@ def _chunks(encoder, x: torch.Tensor, order: list[int], size: int = 100, start: 
         if every:
             end = min(end, (i // every + 1) * every)
         idx = order[i:end]
-        spikes = encode(encoder, x[idx])
-        for j, sample in enumerate(idx):
-            yield sample, spikes[j]
+        yield idx, encode(encoder, x[idx])
         i = end
+
+
+def _chunks(encoder, x: torch.Tensor, order: list[int], size: int = DRAW, start: int = 0, every: int | None = None):
+    """``(sample index, spike train)`` of ``order[start:]``, in the draws of :func:`_draws`."""
+    for idx, spikes in _draws(encoder, x, order, size, start, every):
+        yield from zip(idx, spikes)
 
 
 #: metrics.csv columns: one row every ``log_every`` training samples and at the end of the pass
@@ -184,6 +202,7 @@ class _Protocol:
         self.samples = self.boosts = self.exc_spikes = 0  # training samples done, their boosts and exc spikes
         self.train_time = 0.0
         self.accuracy: dict[str, float] | None = None  # set when the run is done
+        self.threads: dict[str, tuple[int, str]] = {}  # (intra-op threads, why) per phase: snnrun.threads
 
     def state_dict(self) -> dict:
         self.model.sync()  # the cpp kernel's weights and θ into the network modules
@@ -212,18 +231,22 @@ class _Protocol:
             self.load_state_dict(state)
         order = self.order.tolist()
         if self.accuracy is None:
-            self._train(services, order)
-            if p.assign == "frozen":
-                for idx, spikes in _chunks(encoder, self.x_train, order):
-                    services.poll("label assignment (frozen pass)")
-                    counts, _ = _present(model, encoder, self.x_train[idx], spikes, False, p)
-                    decoder.observe(counts.reshape(1, 1, -1).double(), self.y_train[idx:idx + 1])
-            decoder.end_epoch()
-            test_counts = []
-            for i, spikes in _chunks(encoder, self.x_test, list(range(self.n_test))):
-                services.poll(f"test sample {i + 1}/{self.n_test}")
-                test_counts.append(_present(model, encoder, self.x_test[i], spikes, False, p)[0])
-            self.accuracy = self._accuracy(torch.stack(test_counts).double())
+            with threads.policy(self.exp.trainer.threads, threads.synaptic_work(self.exp.network, 1)) as chosen:
+                self.threads["train"] = chosen
+                self._train(services, order)
+            # learning frozen: each draw of samples runs as one batch (threads for the batch's work)
+            with threads.policy(self.exp.trainer.threads, threads.synaptic_work(self.exp.network, DRAW)) as chosen:
+                self.threads["frozen"] = chosen
+                if p.assign == "frozen":
+                    for idx, spikes in _draws(encoder, self.x_train, order):
+                        services.poll("label assignment (frozen pass)")
+                        decoder.observe(model.sample_batch(spikes).unsqueeze(0).double(), self.y_train[idx])
+                decoder.end_epoch()
+                test_counts = []
+                for idx, spikes in _draws(encoder, self.x_test, list(range(self.n_test))):
+                    services.poll(f"test samples {idx[0] + 1}-{idx[-1] + 1}/{self.n_test}")
+                    test_counts.append(model.sample_batch(spikes))
+            self.accuracy = self._accuracy(torch.cat(test_counts).double())
             # the final state (assigned labels; `snnrun plot` reads its weights)
             services.checkpoint(self.n_train, self.state_dict())
         model.sync()
@@ -232,6 +255,8 @@ class _Protocol:
                 "test_samples": self.n_test, "train_samples_per_s": self.n_train / self.train_time,
                 "train_time_s": self.train_time, "boosts": self.boosts, "test/accuracy": accuracy[weighting],
                 "test/accuracy_all": accuracy["all"], "test/accuracy_proportion": accuracy["proportion"],
+                **({"threads": {phase: {"count": n, "chosen_by": why} for phase, (n, why) in self.threads.items()}}
+                   if self.threads else {}),
                 "message": f"test accuracy {accuracy['all']:.3f} (all) / {accuracy['proportion']:.3f} (proportion); "
                            f"training {self.n_train / self.train_time:.1f} samples/s ({model.backend})"}
 

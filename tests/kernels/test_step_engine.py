@@ -83,6 +83,11 @@ def assert_same(cfg, seed, samples=5, learn=(True, True, True, False, True), rat
             assert torch.equal(counts_ref[name], counts_fast[name])
             totals[name] = totals.get(name, 0) + int(counts_ref[name].sum())
         assert torch.equal(ref.sample(x, False), fast.sample(x, False))
+    # frozen samples as a batch (both paths) give each sample's counts
+    xs = torch.stack(trains(4, steps, rate, seed + 100))
+    per_sample = torch.stack([fast.sample(x, False) for x in xs])
+    assert torch.equal(fast.sample_batch(xs), per_sample)
+    assert torch.equal(ref.sample_batch(xs), per_sample)
     after_ref, after_fast = state(ref), state(fast)
     for key in after_ref:
         torch.testing.assert_close(after_fast[key], after_ref[key], rtol=1e-10, atol=1e-12, msg=key)
@@ -241,6 +246,30 @@ def test_recurrent_excitatory_inhibitory_network(seed):
     assert ref.network.projections["exc_exc"].recurrent and ref.network.projections["inh_exc"].recurrent
     totals, changed = assert_same(cfg, seed, rate=0.2, active=["exc", "inh"])
     assert changed == ["w:exc_exc"]
+
+
+def test_batch_spreads_samples_over_threads_and_writes_nothing():
+    """A frozen batch gives the same counts on one and two threads, for every population, and leaves
+    weights and θ as they were."""
+    cfg = base_config(exc=10)
+    _, fast = models(cfg)
+    xs = torch.stack(trains(7, 40, 0.3, 5))
+    before = state(fast)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = fast.run_batch(xs)
+        torch.set_num_threads(2)
+        two = fast.run_batch(xs)
+    finally:
+        torch.set_num_threads(threads)
+    assert set(one) == {"inp", "exc", "inh"} and one["exc"].shape == (7, 10)
+    assert int(one["exc"].sum()) > 0
+    for name in one:
+        assert torch.equal(one[name], two[name]), name
+    assert torch.equal(one["inp"], xs.sum(1).to(torch.int64))
+    for key, value in state(fast).items():
+        assert torch.equal(before[key], value), key
 
 
 def test_sample_records_the_path_and_sync_reload_round_trip():

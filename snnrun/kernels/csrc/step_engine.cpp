@@ -54,9 +54,12 @@ inline void collect(Spikes& sp) {
 
 }  // namespace
 
-std::vector<torch::Tensor> engine_sample(std::vector<torch::Tensor> tensors, torch::Tensor pops_t, torch::Tensor projs_t,
-                                         torch::Tensor rules_t, torch::Tensor floats_t, int64_t T, bool learn,
-                                         bool record) {
+// One sample: input population p reads tensors[pops[p].input] at sample `b` (its [B, T, n] layout, or
+// [T, n] with b = 0). Without learning nothing shared is written, so samples may run concurrently.
+static std::vector<torch::Tensor> simulate(const std::vector<torch::Tensor>& tensors, const torch::Tensor& pops_t,
+                                           const torch::Tensor& projs_t, const torch::Tensor& rules_t,
+                                           const torch::Tensor& floats_t, int64_t T, int64_t b, bool learn,
+                                           bool record) {
     const int64_t P = pops_t.size(0), Q = projs_t.size(0), R = rules_t.size(0);
     const Pop* pops = reinterpret_cast<const Pop*>(pops_t.data_ptr<int64_t>());
     const Proj* projs = reinterpret_cast<const Proj*>(projs_t.data_ptr<int64_t>());
@@ -119,7 +122,7 @@ std::vector<torch::Tensor> engine_sample(std::vector<torch::Tensor> tensors, tor
             const int64_t n = pp.n;
             Spikes& out = now[p];
             if (pp.code == INPUT) {
-                const uint8_t* in = tensors[pp.input].data_ptr<uint8_t>() + t * n;
+                const uint8_t* in = tensors[pp.input].data_ptr<uint8_t>() + (b * T + t) * n;
                 for (int64_t i = 0; i < n; ++i) out.s[i] = in[i] ? 1.0 : 0.0;
             } else {
                 // input current: each incoming projection's output, summed in the network's order
@@ -361,4 +364,31 @@ std::vector<torch::Tensor> engine_sample(std::vector<torch::Tensor> tensors, tor
     std::vector<torch::Tensor> result(counts);
     for (auto& r : rasters) result.push_back(r);
     return result;
+}
+
+std::vector<torch::Tensor> engine_sample(std::vector<torch::Tensor> tensors, torch::Tensor pops_t, torch::Tensor projs_t,
+                                         torch::Tensor rules_t, torch::Tensor floats_t, int64_t T, bool learn,
+                                         bool record) {
+    return simulate(tensors, pops_t, projs_t, rules_t, floats_t, T, 0, learn, record);
+}
+
+// B independent samples without learning (inputs [B, T, n]), spread over torch's intra-op threads
+// (at::parallel_for, one sample per task; each sample's arithmetic is that of engine_sample).
+// Returns the spike counts int64 [B, n] of every population in plan order.
+std::vector<torch::Tensor> engine_batch(std::vector<torch::Tensor> tensors, torch::Tensor pops_t, torch::Tensor projs_t,
+                                        torch::Tensor rules_t, torch::Tensor floats_t, int64_t B, int64_t T) {
+    const int64_t P = pops_t.size(0);
+    const int64_t* pops = pops_t.data_ptr<int64_t>();
+    std::vector<torch::Tensor> counts;
+    for (int64_t p = 0; p < P; ++p) counts.push_back(torch::zeros({B, pops[p * 8 + 1]}, torch::kInt64));
+    at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t b = begin; b < end; ++b) {
+            std::vector<torch::Tensor> one = simulate(tensors, pops_t, projs_t, rules_t, floats_t, T, b, false, false);
+            for (int64_t p = 0; p < P; ++p) {
+                const int64_t n = one[p].numel();
+                std::copy(one[p].data_ptr<int64_t>(), one[p].data_ptr<int64_t>() + n, counts[p].data_ptr<int64_t>() + b * n);
+            }
+        }
+    });
+    return counts;
 }
