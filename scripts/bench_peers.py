@@ -2,10 +2,12 @@
 
 784 -> H LIF -> 10 LIF (tau_m = 2 ms, dt = 1 ms, forward Euler v += dt/tau (-v + I), hard reset
 to 0, threshold 1), Bernoulli rate input at 13 % density, cross-entropy on output spike counts,
-Adam, full forward + backward + step. Every system runs layer by layer (one GEMM per projection
-over all T); the peers are spikingjelly (multi-step LIFNode, torch backend), snntorch (Leaky,
-beta = 0.5, input scaled by dt/tau = 0.5 -- an exact power-of-two scaling of the same weights)
-and norse (LIFBoxCell, tau_mem_inv = 0.5, dt = 1), each looped over time as its docs show.
+Adam, full forward + backward + step. snnrun, spikingjelly, snntorch and norse run
+layer by layer (one GEMM per projection over all T); the peers are spikingjelly (multi-step
+LIFNode, torch backend), snntorch (Leaky, beta = 0.5, input scaled by dt/tau = 0.5 -- an exact
+power-of-two scaling of the same weights) and norse (LIFBoxCell, tau_mem_inv = 0.5, dt = 1), each
+looped over time as its docs show; ``snntorch-loop`` is snntorch as its tutorials write the loop,
+both Linear layers applied step by step.
 Surrogates: sigmoid(4) for snnrun, spikingjelly, snntorch; norse has none, it uses SuperSpike.
 
 1. same weights and input for all: the output spike counts of each peer are compared with snnrun's;
@@ -115,6 +117,26 @@ def snntorch_system(w1, w2, T):
     return net, run
 
 
+def snntorch_loop_system(w1, w2, T):
+    """snntorch as its tutorials write the training loop: each time step applies both Linear layers to
+    that step's input and steps the Leaky neurons (``for step in range(num_steps)``)."""
+    net, _ = snntorch_system(w1, w2, T)
+    fc1, lif1, fc2, lif2 = net
+
+    def run(x):
+        mem1 = mem2 = None
+        out = []
+        for x_t in x.unbind(0):
+            cur1 = fc1(x_t)
+            if mem1 is None:
+                mem1, mem2 = torch.zeros_like(cur1), torch.zeros(x_t.shape[0], fc2.out_features)
+            spk1, mem1 = lif1(cur1, mem1)
+            spk2, mem2 = lif2(fc2(spk1), mem2)
+            out.append(spk2)
+        return torch.stack(out)
+    return net, run
+
+
 def norse_system(w1, w2, T):
     from norse.torch import LIFBoxCell, LIFBoxParameters
     fc1 = torch.nn.Linear(w1.shape[1], w1.shape[0], bias=False)
@@ -140,8 +162,8 @@ def norse_system(w1, w2, T):
 
 
 BUILDERS = {"snnrun": snnrun_system, "spikingjelly": spikingjelly_system, "snntorch": snntorch_system,
-            "norse": norse_system, "snnrun-bf16": snnrun_bf16_system}
-PEERS = ("spikingjelly", "snntorch", "norse")
+            "snntorch-loop": snntorch_loop_system, "norse": norse_system, "snnrun-bf16": snnrun_bf16_system}
+PEERS = ("spikingjelly", "snntorch", "snntorch-loop", "norse")
 
 
 def available() -> list[str]:
@@ -151,6 +173,8 @@ def available() -> list[str]:
         try:
             __import__(module)
             names.append(name)
+            if name == "snntorch":
+                names.append("snntorch-loop")
         except Exception as err:  # noqa: BLE001 - a peer that does not import is left out, and said so
             print(f"# {name} left out: {type(err).__name__}: {err}", file=sys.stderr)
     return names

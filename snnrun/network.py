@@ -16,6 +16,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from . import graph
 from .errors import ConfigError, ShapeError
 from .neurons import Neuron
 from .synapses.base import constrain, has_constraints
@@ -98,7 +99,10 @@ class Network(nn.Module):
         self.dt = dt
         self.time_steps = time_steps
         self.inputs = [n for n, p in self.populations.items() if p.is_input]
-        self.order, back_edges = _order(list(self.populations), [(p.name, p.source, p.target) for p in projections.values()], self.inputs)
+        edges = [(p.name, p.source, p.target) for p in projections.values()]
+        self.order, back_edges = graph.order(list(self.populations), edges, self.inputs)
+        #: populations on a common cycle: stepped together one step at a time (the others run layer by layer)
+        self.cycles = graph.cyclic_groups(list(self.populations), edges)
         for name in back_edges:
             self.projections[name].recurrent = True
         self.incoming = {n: [p for p in self.projections.values() if p.target == n] for n in self.populations}
@@ -150,10 +154,12 @@ class Network(nn.Module):
         joint = record.pop(self.output, ()) if len(self.outputs) > 1 else ()
         for name in self.outputs if joint else ():
             record[name] = tuple(dict.fromkeys((*record.get(name, ()), *joint)))
-        if self.mode == "step" or (self.mode == "auto" and not self.feedforward) or self.step_hook is not None:
+        if self.mode == "step" or self.step_hook is not None:
             out = self._run_steps(inputs, record)
-        else:
+        elif self.feedforward:
             out = self._run_layers(inputs, record)
+        else:
+            out = self._run_mixed(inputs, record)
         if len(self.outputs) > 1:  # several outputs: the readout is their activity side by side
             out.spikes[self.output] = torch.cat([out.spikes[n].flatten(2) for n in self.outputs], 2)
             if joint:
@@ -178,95 +184,117 @@ class Network(nn.Module):
             total, fresh = total.float(), True
         return total.reshape(steps, batch, *pop.shape), fresh
 
+    def _run_layer(self, name: str, spikes, traces, counts, record, steps: int, batch: int) -> None:
+        """Population ``name`` over all steps at once, its sources complete in ``spikes``."""
+        pop = self.populations[name]
+        current, fresh = self._current(name, spikes, steps, batch)
+        spikes[name], traces[name] = pop.neuron(current, record.get(name, ()), reuse_input=fresh)
+        del current  # with reuse_input the scan may keep its memory for the backward
+        if pop.neuron.spike_counts is not None:
+            counts[name] = pop.neuron.spike_counts
+
     def _run_layers(self, inputs, record) -> NetworkOutput:
-        spikes: dict[str, torch.Tensor] = {}
+        spikes: dict[str, torch.Tensor] = dict(inputs)
         traces: dict[str, dict[str, torch.Tensor]] = {}
         counts: dict[str, torch.Tensor] = {}
+        steps, batch = next(iter(inputs.values())).shape[:2]
         for name in self.order:
-            pop = self.populations[name]
-            if pop.is_input:
-                spikes[name] = inputs[name]
-                continue
-            first = next(iter(inputs.values()))
-            current, fresh = self._current(name, spikes, first.shape[0], first.shape[1])
-            spikes[name], traces[name] = pop.neuron(current, record.get(name, ()), reuse_input=fresh)
-            del current  # with reuse_input the scan may keep its memory for the backward
-            if pop.neuron.spike_counts is not None:
-                counts[name] = pop.neuron.spike_counts
+            if not self.populations[name].is_input:
+                self._run_layer(name, spikes, traces, counts, record, steps, batch)
+        return NetworkOutput(spikes, traces, counts)
+
+    def _run_mixed(self, inputs, record) -> NetworkOutput:
+        """A graph with cycles and no step hook: each group of populations on a common cycle is stepped
+        together, the currents from outside the group computed over all steps at once beforehand;
+        every other population runs layer by layer. The same equations as :meth:`_run_steps` (only
+        the products of the precomputed currents are batched over the steps)."""
+        spikes: dict[str, torch.Tensor] = dict(inputs)
+        traces: dict[str, dict[str, torch.Tensor]] = {}
+        counts: dict[str, torch.Tensor] = {}
+        steps, batch = next(iter(inputs.values())).shape[:2]
+        group_of = {name: group for group in self.cycles for name in group}
+
+        def ensure(name: str) -> None:
+            if name in spikes:
+                return
+            group = group_of.get(name, {name})
+            for member in group:
+                for proj in self.incoming[member]:
+                    if proj.source not in group:
+                        ensure(proj.source)
+            if name in group_of:
+                members = [n for n in self.order if n in group]
+                self._step(members, spikes, traces, record, steps, batch, precompute=True)
+            else:
+                self._run_layer(name, spikes, traces, counts, record, steps, batch)
+
+        for name in self.order:
+            ensure(name)
         return NetworkOutput(spikes, traces, counts)
 
     def _run_steps(self, inputs, record) -> NetworkOutput:
-        first = next(iter(inputs.values()))
-        steps, batch = first.shape[0], first.shape[1]
+        spikes: dict[str, torch.Tensor] = dict(inputs)
+        traces: dict[str, dict[str, torch.Tensor]] = {}
+        steps, batch = next(iter(inputs.values())).shape[:2]
+        self._step(self.order, spikes, traces, record, steps, batch, precompute=False)
+        return NetworkOutput(spikes, traces)
+
+    def _step(self, members: list[str], spikes, traces, record, steps: int, batch: int, precompute: bool) -> None:
+        """Step the populations ``members`` (in network order) through all steps, one step at a time;
+        an input population among them reads its step of ``spikes``. A projection from outside
+        ``members`` (its source complete in ``spikes``) is applied per step, or with ``precompute``
+        over all steps at once beforehand. The step hook is called after each step."""
+        inside = set(members)
+        device, dtype = next(iter(spikes.values())).device, next(iter(spikes.values())).dtype
+        external = {}
+        if precompute:
+            for name in members:
+                for proj in self.incoming[name]:
+                    if proj.source not in inside:
+                        pre = spikes[proj.source]
+                        y = proj(pre.reshape(steps * batch, *pre.shape[2:]), steps)
+                        # one view per step (unbind: its backward stacks once; indexing would fill a
+                        # [T, B, ...] gradient per step)
+                        external[proj.name] = y.reshape(steps, batch, *y.shape[1:]).unbind(0)
         previous: dict[str, torch.Tensor] = {}
-        out = {n: [] for n in self.order}
-        rec = {n: {v: [] for v in vs} for n, vs in record.items()}
+        out = {n: [] for n in members}
+        rec = {n: {v: [] for v in record[n]} for n in members if n in record}
         for t in range(steps):
             now: dict[str, torch.Tensor] = {}
-            for name in self.order:
+            for name in members:
                 pop = self.populations[name]
                 if pop.is_input:
-                    now[name] = inputs[name][t]
-                else:
-                    total = None
-                    for proj in self.incoming[name]:
-                        if proj.recurrent:
-                            pre = previous.get(proj.source)
-                            if pre is None:
-                                pre = torch.zeros(batch, *self.populations[proj.source].shape,
-                                                  device=first.device, dtype=first.dtype)
-                        else:
-                            pre = now[proj.source]
+                    now[name] = spikes[name][t]
+                    continue
+                total = None
+                for proj in self.incoming[name]:
+                    if proj.name in external:
+                        y = external[proj.name][t]
+                    elif proj.source not in inside:
+                        y = proj(spikes[proj.source][t])
+                    elif proj.recurrent:
+                        pre = previous.get(proj.source)
+                        if pre is None:
+                            pre = torch.zeros(batch, *self.populations[proj.source].shape, device=device, dtype=dtype)
                         y = proj(pre)
-                        total = y if total is None else total + y
-                    if total.dtype in _REDUCED:
-                        total = total.float()
-                    now[name] = pop.neuron.forward_step(total.reshape(batch, *pop.shape))
-                    for var in rec.get(name, {}):
-                        rec[name][var].append(getattr(pop.neuron.state, var))
+                    else:
+                        y = proj(now[proj.source])
+                    total = y if total is None else total + y
+                if total.dtype in _REDUCED:
+                    total = total.float()
+                now[name] = pop.neuron.forward_step(total.reshape(batch, *pop.shape))
+                for var in rec.get(name, {}):
+                    rec[name][var].append(getattr(pop.neuron.state, var))
                 out[name].append(now[name])
             if self.step_hook is not None:
                 self.step_hook(t, now, previous)
             previous = now
-        spikes = {n: torch.stack(v) for n, v in out.items()}
-        traces = {n: {v: torch.stack(x) for v, x in vs.items()} for n, vs in rec.items()}
-        return NetworkOutput(spikes, traces)
-
-
-def _order(names: list[str], edges: list[tuple[str, str, str]], inputs: list[str]) -> tuple[list[str], list[str]]:
-    """Topological order after removing the edges that close cycles (DFS back edges)."""
-    succ = {n: [] for n in names}
-    for edge, src, dst in edges:
-        succ[src].append((edge, dst))
-    state, back = {}, []
-
-    def visit(n):
-        state[n] = 1
-        for edge, m in succ[n]:
-            if state.get(m) == 1:
-                back.append(edge)
-            elif m not in state:
-                visit(m)
-        state[n] = 2
-
-    for n in inputs + names:
-        if n not in state:
-            visit(n)
-    kept = [(e, s, d) for e, s, d in edges if e not in back]
-    indegree = {n: 0 for n in names}
-    for _, _, d in kept:
-        indegree[d] += 1
-    ready = [n for n in names if indegree[n] == 0]
-    order = []
-    while ready:
-        n = ready.pop(0)
-        order.append(n)
-        for e, s, d in kept:
-            if s == n:
-                indegree[d] -= 1
-                if indegree[d] == 0:
-                    ready.append(d)
-    return order, back
+        for name in members:
+            if self.populations[name].is_input:
+                continue
+            spikes[name] = torch.stack(out[name])
+            if name in rec:
+                traces[name] = {v: torch.stack(x) for v, x in rec[name].items()}
 
 
 def build_network(node: Mapping[str, Any] | NetworkSpec, default_neuron: Mapping[str, Any] | None,

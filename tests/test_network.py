@@ -61,6 +61,53 @@ def test_cycle_carries_previous_step_spikes():
         net(pops, projs, input_shape=(2,), mode="layer")
 
 
+def cyclic_graph(mode):
+    """inp -> a <-> b (a cycle, with a delayed stage on the back edge and a self-loop on b) -> out,
+    and a population c fed by a, outside the cycle, feeding out too."""
+    dense = {"name": "dense", "init": "uniform", "low": -0.5, "high": 2.0}
+    pops = {"inp": {"shape": None}, "a": {"shape": 8}, "b": {"shape": 7}, "c": {"shape": 5}, "out": {"shape": 3}}
+    projs = {"inp_a": {"from": "inp", "to": "a", "synapse": dense},
+             "a_b": {"from": "a", "to": "b", "synapse": dense},
+             "b_a": {"from": "b", "to": "a", "synapse": [{"name": "delay", "delay": 2.0}, dense]},
+             "b_b": {"from": "b", "to": "b", "synapse": {"name": "recurrent", "init": "uniform", "low": -0.3,
+                                                         "high": 0.6}},
+             "inp_b": {"from": "inp", "to": "b", "synapse": dense},
+             "a_c": {"from": "a", "to": "c", "synapse": dense},
+             "b_out": {"from": "b", "to": "out", "synapse": dense},
+             "c_out": {"from": "c", "to": "out", "synapse": dense}}
+    return net(pops, projs, mode=mode, output="out", duration=12.0, spike_fn=build_surrogate({"name": "atan"}))
+
+
+def test_cycles_are_stepped_alone_and_match_the_step_path():
+    """``mode: auto`` steps only the populations on a cycle (a, b); c and out run layer by layer, the
+    currents into the cycle from outside it computed over all steps at once: the same spikes and
+    gradients as stepping everything (float64, so no product rounds differently)."""
+    torch.manual_seed(0)
+    mixed, step = cyclic_graph("auto").double(), cyclic_graph("step").double()
+    step.load_state_dict(mixed.state_dict())
+    assert [sorted(g) for g in mixed.cycles] == [["a", "b"]]
+    x = (torch.rand(12, 4, 6) < 0.4).double()
+    a = mixed(x, record={"b": ("v",)})
+    b = step(x, record={"b": ("v",)})
+    for name in ("a", "b", "c", "out"):
+        assert torch.equal(a.spikes[name], b.spikes[name]), name
+        assert a.spikes[name].sum() > 0, name
+    torch.testing.assert_close(a.traces["b"]["v"], b.traces["b"]["v"])
+    a.spikes["out"].sum().backward()
+    b.spikes["out"].sum().backward()
+    for (name, p), (_, q) in zip(mixed.named_parameters(), step.named_parameters()):
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+        torch.testing.assert_close(p.grad, q.grad, msg=name)
+
+
+def test_cyclic_groups():
+    from snnrun.graph import cyclic_groups
+
+    edges = [("1", "x", "y"), ("2", "y", "z"), ("3", "z", "x"), ("4", "z", "w"), ("5", "w", "w"), ("6", "v", "x")]
+    assert sorted(sorted(g) for g in cyclic_groups(["v", "w", "x", "y", "z"], edges)) == [["w"], ["x", "y", "z"]]
+    assert cyclic_groups(["a", "b"], [("1", "a", "b")]) == []
+
+
 def test_multi_dimensional_populations_and_two_inputs():
     pops = {"img": {"shape": None}, "aux": {"shape": [3]},
             "c": {"shape": [4, 4, 4]}, "out": {"shape": 2}}

@@ -78,7 +78,8 @@ class Recurrent(Dense):
             self.weight.mul_(mask)
 
     def forward(self, x):
-        y = torch.nn.functional.linear(x.reshape(x.shape[0], -1), self.weight * self.mask, self.bias)
+        weight = self.weight if self.params.self_connections else self.weight * self.mask
+        y = torch.nn.functional.linear(x.reshape(x.shape[0], -1), weight, self.bias)
         return y.reshape(x.shape[0], *self.out_shape)
 
 
