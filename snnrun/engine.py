@@ -5,26 +5,35 @@ called from ``network.step_hook``); both give the same results.
 
 Capability is declared by the components, never recognised from a topology:
 
-- a neuron class sets ``engine_model`` (``"lif"``, ``"if"``, ``"ifsoftreset"``, ``"diehlandcook"``,
-  ``"alif"``, ``"adex"``, ``"izh"``): its dynamics are exactly that model's pure step. Like
-  ``fused_scan`` the declaration is per class and not inherited (a subclass that changes the
-  dynamics, e.g. ``plif``, does not run on the engine by accident);
+- a neuron class sets ``engine_model`` (``"lif"``, ``"if"``, ``"ifsoftreset"``, ``"plif"`` (with
+  its current learned τ), ``"clif"``, ``"diehlandcook"``, ``"alif"``, ``"adex"``, ``"izh"``,
+  ``"qif"``, ``"glif"`` (levels 1–5), ``"leaky"``): its dynamics are exactly that model's pure step.
+  Like ``fused_scan`` the declaration is per class and not inherited (a subclass that changes the
+  dynamics does not run on the engine by accident). ``leaky`` is non-spiking: its output is its
+  potential, so no projection may read it and no rule train a projection into it; its "counts"
+  are ``Σ_t v(t)`` (float64, summed in step order) and its raster the potential [T, n] (float64);
 - a synapse class sets ``engine_synapse`` (``"dense"``, ``"recurrent"``, ``"one_to_one"``,
-  ``"lateral_inhibition"``), read from the class's own ``__dict__`` (not inherited);
+  ``"lateral_inhibition"``, ``"sparse"`` (frozen: local rules do not train it), ``"delayed_dense"``
+  (frozen likewise), ``"delay"``), read from the class's own ``__dict__`` (not inherited). A
+  projection is one such synapse, or a ``delay`` followed by one (the delayed spikes feed it);
 - a learner class sets ``engine_rule`` (``"stdp"``, ``"noop"``), read the same way (the
-  reward-modulated subclasses of STDP do not inherit it).
+  reward-modulated subclasses of STDP do not inherit it: their reward arrives after the sample,
+  from the decoder's scores and the label, which this per-sample simulation does not receive).
 
 Then the options of each component are checked against what the engine implements
-(:data:`_MODEL_CHECKS`, :func:`_rule_options`): escape noise (stochastic thresholds), a spike function
-whose forward is not the Heaviside step, soft boundaries of a rule, normalisation every step, a
-projection of several stages, a network not in float64, … :func:`engine_support` returns the first
-reason, naming the population, projection or learner and the component or option, or None.
+(:data:`snnrun.engine_plans.MODEL_CHECKS`, :func:`_rule_options`): escape noise (stochastic
+thresholds), a spike function whose forward is not the Heaviside step, soft boundaries of a rule,
+normalisation every step, a projection of other stages than a delay and one synapse, a rule on a
+projection with stages before its weight, a network not in float64, … :func:`engine_support`
+returns the first reason, naming the population, projection or learner and the component or
+option, or None.
 
 :class:`CompiledNetwork` is what a per-sample task (``diehl_cook``) drives:
 ``sample(spikes, learn) -> spike counts of the output population(s)``, ``sync()`` (the engine's
 weights and persistent state θ into the torch modules), ``reload()`` (back, after a checkpoint was
 loaded into the modules). ``backend`` says which path runs; every sample records it
-(``snnrun.kernels.report()``, kernel ``step_engine``: ``compiled`` or ``reference``).
+(``snnrun.kernels.report()``, kernel ``step_engine``: ``compiled`` or ``reference``). The plan rows
+of each component are built by :mod:`snnrun.engine_plans`.
 """
 
 from __future__ import annotations
@@ -34,51 +43,25 @@ from typing import Mapping, Sequence
 
 import torch
 
+from .engine_plans import (MODEL_CHECKS, MODEL_CODES, PROJ_FIELDS, RULES, SYNAPSE_KINDS, declared as _declared,
+                           name_of as _name, neuron_plan, row_major, rule_plan, sparse_by_source)
 from .errors import ConfigError
 from .kernels import step_engine as kernel
 
-#: model name (a class's ``engine_model``) -> code in csrc/step_engine.cpp
-MODEL_CODES = {"lif": 1, "if": 1, "ifsoftreset": 1, "diehlandcook": 2, "alif": 3, "adex": 4, "izh": 5}
-#: synapse name (a class's ``engine_synapse``) -> projection kind in csrc/step_engine.cpp
-SYNAPSE_KINDS = {"dense": 1, "recurrent": 1, "one_to_one": 2, "lateral_inhibition": 3}
-#: rule name (a learner class's ``engine_rule``)
-RULES = ("stdp", "noop")
 
-_LEAK, _EXACT, _HARD, _ONE_SPIKE, _LEARN_THETA = 1, 2, 4, 8, 16
+def _spiking(pop) -> bool:
+    return pop.is_input or getattr(pop.neuron, "spiking", True)
 
 
-def _declared(obj, attribute: str):
-    """The capability ``obj``'s own class declares (its ``__dict__``; never inherited)."""
-    return vars(type(obj)).get(attribute)
-
-
-def _name(obj) -> str:
-    return getattr(type(obj), "registry_name", None) or type(obj).__name__
-
-
-def _step_forward(spike_fn) -> bool:
-    """Whether ``spike_fn``'s forward is the Heaviside step ``x >= 0`` (every surrogate's is)."""
-    from .surrogate import Heaviside, Surrogate
-
-    call = type(spike_fn).__call__
-    return call is Surrogate.__call__ or call is Heaviside.__call__
-
-
-def _check_spiking(neuron) -> str | None:
-    p = neuron.params
-    if getattr(p, "escape_noise", False):
-        return "escape_noise: true (stochastic thresholds) is not implemented by the step engine"
-    if getattr(p, "reset", "hard") not in ("hard", "soft"):
-        return f"reset: {p.reset!r} is not implemented by the step engine"
-    if getattr(p, "integration", "euler") not in ("euler", "exact"):
-        return f"integration: {p.integration!r} is not implemented by the step engine"
-    if not _step_forward(neuron.spike_fn):
-        return f"spike function {type(neuron.spike_fn).__name__} has no Heaviside forward"
-    return None
-
-
-#: per engine model: a check of the params its engine code supports (None: all of them)
-_MODEL_CHECKS = {name: _check_spiking for name in MODEL_CODES}
+def _activity(output: torch.Tensor, spiking: bool) -> torch.Tensor:
+    """A population's activity over the steps (dim 0) of its output: the spike counts (int64), or for
+    a non-spiking population Σ_t v(t) (float64), summed step after step as the engine sums it."""
+    if spiking:
+        return output.sum(0).to(torch.int64)
+    total = torch.zeros(output.shape[1:], dtype=torch.float64)
+    for v in output.to(torch.float64).unbind(0):
+        total = total + v
+    return total
 
 
 def _population_reason(name: str, pop) -> str | None:
@@ -87,21 +70,28 @@ def _population_reason(name: str, pop) -> str | None:
     if model not in MODEL_CODES:
         return (f"network.populations.{name}: neuron model '{_name(neuron)}' is not supported by the step engine "
                 f"(no engine_model declared)")
-    reason = _MODEL_CHECKS[model](neuron)
+    reason = MODEL_CHECKS[model](neuron)
     if reason:
         return f"network.populations.{name}: neuron model '{_name(neuron)}': {reason}"
     return None
 
 
-def _projection_reason(name: str, proj) -> str | None:
+def _projection_reason(name: str, proj, network) -> str | None:
     key = f"network.projections.{name}"
-    if len(proj.stages) != 1:
-        kinds = ", ".join(_name(s) for s in proj.stages)
-        return f"{key}: a chain of {len(proj.stages)} synapse stages ({kinds}) is not supported by the step engine"
-    stage = proj.stages[0]
-    kind = _declared(stage, "engine_synapse")
-    if kind not in SYNAPSE_KINDS:
-        return f"{key}: synapse '{_name(stage)}' is not supported by the step engine (no engine_synapse declared)"
+    kinds = [_declared(stage, "engine_synapse") for stage in proj.stages]
+    if len(kinds) > 2 or (len(kinds) == 2 and (kinds[0] != "delay" or kinds[1] == "delay")):
+        names = ", ".join(_name(s) for s in proj.stages)
+        return (f"{key}: a chain of {len(kinds)} synapse stages ({names}) is not supported by the step engine "
+                f"(only one synapse, or a delay followed by one)")
+    for stage, kind in zip(proj.stages, kinds):
+        if kind not in SYNAPSE_KINDS:
+            return f"{key}: synapse '{_name(stage)}' is not supported by the step engine (no engine_synapse declared)"
+    stage = proj.stages[-1]
+    if kinds[-1] == "sparse" and not row_major(stage.indices, stage.shape2d[1]):
+        return f"{key}: synapse 'sparse': its indices are not in row-major order (the order the reference sums in)"
+    if not _spiking(network.populations[proj.source]):
+        return (f"{key}: its source '{proj.source}' is non-spiking (its output is a potential); the step engine's "
+                f"projections carry spikes")
     return None
 
 
@@ -119,6 +109,8 @@ def _rule_options(learner, target) -> str | None:
         return f"weight_dependence: {c.weight_dependence!r} is not implemented by the step engine"
     if target.before:
         return f"projection '{target.name}' has stages before its weight"
+    if not _spiking(learner.network.populations[target.proj.target]):
+        return f"projection '{target.name}' ends in a non-spiking population"
     if _declared(target.stage, "engine_synapse") not in ("dense", "recurrent"):
         return f"projection '{target.name}' ({_name(target.stage)}) is not a dense weight"
     return None
@@ -140,7 +132,7 @@ def engine_support(network, learners: Sequence = ()) -> str | None:
             if reason:
                 return reason
     for name, proj in network.projections.items():
-        reason = _projection_reason(name, proj)
+        reason = _projection_reason(name, proj, network)
         if reason:
             return reason
     for learner in learners:
@@ -155,71 +147,6 @@ def engine_support(network, learners: Sequence = ()) -> str | None:
             if reason:
                 return f"{key}: learner '{_name(learner)}': {reason}"
     return None
-
-
-def _flags(p, **extra) -> int:
-    flags = 0
-    if getattr(p, "reset", "hard") == "hard":
-        flags |= _HARD
-    if getattr(p, "integration", "euler") == "exact":
-        flags |= _EXACT
-    for bit, on in extra.items():
-        if on:
-            flags |= {"leak": _LEAK, "one_spike": _ONE_SPIKE, "learn_theta": _LEARN_THETA}[bit]
-    return flags
-
-
-def _neuron_plan(neuron, dt: float) -> tuple[list[float], int, int, int]:
-    """(float params, flags, refractory steps, extra) of a population's model, in the layout its
-    case of csrc/step_engine.cpp reads (each number computed as the pure step computes it)."""
-    from .neurons.base import refractory_steps
-    from .surrogate import threshold_span
-
-    model, p = _declared(neuron, "engine_model"), neuron.params
-    if model in ("lif", "if", "ifsoftreset"):
-        decay = math.exp(-dt / p.tau_m)
-        floats = [p.r, p.v_rest, p.v_th, p.v_reset, dt / p.tau_m, decay, 1 - decay, threshold_span(p.v_th, p.v_rest),
-                  p.v_th - p.v_reset]
-        return floats, _flags(p, leak=model == "lif"), refractory_steps(p.refractory, dt), 0
-    if model == "diehlandcook":
-        floats = [p.v_rest, math.exp(-dt / p.tau_m), math.exp(-dt / p.tau_theta), p.r, p.v_th, p.v_reset,
-                  p.theta_plus, threshold_span(p.v_th, p.v_rest)]
-        return (floats, _flags(p, one_spike=p.one_spike, learn_theta=p.learn_theta),
-                refractory_steps(p.refractory, dt), 0)
-    if model == "alif":
-        decay, rho = math.exp(-dt / p.tau_m), math.exp(-dt / p.tau_a)
-        floats = [p.r, p.v_rest, p.v_th, p.v_reset, dt / p.tau_m, decay, 1 - decay, p.beta, rho, 1 - rho,
-                  threshold_span(p.v_th, p.v_rest)]
-        return floats, _flags(p), refractory_steps(p.refractory, dt), 0
-    if model == "adex":
-        floats = [p.g_l * p.delta_t, p.v_peak, p.v_t, p.delta_t, -p.g_l, p.e_l, p.r, p.c_m, dt, dt / p.tau_w, p.a,
-                  p.v_reset, p.v_peak - p.e_l, p.b]
-        return floats, _HARD, refractory_steps(p.refractory, dt), 0
-    if model == "izh":
-        from .neurons.nonlinear import izh_substeps, izhikevich_abcd
-
-        a, b, c, d = izhikevich_abcd(p)
-        k = izh_substeps(dt, p.substep)
-        floats = [dt / k, p.r, p.v_peak, dt * a, 0.0, b, c, d, p.v_peak - p.v_init, p.v_init]
-        return floats, _HARD, 0, k
-    raise ValueError(f"no engine plan for model {model!r}")
-
-
-def _rule_plan(learner, target) -> tuple[list[int], list[float]]:
-    """(int fields after the projection, floats) of one learner's rule on one projection."""
-    c = learner.constants(target)
-    noop = _declared(learner, "engine_rule") == "noop"
-    multiplicative = c.weight_dependence == "multiplicative" and not noop
-    # the reference computes (lr_post·A+·f+)·ltp: f+ = 1.0 (additive) leaves lr_post·A+ unchanged
-    kp = 0.0 if noop else c.lr_post * c.a_plus
-    km = 0.0 if noop else c.lr_pre * c.a_minus
-    hi = c.w_max if c.w_max is not None else 1.0
-    lo = c.w_min if c.w_min is not None else 0.0
-    ints = [int(c.mode == "all_to_all"), int(c.order == "traces_first"), int(multiplicative),
-            int(c.w_min is not None), int(c.w_max is not None)]
-    floats = [c.decay_pre, c.decay_post, kp, km, c.w_min if c.w_min is not None else 0.0,
-              c.w_max if c.w_max is not None else 0.0, c.decay_weight, hi, lo]
-    return ints, floats
 
 
 class CompiledNetwork:
@@ -267,7 +194,7 @@ class CompiledNetwork:
                 self.input_slots[name] = add(torch.zeros(0, dtype=torch.uint8))
                 pops.append([0, n, 0, -1, self.input_slots[name], 0, 0, 0])
                 continue
-            values, flags, refrac, extra = _neuron_plan(pop.neuron, net.dt)
+            values, flags, refrac, extra = neuron_plan(pop.neuron)
             persist = -1
             if _declared(pop.neuron, "engine_model") == "diehlandcook":
                 theta = pop.neuron.theta
@@ -280,10 +207,13 @@ class CompiledNetwork:
         projs, weight_slot = [], {}
         self._engine_weights: dict[str, tuple[torch.Tensor, bool]] = {}
         for name, proj in net.projections.items():
-            stage = proj.stages[0]
+            stage = proj.stages[-1]
             kind = _declared(stage, "engine_synapse")
-            weight = bias = -1
-            skip_diag, fo = 0, len(floats)
+            weight = bias = delays = aux = -1
+            skip_diag, fo, max_delay, aux_delay = 0, len(floats), 0, 0
+            first = proj.stages[0]
+            if _declared(first, "engine_synapse") == "delay":  # axonal delays (the delay stage alone: kind 6)
+                delays, max_delay = add(first.delays.detach().to(torch.int64).reshape(-1).contiguous()), first.max_steps
             if kind in ("dense", "recurrent"):
                 copy = stage.weight.detach().t().contiguous().clone()
                 self._copies.append((stage.weight, copy, True))
@@ -292,25 +222,30 @@ class CompiledNetwork:
                 if stage.bias is not None:
                     bias = add(stage.bias.detach().reshape(-1).contiguous())
                 skip_diag = int(kind == "recurrent" and not stage.params.self_connections)
-            elif kind == "one_to_one":
+            elif kind in ("one_to_one", "sparse"):  # frozen: read where the module keeps them
                 weight = add(stage.weight.detach().reshape(-1).contiguous())
-            else:
+                if kind == "sparse":
+                    aux = add(sparse_by_source(stage.indices, stage.shape2d[1]))
+            elif kind == "delayed_dense":  # frozen: transposed, as the delays
+                weight = add(stage.weight.detach().t().contiguous().clone())
+                aux, aux_delay = add(stage.delays.detach().to(torch.int64).t().contiguous()), stage.max_steps
+            elif kind == "lateral_inhibition":
                 floats.append(float(stage.params.weight))
             weight_slot[name] = weight
             projs.append([SYNAPSE_KINDS[kind], self.pop_index[proj.source], self.pop_index[proj.target],
-                          int(proj.recurrent), weight, bias, skip_diag, fo])
+                          int(proj.recurrent), weight, bias, skip_diag, fo, delays, max_delay, aux, aux_delay])
         proj_index = {name: i for i, name in enumerate(net.projections)}
         rules, self._norms = [], []
         for learner in self.learners:
             for target in learner.targets.values():
-                ints, values = _rule_plan(learner, target)
+                ints, values = rule_plan(learner, target)
                 rules.append([1, proj_index[target.name], *ints, len(floats)])
                 floats += [float(v) for v in values]
                 if learner.params.w_norm is not None:
                     self._norms.append((tensors[weight_slot[target.name]], float(learner.params.w_norm)))
         self._tensors = tensors
         self._pops = torch.tensor(pops, dtype=torch.int64).reshape(-1, 8)
-        self._projs = torch.tensor(projs, dtype=torch.int64).reshape(-1, 8)
+        self._projs = torch.tensor(projs, dtype=torch.int64).reshape(-1, PROJ_FIELDS)
         self._rules = torch.tensor(rules, dtype=torch.int64).reshape(-1, 8)
         self._floats = torch.tensor(floats, dtype=torch.float64)
 
@@ -344,7 +279,8 @@ class CompiledNetwork:
 
     def run(self, spikes, learn: bool, record: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Simulate one sample: ``spikes`` [T, n_in] (0/1; or a dict per input population).
-        Returns (spike counts int64 [n] per population, rasters uint8 [T, n] per population if ``record``)."""
+        Returns (spike counts int64 [n] per population, rasters uint8 [T, n] per population if ``record``);
+        for a non-spiking population (``leaky``) Σ_t v(t) float64 [n] and its potential float64 [T, n]."""
         inputs = self._inputs(spikes)
         if self.backend == "reference":
             return self._reference(inputs, learn, record)
@@ -379,15 +315,18 @@ class CompiledNetwork:
             net.step_hook = None
         net.reset()  # commits θ of a learning sample
         spikes = {name: out.spikes[name][:, 0].reshape(out.spikes[name].shape[0], -1) for name in net.order}
-        counts = {name: s.sum(0).to(torch.int64) for name, s in spikes.items()}
-        rasters = {name: (s != 0).to(torch.uint8) for name, s in spikes.items()} if record else {}
+        spiking = {name: _spiking(net.populations[name]) for name in net.order}
+        counts = {name: _activity(s, spiking[name]) for name, s in spikes.items()}
+        rasters = {name: (s != 0).to(torch.uint8) if spiking[name] else s.to(torch.float64).clone()
+                   for name, s in spikes.items()} if record else {}
         return counts, rasters
 
     def run_batch(self, spikes) -> dict[str, torch.Tensor]:
         """Simulate independent samples without learning: ``spikes`` [B, T, n_in] (0/1; or a dict per
-        input population). Returns the spike counts int64 [B, n] per population, each sample's
-        those :meth:`run` gives it with ``learn=False``. The engine spreads the samples over torch's
-        intra-op threads; the reference runs them as one batch of the torch network."""
+        input population). Returns the spike counts int64 [B, n] per population (Σ_t v float64 of a
+        non-spiking one), each sample's those :meth:`run` gives it with ``learn=False``. The engine
+        spreads the samples over torch's intra-op threads; the reference runs them as one batch of
+        the torch network."""
         inputs = self._inputs(spikes, lead=2)
         batch, steps = next(iter(inputs.values())).shape[:2]
         if self.backend == "reference":
@@ -398,7 +337,8 @@ class CompiledNetwork:
             with torch.no_grad():
                 out = net({name: x.to(torch.float64).transpose(0, 1) for name, x in inputs.items()})
             net.reset()
-            return {name: s.reshape(steps, batch, -1).sum(0).to(torch.int64) for name, s in out.spikes.items()}
+            return {name: _activity(out.spikes[name].reshape(steps, batch, -1), _spiking(net.populations[name]))
+                    for name in net.order}
         self._load_inputs(inputs)
         result = kernel.run_batch(self._tensors, self._pops, self._projs, self._rules, self._floats, batch, steps)
         return dict(zip(self.network.order, result))
@@ -422,13 +362,12 @@ class CompiledNetwork:
                 module_tensor.copy_((copy.t() if transposed else copy).reshape(module_tensor.shape))
 
     def reload(self) -> None:
-        """Copy the modules' weights and θ into the engine (after a checkpoint was loaded into them)."""
+        """Copy the modules' weights, θ and parameters (plif's learned τ) into the engine (after a
+        checkpoint was loaded into them): the plan is built again from the modules."""
         if self.backend != "compiled":
             return
         with torch.no_grad():
-            for module_tensor, copy, transposed in self._copies:
-                source = module_tensor.detach()
-                copy.copy_(source.t() if transposed else source.reshape(-1))
+            self._build_plan()
 
     def weights(self) -> Mapping[str, torch.Tensor]:
         """A copy of the current weight of every weighted projection, in the module's layout (the

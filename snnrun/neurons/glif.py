@@ -90,6 +90,7 @@ class GLIF(Neuron):
     """
 
     State = GLIFState
+    engine_model = "glif"  # snnrun.engine: its step is glif_step (levels 1-5)
 
     @dataclass
     class Params:

@@ -214,6 +214,8 @@ class PLIF(LIF):
         per_neuron: bool = param(False, help="one learnable tau per neuron instead of one per population")
         integration: str = param("euler", choices=("euler",), help="forward Euler (as in the paper)")
 
+    engine_model = "plif"  # snnrun.engine: its step is plif_step with the current w (a local rule leaves τ fixed)
+
     def __init__(self, params, shape=(1,), dt=1.0, spike_fn=None):
         super().__init__(params, shape, dt, spike_fn)
         if params.tau_m <= dt:
@@ -269,6 +271,7 @@ class CLIF(Neuron):
     """
 
     State = CLIFState
+    engine_model = "clif"  # snnrun.engine: its step is clif_step
 
     @dataclass
     class Params(SpikingParams):
@@ -328,6 +331,7 @@ class Leaky(Neuron):
 
     State = LeakyState
     spiking = False
+    engine_model = "leaky"  # snnrun.engine: its step is leaky_step (its output, v, read by no projection there)
 
     @dataclass
     class Params:

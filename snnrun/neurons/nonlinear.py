@@ -55,6 +55,7 @@ class QIF(Neuron):
     """
 
     State = QIFState
+    engine_model = "qif"  # snnrun.engine: its step is qif_step
 
     @dataclass
     class Params:

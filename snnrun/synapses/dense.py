@@ -133,6 +133,8 @@ class Sparse(Synapse):
         p: float = param(0.1, gt=0, le=1, help="connection probability")
         seed: int = param(0, help="seed of the connectivity mask")
 
+    engine_synapse = "sparse"  # snnrun.engine runs it (frozen: local rules do not train it)
+
     def __init__(self, params, in_shape, target_shape=None, dt=1.0, time_steps=1):
         super().__init__(params, in_shape, target_shape, dt, time_steps)
         self.out_shape = tuple(target_shape) if target_shape is not None else self.in_shape

@@ -24,6 +24,7 @@ class Delay(Synapse):
     """
 
     temporal = True
+    engine_synapse = "delay"  # snnrun.engine runs it (alone, or before one synapse)
 
     @dataclass
     class Params:
@@ -157,6 +158,7 @@ class DelayedDense(Synapse):
     """
 
     temporal = True
+    engine_synapse = "delayed_dense"  # snnrun.engine runs it (frozen: local rules do not train it)
 
     @dataclass
     class Params(WeightParams):

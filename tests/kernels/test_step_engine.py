@@ -35,8 +35,9 @@ def base_config(*overrides, exc=6, steps=40):
     return cfg
 
 
-def models(cfg, one_spike=None):
-    """(reference, compiled) CompiledNetwork of two builds of ``cfg`` (same seed: same weights)."""
+def models(cfg, one_spike=None, prepare=None):
+    """(reference, compiled) CompiledNetwork of two builds of ``cfg`` (same seed: same weights);
+    ``prepare(network)`` changes both before the engine plans them."""
     compiled(step_engine._EXTENSION)
     out = []
     for backend in ("reference", "compiled"):
@@ -44,6 +45,8 @@ def models(cfg, one_spike=None):
         net = exp.network.double()
         if one_spike is not None:
             net.populations["exc"].neuron.params.one_spike = one_spike
+        if prepare is not None:
+            prepare(net)
         out.append(CompiledNetwork(net, exp.learners, backend))
     return out
 
@@ -62,10 +65,12 @@ def state(model):
     return out
 
 
-def assert_same(cfg, seed, samples=5, learn=(True, True, True, False, True), rate=0.2, one_spike=None, active=None):
-    """Run ``samples`` random binary trains through both paths; spikes exactly equal, weights and θ
-    allclose. Returns the spike totals per population (to check the network was active)."""
-    ref, fast = models(cfg, one_spike)
+def assert_same(cfg, seed, samples=5, learn=(True, True, True, False, True), rate=0.2, one_spike=None, active=None,
+                prepare=None):
+    """Run ``samples`` random binary trains through both paths; spikes exactly equal (a non-spiking
+    population's potential too), weights and θ allclose. Returns the spike totals per population (to
+    check the network was active)."""
+    ref, fast = models(cfg, one_spike, prepare)
     assert fast.backend == "compiled" and ref.backend == "reference"
     before = state(ref)
     for key, value in state(fast).items():
@@ -81,7 +86,7 @@ def assert_same(cfg, seed, samples=5, learn=(True, True, True, False, True), rat
                 f"sample {i} ({'learn' if mode else 'frozen'}), population {name}: spikes differ at steps " \
                 f"{(spikes_ref[name] != spikes_fast[name]).any(1).nonzero().flatten().tolist()[:10]}"
             assert torch.equal(counts_ref[name], counts_fast[name])
-            totals[name] = totals.get(name, 0) + int(counts_ref[name].sum())
+            totals[name] = totals.get(name, 0) + float(counts_ref[name].abs().sum())
         assert torch.equal(ref.sample(x, False), fast.sample(x, False))
     # frozen samples as a batch (both paths) give each sample's counts
     xs = torch.stack(trains(4, steps, rate, seed + 100))
@@ -156,6 +161,18 @@ MODELS = {
     "adex_refractory": ({"name": "adex", "refractory": 2.0, "b": 0.3, "a": 0.01}, 6.0),
     "izh": ({"name": "izh"}, 20.0),
     "izh_fs_dt": ({"name": "izh", "preset": "FS", "substep": 0.25}, 20.0),
+    "plif": ({"name": "plif", "tau_m": 5.0, "refractory": 1.0}, 1.0),
+    "plif_per_neuron_soft": ({"name": "plif", "tau_m": 3.0, "per_neuron": True, "reset": "soft"}, 1.0),
+    "clif": ({"name": "clif", "tau_m": 10.0, "tau_syn": 5.0}, 0.3),
+    "clif_exact_soft_refractory": ({"name": "clif", "tau_m": 10.0, "tau_syn": 3.0, "integration": "exact",
+                                    "reset": "soft", "refractory": 2.0}, 0.4),
+    "qif": ({"name": "qif"}, 5.0),
+    "qif_refractory": ({"name": "qif", "refractory": 2.0, "a0": 0.05, "v_th": -20.0}, 5.0),
+    "glif1": ({"name": "glif", "level": 1}, 0.2),
+    "glif2_refractory": ({"name": "glif", "level": 2, "refractory": 2.0}, 0.2),
+    "glif3": ({"name": "glif", "level": 3, "asc_r": [0.5, 1.0]}, 0.2),
+    "glif4": ({"name": "glif", "level": 4}, 0.2),
+    "glif5_refractory": ({"name": "glif", "level": 5, "refractory": 1.0, "a_v": 0.02}, 0.2),
 }
 
 
@@ -180,6 +197,132 @@ def chain_config(model, scale, steps=40, learner=None):
 def test_neuron_models_match_reference(model, seed):
     node, scale = MODELS[model]
     totals, changed = assert_same(chain_config(node, scale), seed, rate=0.25, active=["hid", "out"])
+    assert sorted(changed) == ["w:hid_out", "w:inp_hid"]
+
+
+def spread_plif_tau(net):
+    """Distinct learned τ per neuron (as after gradient training): w of every plif population."""
+    for pop in net.populations.values():
+        w = getattr(pop.neuron, "w", None)
+        if isinstance(w, torch.nn.Parameter) and w.dim():
+            with torch.no_grad():
+                w.copy_(w + torch.linspace(-1.0, 1.0, w.numel(), dtype=w.dtype).reshape(w.shape))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_plif_runs_with_its_current_learned_tau(seed):
+    """plif with one τ per neuron, w changed after the build (the engine plans the current τ), and
+    reload() picks up a w changed later (a checkpoint)."""
+    node = {"name": "plif", "tau_m": 4.0, "per_neuron": True, "refractory": 1.0}
+    assert_same(chain_config(node, 1.0), seed, rate=0.25, active=["hid", "out"], prepare=spread_plif_tau)
+    ref, fast = models(chain_config(node, 1.0))
+    x = trains(1, 40, 0.25, seed)[0]
+    for model in (ref, fast):
+        spread_plif_tau(model.network)
+        model.reload()
+    counts_ref, spikes_ref = ref.run(x, False)
+    counts_fast, spikes_fast = fast.run(x, False)
+    for name in spikes_ref:
+        assert torch.equal(spikes_ref[name], spikes_fast[name]), name
+
+
+def leaky_readout_config(integration, steps=40):
+    """inp -(dense, STDP)-> hid (lif) -(dense, frozen)-> out (leaky, non-spiking readout)."""
+    cfg = chain_config({"name": "lif", "tau_m": 10.0}, 1.0, steps=steps)
+    cfg["network"]["populations"]["out"]["neuron"] = {"name": "leaky", "tau_m": 8.0, "v_rest": -0.5, "r": 1.5,
+                                                      "integration": integration}
+    cfg["network"]["projections"]["hid_out"]["synapse"].update(init="uniform", low=-1.0, high=1.5)
+    cfg["learner"]["trainable"] = ["inp_hid"]
+    return cfg
+
+
+@pytest.mark.parametrize("integration", ["exact", "euler"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_leaky_readout_matches_reference(integration, seed):
+    """The potential of a non-spiking leaky readout, bit for bit, every step (its raster) and summed."""
+    cfg = leaky_readout_config(integration)
+    totals, changed = assert_same(cfg, seed, rate=0.25, active=["hid", "out"])
+    assert changed == ["w:inp_hid"]
+    _, fast = models(cfg)
+    counts, rasters = fast.run(trains(1, 40, 0.25, seed)[0], False)
+    assert counts["out"].dtype == torch.float64 and rasters["out"].dtype == torch.float64
+    assert rasters["out"].shape == (40, 4) and len(torch.unique(rasters["out"])) > 10
+
+
+# --- synapses ----------------------------------------------------------------------------------------------
+
+def synapse_config(inp_hid, extra=None, trainable=("hid_out",), hid=8):
+    """inp -(inp_hid)-> hid (lif) -(dense, STDP)-> out (lif), and ``extra`` projections."""
+    cfg = chain_config({"name": "lif", "tau_m": 10.0, "refractory": 1.0}, 1.0)
+    net = cfg["network"]
+    net["populations"]["hid"]["shape"] = hid
+    net["projections"]["inp_hid"]["synapse"] = inp_hid
+    for name, (source, target, shape, synapse) in (extra or {}).items():
+        net["populations"].setdefault(target, {"shape": shape, "neuron": {"name": "if", "tau_m": 1.0}})
+        net["projections"][name] = {"from": source, "to": target, "synapse": synapse}
+    cfg["learner"]["trainable"] = list(trainable)
+    return cfg
+
+
+SYNAPSES = {
+    "sparse": {"name": "sparse", "p": 0.5, "init": "uniform", "low": 0.0, "high": 1.2, "seed": 3},
+    "sparse_signed": {"name": "sparse", "p": 0.7, "init": "normal", "mean": 0.6, "std": 0.6, "seed": 1},
+    "delay_dense": [{"name": "delay", "delay": 3.0}, {"name": "dense", "init": "uniform", "low": 0.0, "high": 1.0}],
+    "delay_per_neuron_dense": [{"name": "delay", "delay": 5.0, "per_neuron": True, "seed": 2},
+                               {"name": "dense", "init": "uniform", "low": -0.2, "high": 1.0, "bias": True}],
+    "delayed_dense": {"name": "delayed_dense", "delay": 4.0, "init": "uniform", "low": 0.0, "high": 1.0, "seed": 5},
+    "delayed_dense_zero": {"name": "delayed_dense", "delay": 0.0, "init": "uniform", "low": 0.0, "high": 1.0},
+    "delay_sparse": [{"name": "delay", "delay": 2.0, "per_neuron": True},
+                     {"name": "sparse", "p": 0.6, "init": "uniform", "low": 0.0, "high": 1.2}],
+}
+
+
+@pytest.mark.parametrize("synapse", list(SYNAPSES))
+@pytest.mark.parametrize("seed", [0, 1])
+def test_synapses_match_reference(synapse, seed):
+    """Frozen sparse / delayed projections into the hidden layer, STDP on the dense one after it."""
+    totals, changed = assert_same(synapse_config(SYNAPSES[synapse]), seed, rate=0.25, active=["hid", "out"])
+    assert changed == ["w:hid_out"]
+
+
+@pytest.mark.parametrize("synapse", ["sparse_signed", "delay_sparse", "delay_per_neuron_dense", "delayed_dense"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_synaptic_currents_match_reference(synapse, seed):
+    """The current itself, read through a leaky readout's potential: a busy hidden layer (30 neurons,
+    most spiking every step) into ``out`` through the synapse. sparse (torch.sparse.mm sums each
+    target's entries in stored order) and delay (copies) are bit for bit; delayed_dense's GEMM and its
+    layer path's order of the delay groups are the reference's own, so only ≈1e-15 is promised."""
+    cfg = leaky_readout_config("exact")
+    cfg["network"]["populations"]["hid"]["shape"] = 30
+    cfg["network"]["projections"]["hid_out"]["synapse"] = copy.deepcopy(SYNAPSES[synapse])
+    ref, fast = models(cfg)
+    for i, x in enumerate(trains(4, 40, 0.5, seed)):
+        (_, r_ref), (_, r_fast) = ref.run(x, i % 2 == 0), fast.run(x, i % 2 == 0)
+        assert torch.equal(r_ref["hid"], r_fast["hid"]) and int(r_ref["hid"].sum()) > 200
+        if synapse == "delayed_dense":
+            torch.testing.assert_close(r_fast["out"], r_ref["out"], rtol=1e-13, atol=1e-13)
+        else:
+            assert torch.equal(r_ref["out"], r_fast["out"])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_delay_stage_alone_and_before_other_synapses(seed):
+    """A delay alone (the delayed spikes are the current), before one_to_one, before
+    lateral_inhibition, and on a back edge before a recurrent synapse."""
+    extra = {
+        "hid_echo": ("hid", "echo", 8, {"name": "delay", "delay": 2.0, "per_neuron": True, "seed": 4}),
+        "hid_echo2": ("hid", "echo", 8, [{"name": "delay", "delay": 1.0}, {"name": "one_to_one", "weight": 0.6}]),
+        "echo_echo": ("echo", "echo", 8, [{"name": "delay", "delay": 3.0},
+                                          {"name": "recurrent", "init": "uniform", "low": 0.0, "high": 0.4}]),
+        "hid_lat": ("hid", "lat", 8, [{"name": "delay", "delay": 2.0},
+                                      {"name": "lateral_inhibition", "weight": 0.5}]),
+    }
+    cfg = synapse_config({"name": "dense", "init": "uniform", "low": 0.0, "high": 1.0}, extra,
+                         trainable=("inp_hid", "hid_out"))
+    cfg["network"]["output"] = ["out", "echo", "lat"]
+    ref, _ = models(cfg)
+    assert ref.network.projections["echo_echo"].recurrent
+    totals, changed = assert_same(cfg, seed, rate=0.25, active=["hid", "out", "echo", "lat"])
     assert sorted(changed) == ["w:hid_out", "w:inp_hid"]
 
 
@@ -248,6 +391,25 @@ def test_recurrent_excitatory_inhibitory_network(seed):
     assert changed == ["w:exc_exc"]
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_weights_outside_the_bounds_are_clamped_at_the_first_step(seed):
+    """Weights set outside [w_min, w_max] before a learning sample: the first step clamps every one of
+    them on both paths (the engine skips that pass only when all are within the bounds)."""
+    cfg = base_config("learner.w_norm=null")
+    ref, fast = models(cfg)
+    for model in (ref, fast):
+        weight = model.network.projections["inp_exc"].stages[0].weight
+        with torch.no_grad():
+            weight.mul_(3.0).sub_(0.5)
+        model.reload()
+    x = trains(1, 40, 0.2, seed)[0]
+    ref.run(x, True)
+    fast.run(x, True)
+    w_ref, w_fast = state(ref)["w:inp_exc"], state(fast)["w:inp_exc"]
+    assert float(w_ref.min()) >= 0.0 and float(w_ref.max()) <= 1.0
+    torch.testing.assert_close(w_fast, w_ref, rtol=1e-10, atol=1e-12)
+
+
 def test_batch_spreads_samples_over_threads_and_writes_nothing():
     """A frozen batch gives the same counts on one and two threads, for every population, and leaves
     weights and θ as they were."""
@@ -292,16 +454,27 @@ def test_sample_records_the_path_and_sync_reload_round_trip():
 @pytest.mark.parametrize("change,expected", [
     (["++network.populations.exc.neuron.escape_noise=true"],
      r"network.populations.exc: neuron model 'diehlandcook': escape_noise"),
-    (["network.populations.inh.neuron.name=plif"],
-     r"network.populations.inh: neuron model 'plif' is not supported"),
+    (["hh"], r"network.populations.inh: neuron model 'hh' is not supported"),
     (["learner.boundary=soft"], r"learner: learner 'stdp': boundary: soft"),
     (["learner.norm_every=step"], r"learner: learner 'stdp': norm_every: 'step'"),
-    (["sparse"], r"network.projections.exc_inh: synapse 'sparse' is not supported"),
+    (["dropout"], r"network.projections.exc_inh: synapse 'dropout' is not supported"),
+    (["chain"], r"network.projections.exc_inh: a chain of 2 synapse stages \(one_to_one, delay\)"),
+    (["stdp_after_delay"], r"learner: learner 'stdp': projection 'inp_exc' has stages before its weight"),
+    (["leaky_source"], r"network.projections.exc_inh: its source 'exc' is non-spiking"),
 ])
 def test_unsupported_networks_name_the_component(change, expected):
-    cfg = base_config(*[c for c in change if c != "sparse"])
-    if change == ["sparse"]:
-        cfg["network"]["projections"]["exc_inh"]["synapse"] = {"name": "sparse", "p": 0.5}
+    cfg = base_config(*[c for c in change if "=" in c])
+    projs = cfg["network"]["projections"]
+    if change == ["hh"]:
+        cfg["network"]["populations"]["inh"]["neuron"] = {"name": "hh"}
+    elif change == ["dropout"]:
+        projs["exc_inh"]["synapse"] = {"name": "dropout", "p": 0.5}
+    elif change == ["chain"]:
+        projs["exc_inh"]["synapse"] = [projs["exc_inh"]["synapse"], {"name": "delay", "delay": 1.0}]
+    elif change == ["stdp_after_delay"]:
+        projs["inp_exc"]["synapse"] = [{"name": "delay", "delay": 1.0}, projs["inp_exc"]["synapse"]]
+    elif change == ["leaky_source"]:
+        cfg["network"]["populations"]["exc"]["neuron"] = {"name": "leaky"}
     exp = build_experiment(cfg)
     net = exp.network.double()
     reason = engine_support(net, exp.learners)
