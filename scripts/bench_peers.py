@@ -18,6 +18,10 @@ Surrogates: sigmoid(4) for snnrun, spikingjelly, snntorch; norse has none, it us
    warm-up step, the extra memory is the peak RSS during 3 training steps (VmHWM, reset with
    /proc/self/clear_refs) minus the RSS just before them (libraries, data, weights, optimizer state).
 4. `--bf16` adds snnrun under bf16 autocast as its own row (not a peer: ratios use the peers only).
+5. `--input direct`: an analog image in [0, 1], the same at every step (the `direct` encoder's
+   stride-0 view) instead of spikes. snnrun projects it once per sample (Projection.forward_constant);
+   spikingjelly applies its first layer once and repeats it over T, as its static-image CSNN example
+   does; snntorch-loop applies fc1 at every step, as its tutorials; snntorch and norse over all T·B rows.
 
 Usage:
   .venv/bin/python scripts/bench_peers.py --configs 25x128,100x128,25x32 --reps 5 --iters 3
@@ -40,6 +44,8 @@ from snnrun.network import build_network
 from snnrun.surrogate import Sigmoid
 
 DENSITY = 0.13
+#: the input: "spikes" (Bernoulli at DENSITY) or "direct" (--input direct)
+INPUT = {"kind": "spikes"}
 # memory children: every allocation above 128 KiB is its own mapping, returned to the OS when freed,
 # so RSS follows the live tensors (glibc's default keeps freed heap memory and adapts the threshold)
 MEMORY_ENV = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
@@ -86,6 +92,8 @@ def spikingjelly_system(w1, w2, T):
 
     def run(x):
         functional.reset_net(net)
+        if x.stride(0) == 0:  # a static image: its first layer once, repeated over T (spikingjelly's CSNN example)
+            return net[1:](net[0](x[0]).unsqueeze(0).repeat(x.shape[0], 1, 1))
         return net(x)
     return net, run
 
@@ -184,7 +192,10 @@ def problem(T: int, batch: int, hidden: int, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     w1 = (torch.rand(hidden, 784, generator=g) * 2 - 1) * (8.0 / 784 ** 0.5)
     w2 = (torch.rand(10, hidden, generator=g) * 2 - 1) * (8.0 / hidden ** 0.5)
-    x = (torch.rand(T, batch, 784, generator=g) < DENSITY).float()
+    if INPUT["kind"] == "direct":  # an analog image, the same at every step (the direct encoder's view)
+        x = torch.rand(batch, 784, generator=g).unsqueeze(0).expand(T, batch, 784)
+    else:
+        x = (torch.rand(T, batch, 784, generator=g) < DENSITY).float()
     y = torch.randint(0, 10, (batch,), generator=g)
     return w1, w2, x, y
 
@@ -252,8 +263,11 @@ def main() -> None:
     ap.add_argument("--memory", action="store_true", help="measure training memory (one subprocess per system and rep)")
     ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads for every system (0: torch's default)")
     ap.add_argument("--bf16", action="store_true", help="also run snnrun under bf16 autocast (reported separately)")
+    ap.add_argument("--input", default="spikes", choices=("spikes", "direct"),
+                    help="Bernoulli spikes at 13 %% density, or an analog image repeated at every step")
     ap.add_argument("--child", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    INPUT["kind"] = args.input
     if args.threads:
         torch.set_num_threads(args.threads)
     configs = [tuple(int(v) for v in c.split("x")) for c in args.configs.split(",")]
@@ -274,7 +288,7 @@ def main() -> None:
             for rep in range(args.reps):
                 for name in names[rep % len(names):] + names[:rep % len(names)]:
                     cmd = [sys.executable, __file__, "--child", name, "--configs", f"{T}x{batch}",
-                           "--hidden", str(args.hidden), "--threads", str(args.threads)]
+                           "--hidden", str(args.hidden), "--threads", str(args.threads), "--input", args.input]
                     out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=MEMORY_ENV).stdout
                     mem[name].append(json.loads(out.strip().splitlines()[-1])["extra_mib"])
             med = {k: statistics.median(v) for k, v in mem.items()}

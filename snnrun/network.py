@@ -63,6 +63,20 @@ class Projection(nn.Module):
             x = stage(x, steps) if getattr(stage, "temporal", False) else stage(x)
         return x
 
+    def forward_constant(self, x: torch.Tensor, steps: int) -> torch.Tensor:
+        """The projection of an input that is the same at every step, ``x`` [B, *source_shape] (one
+        step of it): the leading ``per_sample`` stages run once, their output is repeated over the
+        ``steps``, the others run on all ``[steps·B, ...]`` as in :meth:`forward` (same values; the
+        gradient of a repeated output is summed over the steps)."""
+        k = 0
+        while k < len(self.stages) and getattr(self.stages[k], "per_sample", False):
+            x = self.stages[k](x)
+            k += 1
+        x = x.unsqueeze(0).expand(steps, *x.shape).reshape(steps * x.shape[0], *x.shape[1:])
+        for stage in self.stages[k:]:
+            x = stage(x, steps) if getattr(stage, "temporal", False) else stage(x)
+        return x
+
     def apply_constraints(self) -> None:
         """Re-apply weight bounds and sign (Dale's law) constraints after an update."""
         for stage in self.stages:
@@ -73,6 +87,15 @@ class Projection(nn.Module):
         for stage in self.stages:
             if hasattr(stage, "reset"):
                 stage.reset()
+
+
+def _project(proj: Projection, pre: torch.Tensor, steps: int, batch: int) -> torch.Tensor:
+    """``proj`` applied to all steps of ``pre`` [T, B, ...] at once: [T·B, ...]. An input that is the
+    same at every step (a stride-0 time dimension: the ``direct`` encoder's view) goes through
+    :meth:`Projection.forward_constant`."""
+    if steps > 1 and pre.stride(0) == 0:
+        return proj.forward_constant(pre[0], steps)
+    return proj(pre.reshape(steps * batch, *pre.shape[2:]), steps)
 
 
 @dataclass
@@ -174,8 +197,7 @@ class Network(nn.Module):
         pop = self.populations[name]
         total = None
         for proj in self.incoming[name]:
-            pre = spikes[proj.source]
-            y = proj(pre.reshape(steps * batch, *pre.shape[2:]), steps)
+            y = _project(proj, spikes[proj.source], steps, batch)
             total = y if total is None else total + y
         incoming = self.incoming[name]
         last = incoming[0].stages[-1]
@@ -251,8 +273,7 @@ class Network(nn.Module):
             for name in members:
                 for proj in self.incoming[name]:
                     if proj.source not in inside:
-                        pre = spikes[proj.source]
-                        y = proj(pre.reshape(steps * batch, *pre.shape[2:]), steps)
+                        y = _project(proj, spikes[proj.source], steps, batch)
                         # one view per step (unbind: its backward stacks once; indexing would fill a
                         # [T, B, ...] gradient per step)
                         external[proj.name] = y.reshape(steps, batch, *y.shape[1:]).unbind(0)

@@ -100,6 +100,43 @@ def test_cycles_are_stepped_alone_and_match_the_step_path():
         torch.testing.assert_close(p.grad, q.grad, msg=name)
 
 
+def test_time_constant_input_is_projected_once_per_sample():
+    """The direct encoder's view (stride 0 over time): conv2d, pooling and dense stages see one row
+    per sample, a batchnorm after them all T·B rows; spikes equal those of the same input stored
+    step by step, gradients equal within rounding, on the layer and the mixed path."""
+    from snnrun.encoders.rate import Direct
+
+    pops = {"inp": {"shape": [1, 6, 6]}, "c": {"shape": [3, 4, 4]}, "h": {"shape": 9}, "out": {"shape": 4}}
+    projs = {"conv": {"from": "inp", "to": "c", "synapse": [{"name": "conv2d", "channels": 3, "kernel_size": 3},
+                                                           {"name": "batchnorm"}]},
+             "skip": {"from": "inp", "to": "h", "synapse": [{"name": "avgpool", "kernel_size": 2},
+                                                           {"name": "dense", "init": "uniform", "low": 0, "high": 1}]},
+             "c_h": {"from": "c", "to": "h", "synapse": {"name": "dense"}},
+             "h_out": {"from": "h", "to": "out", "synapse": {"name": "dense", "init": "uniform", "low": 0, "high": 1}}}
+    for cycle in (False, True):
+        if cycle:
+            projs["h_h"] = {"from": "h", "to": "h", "synapse": {"name": "recurrent"}}
+        torch.manual_seed(0)
+        nets = [net(pops, projs, input_shape=(1, 6, 6), output="out", duration=6.0,
+                    spike_fn=build_surrogate({"name": "atan"})) for _ in range(2)]
+        nets[1].load_state_dict(nets[0].state_dict())
+        rows = []
+        nets[0].projections["conv"].stages[0].register_forward_hook(lambda m, i, o: rows.append(i[0].shape[0]))
+        encoder = Direct(Direct.Params(gain=3.0), dt=1.0, time_steps=6)
+        x = torch.rand(5, 1, 6, 6)
+        constant = encoder(x)
+        assert constant.stride(0) == 0
+        a, b = nets[0](constant), nets[1](constant.contiguous())
+        assert rows == [5]  # once per sample, not 6 x 5
+        for name in ("c", "h", "out"):
+            assert torch.equal(a.spikes[name], b.spikes[name]), (cycle, name)
+            assert a.spikes[name].sum() > 0, name
+        a.spikes["out"].sum().backward()
+        b.spikes["out"].sum().backward()
+        for (name, p), (_, q) in zip(nets[0].named_parameters(), nets[1].named_parameters()):
+            torch.testing.assert_close(p.grad, q.grad, rtol=1e-5, atol=1e-6, msg=name)
+
+
 def test_cyclic_groups():
     from snnrun.graph import cyclic_groups
 

@@ -38,7 +38,8 @@ class Direct(Encoder):
         gain: float = param(1.0, help="current per unit of input")
 
     def forward(self, x):
-        return (self.params.gain * x).unsqueeze(0).expand(self.time_steps, *x.shape).contiguous()
+        # a view, the same memory at every step: the network projects it once per sample
+        return (self.params.gain * x).unsqueeze(0).expand(self.time_steps, *x.shape)
 
 
 @ENCODERS.register("spikes")

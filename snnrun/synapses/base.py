@@ -88,10 +88,16 @@ class Synapse(nn.Module):
     ``fresh_output = True`` marks stages whose output is a new tensor that neither they nor
     their backward keep (a GEMM's or convolution's result): the network then lets the
     target's fused neuron scan reuse its memory.
+
+    ``per_sample = True`` marks stages that map each sample on its own, the same way at every
+    step and without state (no statistics, no randomness, no time): on an input that is constant
+    over time (a stride-0 time dimension, as the ``direct`` encoder gives) the network applies the
+    projection's leading such stages once per sample instead of once per step.
     """
 
     temporal = False
     fresh_output = False
+    per_sample = False
 
     def __init__(self, params, in_shape, target_shape=None, dt: float = 1.0, time_steps: int = 1):
         super().__init__()

@@ -38,6 +38,7 @@ class Conv2d(Synapse):
         bias: bool = param(False, help="add a learnable bias current")
 
     fresh_output = True
+    per_sample = True
 
     def __init__(self, params, in_shape, target_shape=None, dt=1.0, time_steps=1):
         super().__init__(params, in_shape, target_shape, dt, time_steps)
@@ -59,6 +60,8 @@ class Conv2d(Synapse):
 
 
 class _Pool(Synapse):
+    per_sample = True
+
     @dataclass
     class Params:
         kernel_size: int = param(2, gt=0, help="pooling window")

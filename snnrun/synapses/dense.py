@@ -22,6 +22,7 @@ class Dense(Synapse):
         bias: bool = param(False, help="add a learnable bias current")
 
     fresh_output = True
+    per_sample = True
     engine_synapse = "dense"  # snnrun.engine runs it (declared per class: read from the class's own __dict__)
 
     def __init__(self, params, in_shape, target_shape=None, dt=1.0, time_steps=1):
@@ -48,6 +49,8 @@ class Flatten(Synapse):
     def __init__(self, params, in_shape, target_shape=None, dt=1.0, time_steps=1):
         super().__init__(params, in_shape, target_shape, dt, time_steps)
         self.out_shape = (math.prod(self.in_shape),)
+
+    per_sample = True
 
     def forward(self, x):
         return x.reshape(x.shape[0], -1)
