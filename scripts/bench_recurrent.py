@@ -18,8 +18,9 @@ the previous step's hidden spikes times W_rec.
 All start from the same weights and input; the output spike counts are compared first. Then
 training and inference throughput (samples/s; every repetition runs the systems in a rotated order
 so machine drift cancels; medians) and, with ``--memory``, the extra peak RSS of training, each
-system in its own subprocess (as scripts/bench_peers.py measures it, after ``malloc_trim`` returns
-the warm-up's free heap)::
+system in its own subprocess (as scripts/bench_peers.py measures it, with glibc's mmap threshold at
+16 KiB so that the per-step [B, 256] tensors are returned to the OS when freed, and ``malloc_trim``
+after the warm-up)::
 
     .venv/bin/python scripts/bench_recurrent.py --threads 1 --reps 5
     .venv/bin/python scripts/bench_recurrent.py --threads 1 --memory
@@ -39,6 +40,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_peers import MEMORY_ENV, _rss_kib, timed, train_step  # noqa: E402
+
+#: the per-step tensors ([B, 256] float32: 64 KiB) get their own mappings too, so RSS follows them
+RECURRENT_MEMORY_ENV = {**MEMORY_ENV, "MALLOC_MMAP_THRESHOLD_": "16384"}
 from snnrun.network import build_network  # noqa: E402
 from snnrun.surrogate import Sigmoid  # noqa: E402
 
@@ -149,9 +153,7 @@ def memory_child(name: str, args) -> None:
     net, run = BUILDERS[name](weights, args.steps)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     train_step(run, opt, x, y)  # warm-up: optimizer state, lazily loaded kernels
-    # the per-step tensors ([B, 256]: 64 KiB) are below the mmap threshold and live in the heap: give
-    # its free part back first, or the warm-up's high-water mark would hide the steps' peak
-    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    ctypes.CDLL("libc.so.6").malloc_trim(0)  # what the warm-up left free in the heap goes back
     before = _rss_kib("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset the peak RSS (VmHWM) to the current RSS
@@ -193,7 +195,7 @@ def main() -> None:
             for name in names[rep % len(names):] + names[:rep % len(names)]:
                 cmd = [sys.executable, __file__, "--child", name, "--steps", str(args.steps), "--batch",
                        str(args.batch), "--density", str(args.density), "--threads", str(args.threads)]
-                out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=MEMORY_ENV).stdout
+                out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=RECURRENT_MEMORY_ENV).stdout
                 mem[name].append(json.loads(out.strip().splitlines()[-1])["extra_mib"])
         med = {k: statistics.median(v) for k, v in mem.items()}
         low = min((v for k, v in med.items() if k != "snnrun"), default=float("nan"))

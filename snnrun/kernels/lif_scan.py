@@ -181,6 +181,51 @@ class LIFScan(torch.autograd.Function):
         return grad, None, None, None, None, None
 
 
+class LIFStep(torch.autograd.Function):
+    """One step from a given potential ``v`` (differentiable in the current and in ``v``), for the
+    step-by-step path (graphs with cycles): saves one [B, ...] tensor, h, where the reference graph
+    of :func:`snnrun.neurons.lif.lif_step` saves about four; the backward is one step of the scan's
+    recursion, with the incoming ∂L/∂v_t as the carried ``g_v``."""
+
+    @staticmethod
+    def forward(ctx, current, v, p, dt, leak, spike_fn):
+        with torch.no_grad():
+            d = p.r * current
+            if leak and p.integration == "exact":
+                decay = math.exp(-dt / p.tau_m)
+                h = p.v_rest + (v - p.v_rest) * decay + d * (1 - decay)
+            elif leak:
+                h = v + dt / p.tau_m * (-(v - p.v_rest) + d)
+            else:
+                h = v + dt / p.tau_m * d
+            z = (h - p.v_th >= 0).to(h.dtype)
+            v_new = h * (1 - z) + p.v_reset * z if p.reset == "hard" else h - (p.v_th - p.v_reset) * z
+        ctx.save_for_backward(h)
+        ctx.cfg = (p, dt, leak, spike_fn)
+        return z, v_new
+
+    @staticmethod
+    def backward(ctx, grad_z, grad_v):
+        (h,) = ctx.saved_tensors
+        p, dt, leak, spike_fn = ctx.cfg
+        a, b = _coefficients(p, dt, leak)
+        hard = p.reset == "hard"
+        x = h - p.v_th
+        sg = _surrogate_derivative(spike_fn, x, threshold_span(p.v_th, p.v_rest))
+        gz = grad_z
+        if not p.detach_reset:
+            gz = gz + grad_v * ((p.v_reset - h) if hard else -(p.v_th - p.v_reset))
+        gh = gz * sg + (grad_v * (1 - (x >= 0).to(h.dtype)) if hard else grad_v)
+        return gh * b, gh * a, None, None, None, None
+
+
+def fused_step(p, dt: float, leak: bool, spike_fn, current: torch.Tensor, v: torch.Tensor):
+    """One LIF/IF step (parameters ``p``) from ``v`` with input ``current`` [B, ...]: ``(spikes, v)``
+    as :func:`snnrun.neurons.lif.lif_step` gives them without refractoriness (the same expressions,
+    so the same bits), through :class:`LIFStep`."""
+    return LIFStep.apply(current, v, p, dt, leak, spike_fn)
+
+
 def lif_scan(p, dt: float, leak: bool, spike_fn, current: torch.Tensor, reuse: bool = False):
     """Run LIF/IF dynamics with parameters ``p`` (``LIF.Params``) from rest over ``current`` [T, B, ...].
 

@@ -9,6 +9,7 @@ from typing import NamedTuple
 import torch
 
 from ..kernels import lif_scan
+from ..surrogate import Heaviside
 from ..schema import param
 from .base import (NEURONS, Neuron, OperatingRange, SpikingParams, refractory_hold, refractory_steps,
                    threshold_and_reset)
@@ -135,6 +136,13 @@ class LIF(Neuron):
         return LIFState(v, torch.zeros(tuple(batch_shape), device=device, dtype=torch.int32))
 
     def step(self, current, state):
+        # with gradients, the fused step (lif_scan.LIFStep: same values, one saved tensor per step)
+        # applies where the fused scan would: no refractoriness, no escape noise, a surrogate
+        if type(self).fused_scan and lif_scan.enabled() and self.refrac_steps == 0 \
+                and not self.params.escape_noise and torch.is_grad_enabled() \
+                and (current.requires_grad or state.v.requires_grad) and type(self.spike_fn) is not Heaviside:
+            z, v = lif_scan.fused_step(self.params, self.dt, self.leak, self.spike_fn, current, state.v)
+            return z, LIFState(v, state.refrac)
         return lif_step(current, state, self.params, self.dt, self.spike_fn, self.refrac_steps, self.leak)
 
     #: this class's dynamics are exactly :func:`lif_step`, so the fused scan of
@@ -174,10 +182,7 @@ class IF(LIF):
 
     leak = False
     fused_scan = True
-    engine_model = "if"  # snnrun.engine: its step is if_step
-
-    def step(self, current, state):
-        return if_step(current, state, self.params, self.dt, self.spike_fn, self.refrac_steps)
+    engine_model = "if"  # snnrun.engine: its step is if_step (LIF.step with leak = False)
 
 
 @NEURONS.register("ifsoftreset")
@@ -191,10 +196,7 @@ class IFSoftReset(IF):
         reset: str = param("soft", choices=("hard", "soft"), help="soft: v <- v - (v_th - v_reset)")
 
     fused_scan = True
-    engine_model = "ifsoftreset"  # snnrun.engine: its step is ifsoftreset_step
-
-    def step(self, current, state):
-        return ifsoftreset_step(current, state, self.params, self.dt, self.spike_fn, self.refrac_steps)
+    engine_model = "ifsoftreset"  # snnrun.engine: its step is ifsoftreset_step (LIF.step, soft reset)
 
 
 @NEURONS.register("plif")

@@ -43,6 +43,66 @@ def test_lif_scan_matches_reference(cls, integration, reset, detach):
     assert g_ref.abs().sum() > 0
 
 
+def _run_steps(neuron, current, v0, fast):
+    """Step by step (forward_step) from a potential v0 that carries a gradient, as a cycle runs."""
+    lif_scan.set_enabled(fast)
+    try:
+        neuron.reset()
+        x = current.clone().requires_grad_(True)
+        v_init = v0.clone().requires_grad_(True)
+        neuron.state = neuron.initial_state(current.shape[1:], current.device, current.dtype)._replace(v=v_init * 1.0)
+        zs = torch.stack([neuron.forward_step(c) for c in x.unbind(0)])
+        w = torch.linspace(-1.0, 2.0, zs.numel(), dtype=zs.dtype).reshape(zs.shape)
+        loss = (zs * w).sum() + zs.sum(0).pow(2).mean() + (neuron.state.v * 0.3).sum()
+        loss.backward()
+        return zs.detach(), x.grad, v_init.grad, neuron.state.v.detach()
+    finally:
+        lif_scan.set_enabled(True)
+
+
+@pytest.mark.parametrize("cls,integration,reset,detach", [
+    (LIF, "euler", "hard", False), (LIF, "exact", "hard", False), (LIF, "euler", "soft", False),
+    (LIF, "euler", "hard", True), (IF, "euler", "soft", False), (IF, "euler", "hard", False),
+])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_step_matches_reference(cls, integration, reset, detach, dtype):
+    """The step-by-step path's fused step (one saved tensor per step) gives the spikes and final v of
+    lif_step bit for bit, and its gradients for the inputs and the initial potential."""
+    torch.manual_seed(0)
+    p = cls.Params(integration=integration, reset=reset, detach_reset=detach, v_th=1.0, v_reset=0.0, v_rest=0.0)
+    if cls is LIF:
+        p.tau_m = 5.0
+    neuron = cls(p, shape=(32,), dt=1.0, spike_fn=ATan(ATan.Params()))
+    current = (torch.rand(40, 8, 32) * (2.5 if cls is LIF else 0.6)).to(dtype)
+    v0 = torch.rand(8, 32, dtype=dtype) * 0.8
+    ref = _run_steps(neuron, current, v0, fast=False)
+    fast = _run_steps(neuron, current, v0, fast=True)
+    assert 0.05 < ref[0].mean() < 0.95
+    assert torch.equal(fast[0], ref[0]) and torch.equal(fast[3], ref[3])
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-13)
+    for a, b in zip(fast[1:3], ref[1:3]):
+        torch.testing.assert_close(a, b, **tol)
+        assert b.abs().sum() > 0
+
+
+def test_fused_step_saves_one_tensor_per_step():
+    """What the autograd graph keeps for one step: h alone (the reference keeps several)."""
+    neuron = LIF(LIF.Params(tau_m=5.0), shape=(16,), dt=1.0, spike_fn=ATan(ATan.Params()))
+    counts = {}
+    for fast in (True, False):
+        lif_scan.set_enabled(fast)
+        saved = []
+        try:
+            neuron.reset()
+            x = torch.rand(4, 16, requires_grad=True)
+            with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.shape) or t, lambda t: t):
+                neuron.forward_step(x)
+        finally:
+            lif_scan.set_enabled(True)
+        counts[fast] = sum(1 for shape in saved if shape == (4, 16))
+    assert counts[True] == 1 and counts[False] >= 3
+
+
 def test_scan_runs_for_the_classes_that_declare_it():
     """The scan counts spikes as it runs (spike_counts); the reference loop leaves them None."""
     from snnrun.neurons.lif import PLIF, IFSoftReset
