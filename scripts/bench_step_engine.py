@@ -6,7 +6,11 @@ on, batch 1, float64, for the shipped Diehl & Cook network and variants:
 - ``dc_adex`` / ``dc_alif``: its excitatory population as AdEx / ALIF neurons;
 - ``dc_a2a_mult``: ``learner.mode=all_to_all learner.weight_dependence=multiplicative``;
 - ``stacked``: two excitatory layers (inp -> exc1 <-> inh1 -> exc2 <-> inh2), STDP on both dense projections;
-- ``ei_recurrent``: 80 % / 20 % excitatory/inhibitory LIF, recurrent E->E with STDP.
+- ``ei_recurrent``: 80 % / 20 % excitatory/inhibitory LIF, recurrent E->E with STDP;
+- ``conv_stdp``: a conv2d layer trained by STDP: the image [1, 28, 28] -> 16 channels of 5x5 kernels,
+  stride 1 -> 16x24x24 LIF neurons with lateral inhibition (all-to-all STDP, hard bounds; ``--neurons``
+  does not apply). No shipped config trains a convolution by STDP; this is the usual first layer of
+  the convolutional STDP literature.
 
 Inputs: Poisson trains of mnist_6k digits ($SNNRUN_MNIST_NPZ) at the experiment's rates when the file
 exists, else random trains at ``--rate``. Each path runs the same trains; the table gives both rates and
@@ -103,10 +107,24 @@ def variant(name: str, neurons: int, steps: int) -> dict:
         cfg["learner"] = {"name": "stdp", "trainable": ["exc_exc"], "lr": [0.001, 0.001], "w_min": 0.0, "w_max": 0.1,
                           "weight_dependence": "multiplicative", "mode": "all_to_all"}
         return cfg
+    if name == "conv_stdp":
+        cfg = base(neurons, steps)
+        cfg["network"] = {"dt": 1.0, "duration": float(steps), "mode": "auto", "output": "conv", "populations": {
+            "inp": {"shape": [1, 28, 28]},
+            "conv": {"shape": [16, 24, 24], "neuron": {"name": "lif", "tau_m": 20.0, "refractory": 5.0}}},
+            "projections": {
+                "inp_conv": {"from": "inp", "to": "conv", "synapse": {
+                    "name": "conv2d", "channels": 16, "kernel_size": 5, "stride": 1, "init": "uniform", "low": 0.0,
+                    "high": 1.0, "w_min": 0.0, "w_max": 1.0}},
+                "conv_conv": {"from": "conv", "to": "conv", "synapse": {"name": "lateral_inhibition",
+                                                                        "weight": -0.05}}}}
+        cfg["learner"] = {"name": "stdp", "trainable": ["inp_conv"], "lr": [0.0001, 0.001], "w_min": 0.0,
+                          "w_max": 1.0, "mode": "all_to_all"}
+        return cfg
     raise SystemExit(f"unknown variant {name!r}")
 
 
-VARIANTS = ["dc", "dc_adex", "dc_alif", "dc_a2a_mult", "stacked", "ei_recurrent"]
+VARIANTS = ["dc", "dc_adex", "dc_alif", "dc_a2a_mult", "stacked", "ei_recurrent", "conv_stdp"]
 
 
 def input_trains(count: int, steps: int, rate: float, seed: int) -> list[torch.Tensor]:

@@ -14,22 +14,25 @@ Capability is declared by the components, never recognised from a topology:
   are ``Σ_t v(t)`` (float64, summed in step order) and its raster the potential [T, n] (float64);
 - a synapse class sets ``engine_synapse`` (``"dense"``, ``"recurrent"``, ``"one_to_one"``,
   ``"lateral_inhibition"``, ``"sparse"`` (frozen: local rules do not train it), ``"delayed_dense"``
-  (frozen likewise), ``"delay"``), read from the class's own ``__dict__`` (not inherited). A
-  projection is one such synapse, or a ``delay`` followed by one (the delayed spikes feed it);
-- a learner class sets ``engine_rule`` (``"stdp"``, ``"noop"``), read the same way (the
-  reward-modulated subclasses of STDP do not inherit it: their reward arrives after the sample,
-  from the decoder's scores and the label, which this per-sample simulation does not receive).
+  (frozen likewise), ``"delay"``, ``"conv2d"``), read from the class's own ``__dict__`` (not
+  inherited). A projection is one such synapse, or a ``delay`` followed by one;
+- a learner class sets ``engine_rule`` (``"stdp"``, ``"noop"`` — on dense, recurrent or conv2d
+  weights —, ``"mstdp"``, ``"mstdpet"`` — dense —), read the same way. The reward rules' reward
+  arrives after the sample, from the decoder: the engine accumulates what the learner's
+  ``end_sample`` reads (Σ of the pair terms, or of the eligibility trace; :meth:`CompiledNetwork.run`
+  hands them to the learner) and :meth:`CompiledNetwork.end_sample` calls the learner's own.
 
 Then the options of each component are checked against what the engine implements
-(:data:`snnrun.engine_plans.MODEL_CHECKS`, :func:`_rule_options`): escape noise (stochastic
-thresholds), a spike function whose forward is not the Heaviside step, soft boundaries of a rule,
+(:data:`snnrun.engine_plans.MODEL_CHECKS`, :func:`~snnrun.engine_plans.rule_options`): escape noise
+(stochastic thresholds), a spike function whose forward is not the Heaviside step, soft boundaries of STDP,
 normalisation every step, a projection of other stages than a delay and one synapse, a rule on a
 projection with stages before its weight, a network not in float64, … :func:`engine_support`
 returns the first reason, naming the population, projection or learner and the component or
 option, or None.
 
 :class:`CompiledNetwork` is what a per-sample task (``diehl_cook``) drives:
-``sample(spikes, learn) -> spike counts of the output population(s)``, ``sync()`` (the engine's
+``sample(spikes, learn) -> spike counts of the output population(s)``, ``end_sample(scores, target)``
+(the learners' end of a sample: a reward rule's update), ``sync()`` (the engine's
 weights and persistent state θ into the torch modules), ``reload()`` (back, after a checkpoint was
 loaded into the modules). ``backend`` says which path runs; every sample records it
 (``snnrun.kernels.report()``, kernel ``step_engine``: ``compiled`` or ``reference``). The plan rows
@@ -43,8 +46,9 @@ from typing import Mapping, Sequence
 
 import torch
 
-from .engine_plans import (MODEL_CHECKS, MODEL_CODES, PROJ_FIELDS, RULES, SYNAPSE_KINDS, declared as _declared,
-                           name_of as _name, neuron_plan, row_major, rule_plan, sparse_by_source)
+from .engine_plans import (MODEL_CHECKS, MODEL_CODES, PROJ_FIELDS, RULE_CODES, RULE_FIELDS, RULES, SYNAPSE_KINDS,
+                           conv_geometry, declared as _declared, name_of as _name, neuron_plan, row_major,
+                           rule_options, rule_plan, sparse_by_source)
 from .errors import ConfigError
 from .kernels import step_engine as kernel
 
@@ -95,27 +99,6 @@ def _projection_reason(name: str, proj, network) -> str | None:
     return None
 
 
-def _rule_options(learner, target) -> str | None:
-    """What of ``learner``'s options on ``target`` the engine does not implement, or None."""
-    p = learner.params
-    c = learner.constants(target)
-    if c.boundary == "soft" and c.w_min is not None and c.w_max is not None:
-        return "boundary: soft is not implemented by the step engine"
-    if p.w_norm is not None and p.norm_every != "sample":
-        return f"norm_every: {p.norm_every!r} is not implemented by the step engine (only 'sample')"
-    if c.mode not in ("nearest", "all_to_all"):
-        return f"mode: {c.mode!r} is not implemented by the step engine"
-    if c.weight_dependence not in ("additive", "multiplicative"):
-        return f"weight_dependence: {c.weight_dependence!r} is not implemented by the step engine"
-    if target.before:
-        return f"projection '{target.name}' has stages before its weight"
-    if not _spiking(learner.network.populations[target.proj.target]):
-        return f"projection '{target.name}' ends in a non-spiking population"
-    if _declared(target.stage, "engine_synapse") not in ("dense", "recurrent"):
-        return f"projection '{target.name}' ({_name(target.stage)}) is not a dense weight"
-    return None
-
-
 def engine_support(network, learners: Sequence = ()) -> str | None:
     """Why the compiled step engine cannot run ``network`` with the local ``learners`` (a message
     naming the population, projection or learner and the unsupported component or option), or None."""
@@ -143,7 +126,7 @@ def engine_support(network, learners: Sequence = ()) -> str | None:
         if rule not in RULES:
             return f"{key}: learner '{_name(learner)}' is not supported by the step engine (no engine_rule declared)"
         for target in learner.targets.values():
-            reason = _rule_options(learner, target)
+            reason = rule_options(learner, target, _spiking(network.populations[target.proj.target]))
             if reason:
                 return f"{key}: learner '{_name(learner)}': {reason}"
     return None
@@ -214,14 +197,17 @@ class CompiledNetwork:
             first = proj.stages[0]
             if _declared(first, "engine_synapse") == "delay":  # axonal delays (the delay stage alone: kind 6)
                 delays, max_delay = add(first.delays.detach().to(torch.int64).reshape(-1).contiguous()), first.max_steps
-            if kind in ("dense", "recurrent"):
-                copy = stage.weight.detach().t().contiguous().clone()
-                self._copies.append((stage.weight, copy, True))
-                self._engine_weights[name] = (copy, True)
+            if kind in ("dense", "recurrent", "conv2d"):  # learnable: the engine's copy (dense transposed)
+                transposed = kind != "conv2d"
+                copy = (stage.weight.detach().t() if transposed else stage.weight.detach()).contiguous().clone()
+                self._copies.append((stage.weight, copy, transposed))
+                self._engine_weights[name] = (copy, transposed)
                 weight = add(copy)
                 if stage.bias is not None:
                     bias = add(stage.bias.detach().reshape(-1).contiguous())
                 skip_diag = int(kind == "recurrent" and not stage.params.self_connections)
+                if kind == "conv2d":
+                    aux = add(conv_geometry(stage))
             elif kind in ("one_to_one", "sparse"):  # frozen: read where the module keeps them
                 weight = add(stage.weight.detach().reshape(-1).contiguous())
                 if kind == "sparse":
@@ -235,18 +221,27 @@ class CompiledNetwork:
             projs.append([SYNAPSE_KINDS[kind], self.pop_index[proj.source], self.pop_index[proj.target],
                           int(proj.recurrent), weight, bias, skip_diag, fo, delays, max_delay, aux, aux_delay])
         proj_index = {name: i for i, name in enumerate(net.projections)}
-        rules, self._norms = [], []
+        rules, self._norms, self._accumulators = [], [], []
+        outputs = add(torch.tensor([self.pop_index[o] for o in self.outputs], dtype=torch.int64))
         for learner in self.learners:
+            code = RULE_CODES[_declared(learner, "engine_rule")]
             for target in learner.targets.values():
                 ints, values = rule_plan(learner, target)
-                rules.append([1, proj_index[target.name], *ints, len(floats)])
+                acc = delivery = -1
+                if code != 1:  # reward rules: Σ ltp, Σ ltd [m, n] (the weight's transposed layout)
+                    acc = add(torch.zeros_like(tensors[weight_slot[target.name]]))
+                    add(torch.zeros_like(tensors[acc]))
+                    self._accumulators.append((learner, target, tensors[acc], tensors[acc + 1]))
+                    delivery = outputs if learner.params.reward_at == "output_spikes" else -1
+                rules.append([code, proj_index[target.name], *ints, len(floats), acc, delivery])
                 floats += [float(v) for v in values]
                 if learner.params.w_norm is not None:
-                    self._norms.append((tensors[weight_slot[target.name]], float(learner.params.w_norm)))
+                    self._norms.append((tensors[weight_slot[target.name]], float(learner.params.w_norm),
+                                        self._engine_weights[target.name][1]))
         self._tensors = tensors
         self._pops = torch.tensor(pops, dtype=torch.int64).reshape(-1, 8)
         self._projs = torch.tensor(projs, dtype=torch.int64).reshape(-1, PROJ_FIELDS)
-        self._rules = torch.tensor(rules, dtype=torch.int64).reshape(-1, 8)
+        self._rules = torch.tensor(rules, dtype=torch.int64).reshape(-1, RULE_FIELDS)
         self._floats = torch.tensor(floats, dtype=torch.float64)
 
     # --- running ----------------------------------------------------------------------
@@ -265,8 +260,8 @@ class CompiledNetwork:
         from .learning import rules
 
         with torch.no_grad():
-            for wt, total in self._norms:
-                wt.copy_(rules.normalise(wt.t().contiguous(), total).t())
+            for wt, total, transposed in self._norms:
+                wt.copy_(rules.normalise(wt.t().contiguous(), total).t() if transposed else rules.normalise(wt, total))
 
     def _load_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
         """Place the binary spike trains in the engine's input slots (uint8, contiguous)."""
@@ -292,6 +287,13 @@ class CompiledNetwork:
                                    learn, record)
         order = self.network.order
         counts = dict(zip(order, result[:len(order)]))
+        if learn:  # the reward rules' accumulation, where the learner's end_sample reads it (batch 1)
+            spikes = float(sum(int(counts[name].sum()) for name in self.outputs))
+            for learner, target, acc_ltp, acc_ltd in self._accumulators:
+                target.acc_ltp, target.acc_ltd = acc_ltp.t().unsqueeze(0), acc_ltd.t().unsqueeze(0)
+                learner.delivery = None
+                reward_at = learner.params.reward_at == "output_spikes"
+                learner.delivered_spikes = torch.tensor([spikes], dtype=torch.float64) if reward_at else None
         rasters = dict(zip(order, result[len(order):])) if record else {}
         return counts, rasters
 
@@ -352,6 +354,23 @@ class CompiledNetwork:
         """One sample; returns the spike counts int64 of the output population(s) (concatenated)."""
         counts, _ = self.run(spikes, learn, record=False)
         return torch.cat([counts[name] for name in self.outputs])
+
+    def end_sample(self, scores: torch.Tensor, target: torch.Tensor) -> dict:
+        """After a learning sample: every learner's ``end_sample(scores, target)`` (the decoder's scores
+        [1, n] and the label; a reward rule applies its reward to what the sample accumulated, as on
+        the reference path). Returns the merged logs (``reward``)."""
+        accumulating = self.backend == "compiled" and self._accumulators
+        if accumulating:
+            self.sync()  # the learner updates the module's weight, from its current value
+        out: dict = {}
+        for learner in self.learners:
+            out.update(learner.end_sample(scores, target))
+        if accumulating:
+            with torch.no_grad():
+                for _, t, _, _ in self._accumulators:
+                    copy, transposed = self._engine_weights[t.name]
+                    copy.copy_(t.weight.detach().t() if transposed else t.weight.detach())
+        return out
 
     def sync(self) -> None:
         """Write the engine's weights and persistent state (θ) into the network's modules."""

@@ -17,14 +17,23 @@ MODEL_CODES = {"lif": 1, "if": 1, "ifsoftreset": 1, "plif": 1, "clif": 1, "diehl
 #: synapse name (a class's ``engine_synapse``) -> projection kind in csrc/step_engine.cpp (``delay``
 #: alone passes the delayed spikes on; before another synapse it delays that synapse's input)
 SYNAPSE_KINDS = {"dense": 1, "recurrent": 1, "one_to_one": 2, "lateral_inhibition": 3, "sparse": 4,
-                 "delayed_dense": 5, "delay": 6}
-#: rule name (a learner class's ``engine_rule``)
-RULES = ("stdp", "noop")
+                 "delayed_dense": 5, "delay": 6, "conv2d": 7}
+#: rule name (a learner class's ``engine_rule``) -> rule code in csrc/step_engine.cpp: STDP learns every
+#: step (``noop``: with zero amplitudes); ``mstdp`` / ``mstdpet`` accumulate the pair terms the learner's
+#: ``end_sample`` modulates by the reward after the sample
+RULE_CODES = {"stdp": 1, "noop": 1, "mstdp": 2, "mstdpet": 3}
+RULES = tuple(RULE_CODES)
+#: synapses a rule may train on the engine
+TRAINED = {"stdp": ("dense", "recurrent", "conv2d"), "noop": ("dense", "recurrent", "conv2d"),
+           "mstdp": ("dense", "recurrent"), "mstdpet": ("dense", "recurrent")}
 
 _LEAK, _EXACT, _HARD, _ONE_SPIKE, _LEARN_THETA, _SYN, _PER_K = 1, 2, 4, 8, 16, 32, 64
 #: projection row: kind, source, target, recurrent, weight, bias, skip diagonal, float offset,
 #: axonal delays, their largest delay, aux tensor, its largest delay
 PROJ_FIELDS = 12
+#: rule row: code, projection, mode, traces_first, multiplicative, has w_min, has w_max, float offset,
+#: accumulators (reward rules), delivery (reward_at: output_spikes)
+RULE_FIELDS = 10
 
 
 def declared(obj, attribute: str):
@@ -166,10 +175,41 @@ def row_major(indices: torch.Tensor, n_source: int) -> bool:
     return bool((key[1:] > key[:-1]).all())
 
 
-def rule_plan(learner, target) -> tuple[list[int], list[float]]:
-    """(int fields after the projection, floats) of one learner's rule on one projection."""
+def conv_geometry(stage) -> torch.Tensor:
+    """A conv2d synapse's geometry as the engine reads it: int64 [C, H, W, O, H', W', k, stride, padding]."""
+    p = stage.params
+    return torch.tensor([*stage.in_shape, *stage.out_shape, p.kernel_size, p.stride, p.padding], dtype=torch.int64)
+
+
+def rule_options(learner, target, spiking_target: bool) -> str | None:
+    """What of ``learner``'s options on ``target`` the engine does not implement, or None. The reward
+    rules' update after the sample is the learner's own (bounds, weight dependence, decay included)."""
+    p = learner.params
     c = learner.constants(target)
-    noop = declared(learner, "engine_rule") == "noop"
+    rule = declared(learner, "engine_rule")
+    if rule in ("stdp", "noop") and c.boundary == "soft" and c.w_min is not None and c.w_max is not None:
+        return "boundary: soft is not implemented by the step engine"
+    if p.w_norm is not None and p.norm_every != "sample":
+        return f"norm_every: {p.norm_every!r} is not implemented by the step engine (only 'sample')"
+    if c.mode not in ("nearest", "all_to_all"):
+        return f"mode: {c.mode!r} is not implemented by the step engine"
+    if c.weight_dependence not in ("additive", "multiplicative"):
+        return f"weight_dependence: {c.weight_dependence!r} is not implemented by the step engine"
+    if target.before:
+        return f"projection '{target.name}' has stages before its weight"
+    if not spiking_target:
+        return f"projection '{target.name}' ends in a non-spiking population"
+    if declared(target.stage, "engine_synapse") not in TRAINED[rule]:
+        return f"projection '{target.name}' ({name_of(target.stage)}) is not a weight {rule} trains on the engine"
+    return None
+
+
+def rule_plan(learner, target) -> tuple[list[int], list[float]]:
+    """(int fields after the projection, floats) of one learner's rule on one projection; MSTDPET adds
+    exp(−dt/τ_c), τ_c and dt."""
+    c = learner.constants(target)
+    rule = declared(learner, "engine_rule")
+    noop = rule == "noop"
     multiplicative = c.weight_dependence == "multiplicative" and not noop
     # the reference computes (lr_post·A+·f+)·ltp: f+ = 1.0 (additive) leaves lr_post·A+ unchanged
     kp = 0.0 if noop else c.lr_post * c.a_plus
@@ -180,4 +220,9 @@ def rule_plan(learner, target) -> tuple[list[int], list[float]]:
             int(c.w_min is not None), int(c.w_max is not None)]
     floats = [c.decay_pre, c.decay_post, kp, km, c.w_min if c.w_min is not None else 0.0,
               c.w_max if c.w_max is not None else 0.0, c.decay_weight, hi, lo]
+    if rule == "mstdpet":
+        from .learning.rules import decay_factor
+
+        tau_c = learner.params.tau_c
+        floats += [decay_factor(tau_c, learner.dt), tau_c, learner.dt]
     return ints, floats

@@ -20,8 +20,9 @@ may run for it (``engine_model`` on neuron classes, ``engine_synapse`` on synaps
   ``lateral_inhibition``, ``sparse`` (each spiking input adds its outgoing COO values; every target
   then sums its entries in ascending input order from zero, as ``torch.sparse.mm`` does),
   ``delayed_dense`` (per-synapse delays: the current of each delay group, summed in ascending input
-  order, joins a ring of future currents as ``DelayedDense._step`` adds them) or a ``delay`` alone (the
-  delayed spikes); a ``delay`` stage before the synapse keeps a ring of the last ``D + 1`` steps of
+  order, joins a ring of future currents as ``DelayedDense._step`` adds them), ``conv2d`` (groups 1,
+  stride, padding, bias: each input spike adds its kernel entries to the outputs whose windows hold
+  it) or a ``delay`` alone (the delayed spikes); a ``delay`` stage before the synapse keeps a ring of the last ``D + 1`` steps of
   its source's spikes and feeds ``s_j(t − d_j)`` on; a ``recurrent`` back edge reads the previous
   step's spikes (zeros at the first step);
 - learning rules (pair STDP of :func:`snnrun.learning.rules.stdp_step`: nearest or all-to-all
@@ -29,14 +30,20 @@ may run for it (``engine_model`` on neuron classes, ``engine_synapse`` on synaps
   weight decay), applied after each step in the learners' order, event-driven: a presynaptic spike
   updates its row, a postsynaptic spike its column, with the reference's expression (the other
   weights receive an exact 0 in the reference); every weight is visited at the first step (the
-  reference clamps all of them there) and at every step with weight decay.
+  reference clamps all of them there) and at every step with weight decay. STDP on a ``conv2d``
+  weight (:func:`snnrun.learning.rules.conv2d_outer`): the step's spikes add their windows to
+  kernel-shaped correlations, then every kernel entry takes the dense rule's expression;
+- the reward rules (``mstdp``, ``mstdpet``) do not change the weights during the sample: they
+  accumulate the pair terms (event-driven) or the eligibility trace (every entry, every step), each
+  weighted by the step's output spikes with ``reward_at: output_spikes``, into two [m, n] tensors of
+  the plan that the learner's ``end_sample`` reads.
 
 Every floating-point expression is the reference's, operation by operation (compiled with
 ``-ffp-contract=off``), so float64 results agree with the torch simulation; the exceptions are sums
 whose order torch leaves to a BLAS (a ``recurrent`` synapse's GEMV, a ``dense`` input denser than
 :data:`snnrun.kernels.spike_linear.MAX_DENSITY` in one step, ``delayed_dense``'s GEMM over the
 inputs of a delay group, whose layer-by-layer path also adds the groups in another order than its
-step path) and AdEx's ``exp`` (torch's vectorised
+step path, ``conv2d``'s convolution and its STDP correlation over the positions) and AdEx's ``exp`` (torch's vectorised
 exp may differ from the C library's by one unit in the last place): there the state agrees to
 ≈1e-15 relative and the spikes in practice.
 """

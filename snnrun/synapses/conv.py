@@ -39,6 +39,7 @@ class Conv2d(Synapse):
 
     fresh_output = True
     per_sample = True
+    engine_synapse = "conv2d"  # snnrun.engine runs it (and STDP on it, groups=1)
 
     def __init__(self, params, in_shape, target_shape=None, dt=1.0, time_steps=1):
         super().__init__(params, in_shape, target_shape, dt, time_steps)

@@ -20,16 +20,22 @@
 //                 before the synapse: int64 [n_source] steps) or -1, their largest delay D,
 //                 aux tensor or -1 (sparse: int64 [n_source + 1 | nnz | nnz], each source's
 //                 outgoing entries: offsets, target, index into the COO values; delayed_dense: int64
-//                 [n_source, n_target] delays, transposed), the aux's largest delay
-//   rules [R, 8]: code, projection, mode (0 nearest, 1 all_to_all), traces_first, multiplicative,
-//                 has w_min, has w_max, float offset
+//                 [n_source, n_target] delays, transposed; conv2d: int64 geometry C, H, W, O, H', W',
+//                 k, stride, padding), the aux's largest delay
+//   rules [R, 10]: code (1 STDP: the weights learn every step; 2 MSTDP, 3 MSTDPET: the pair terms
+//                 are accumulated for the reward applied after the sample), projection, mode (0 nearest,
+//                 1 all_to_all), traces_first, multiplicative, has w_min, has w_max, float offset,
+//                 accumulators (tensors acc, acc + 1: Σ ltp, Σ ltd [n_source, n_target]) or -1,
+//                 delivery (int64 tensor of the output populations whose spikes n_t weight each step's
+//                 term: reward_at output_spikes) or -1
 // Populations come in the network's order; projections in the network's order (so each target's
 // incoming currents are summed as Network._run_steps sums them). A non-spiking population (leaky)
 // outputs its potential: its "counts" are float64 Σ_t v(t) (t ascending) and its raster v [T, n];
 // no projection reads it (snnrun.engine refuses that).
 
 enum Model { INPUT = 0, LIF = 1, DIEHLCOOK = 2, ALIF = 3, ADEX = 4, IZH = 5, LEAKY = 6, QIF = 7, GLIF = 8 };
-enum Kind { DENSE = 1, ONE_TO_ONE = 2, LATERAL = 3, SPARSE = 4, DELAYED_DENSE = 5, IDENTITY = 6 };
+enum Kind { DENSE = 1, ONE_TO_ONE = 2, LATERAL = 3, SPARSE = 4, DELAYED_DENSE = 5, IDENTITY = 6, CONV = 7 };
+enum RuleCode { R_STDP = 1, R_MSTDP = 2, R_MSTDPET = 3 };
 enum Flag { F_LEAK = 1, F_EXACT = 2, F_HARD = 4, F_ONE_SPIKE = 8, F_LEARN_THETA = 16, F_SYN = 32, F_PER_K = 64 };
 
 namespace {
@@ -41,10 +47,10 @@ struct Proj {
     int64_t kind, src, tgt, recurrent, weight, bias, skip_diag, fo, delays, delay_steps, aux, aux_steps;
 };
 struct Rule {
-    int64_t code, proj, all_to_all, traces_first, multiplicative, has_min, has_max, fo;
+    int64_t code, proj, all_to_all, traces_first, multiplicative, has_min, has_max, fo, acc, delivery;
 };
 static_assert(sizeof(Pop) == 8 * sizeof(int64_t) && sizeof(Proj) == 12 * sizeof(int64_t) &&
-              sizeof(Rule) == 8 * sizeof(int64_t), "plan rows");
+              sizeof(Rule) == 10 * sizeof(int64_t), "plan rows");
 
 struct Spikes {
     std::vector<double> s;       // this step's output (0/1; a non-spiking population's potential)
@@ -172,12 +178,23 @@ static std::vector<torch::Tensor> simulate(const std::vector<torch::Tensor>& ten
         }
     }
 
-    // learning state: traces per rule
-    std::vector<std::vector<double>> xpre(R), xpost(R);
+    // learning state: traces per rule; a conv2d rule's kernel-shaped correlations of the step; a
+    // reward rule's accumulators (zeroed: the learner's begin_sample) and MSTDPET's eligibility
+    std::vector<std::vector<double>> xpre(R), xpost(R), ltp_k(R), ltd_k(R), elig(R);
     for (int64_t k = 0; k < R; ++k) {
         const Proj& pj = projs[rules[k].proj];
-        xpre[k].assign(pops[pj.src].n, 0.0);
-        xpost[k].assign(pops[pj.tgt].n, 0.0);
+        const int64_t m = pops[pj.src].n, n = pops[pj.tgt].n;
+        xpre[k].assign(m, 0.0);
+        xpost[k].assign(n, 0.0);
+        if (pj.kind == CONV) {
+            ltp_k[k].assign(tensors[pj.weight].numel(), 0.0);
+            ltd_k[k].assign(tensors[pj.weight].numel(), 0.0);
+        }
+        if (learn && rules[k].acc >= 0) {
+            tensors[rules[k].acc].zero_();
+            tensors[rules[k].acc + 1].zero_();
+        }
+        if (learn && rules[k].code == R_MSTDPET) elig[k].assign(2 * m * n, 0.0);
     }
 
     for (int64_t t = 0; t < T; ++t) {
@@ -267,6 +284,34 @@ static std::vector<torch::Tensor> simulate(const std::vector<torch::Tensor>& ten
                         std::copy(due, due + n, y.begin());
                         std::fill(due, due + n, 0.0);
                         S.fptr = (S.fptr + 1) % size;
+                    } else if (pj.kind == CONV) {
+                        // F.conv2d (groups 1), event-driven: each input spike (c, h, w) adds W[o, c, u, v]
+                        // to every output (o, y, x) whose window holds it (h = y·stride + u − padding);
+                        // each output sums its terms in ascending (c, u, v) order, from zero (F.conv2d's
+                        // order is its library's: the currents agree to ≈1e-16 relative)
+                        std::fill(y.begin(), y.end(), 0.0);
+                        const int64_t* g = tensors[pj.aux].data_ptr<int64_t>();
+                        const int64_t C = g[0], H = g[1], Wd = g[2], O = g[3], OH = g[4], OW = g[5], K = g[6],
+                                      S = g[7], Pd = g[8];
+                        const double* W = tensors[pj.weight].data_ptr<double>();  // [O, C, K, K]
+                        for (int32_t j : src.active) {
+                            const int64_t c = j / (H * Wd), h = (j / Wd) % H, w = j % Wd;
+                            for (int64_t u = 0; u < K; ++u) {
+                                const int64_t hy = h + Pd - u;
+                                if (hy < 0 || hy % S || hy / S >= OH) continue;
+                                for (int64_t v = 0; v < K; ++v) {
+                                    const int64_t wx = w + Pd - v;
+                                    if (wx < 0 || wx % S || wx / S >= OW) continue;
+                                    const int64_t pos = (hy / S) * OW + wx / S;
+                                    const double* wk = W + (c * K + u) * K + v;
+                                    for (int64_t o = 0; o < O; ++o) y[o * OH * OW + pos] += wk[o * C * K * K];
+                                }
+                            }
+                        }
+                        if (pj.bias >= 0) {
+                            const double* b = tensors[pj.bias].data_ptr<double>();
+                            for (int64_t i = 0; i < n; ++i) y[i] = y[i] + b[i / (OH * OW)];
+                        }
                     } else {  // IDENTITY: a delay stage alone, the delayed spikes
                         std::copy(src.s.begin(), src.s.end(), y.begin());
                     }
@@ -486,7 +531,7 @@ static std::vector<torch::Tensor> simulate(const std::vector<torch::Tensor>& ten
             }
         }
         if (learn) {
-            for (int64_t k = 0; k < R; ++k) {  // pair STDP (rules.stdp_step), one projection each
+            for (int64_t k = 0; k < R; ++k) {  // pair STDP (rules.stdp_step) or a reward rule, one projection each
                 const Rule& rl = rules[k];
                 const Proj& pj = projs[rl.proj];
                 const Spikes& pre = pj.recurrent ? prev[pj.src] : now[pj.src];
@@ -511,7 +556,59 @@ static std::vector<torch::Tensor> simulate(const std::vector<torch::Tensor>& ten
                     }
                 };
                 if (rl.traces_first) traces();
-                double* W = tensors[pj.weight].data_ptr<double>();  // [m, n] (W^T)
+                if (rl.code != R_STDP) {  // reward rules: the step's pair terms, accumulated
+                    double* acc_p = tensors[rl.acc].data_ptr<double>();      // [m, n]
+                    double* acc_d = tensors[rl.acc + 1].data_ptr<double>();  // [m, n]
+                    const bool weighted = rl.delivery >= 0;
+                    double nt = 0.0;  // n_t: this step's output spikes (_RewardLearner.on_step)
+                    if (weighted) {
+                        const torch::Tensor& outs = tensors[rl.delivery];
+                        const int64_t* o = outs.data_ptr<int64_t>();
+                        for (int64_t a = 0; a < outs.numel(); ++a) nt = nt + (double)now[o[a]].count;
+                    }
+                    if (rl.code == R_MSTDP) {
+                        // acc += ltp (× n_t): ltp = s_post,i·x_pre,j is 0 but in the rows of the
+                        // postsynaptic spikes, ltd = x_post,i·s_pre,j but in those of the presynaptic ones
+                        if (!weighted || nt != 0.0) {
+                            for (int32_t i : post.active)
+                                for (int64_t j = 0; j < m; ++j) {
+                                    const double l = s_post[i] * xp[j];
+                                    acc_p[j * n + i] = acc_p[j * n + i] + (weighted ? l * nt : l);
+                                }
+                            for (int32_t j : pre.active)
+                                for (int64_t i = 0; i < n; ++i) {
+                                    const double l = xq[i] * s_pre[j];
+                                    acc_d[j * n + i] = acc_d[j * n + i] + (weighted ? l * nt : l);
+                                }
+                        }
+                    } else {
+                        // MSTDPET: e ← e·exp(−dt/τ_c) + ζ/τ_c (rules.eligibility_step, every entry),
+                        // acc ← acc + e·dt (or e·n_t)
+                        const double dc = f[9], tau_c = f[10], scale = weighted ? nt : f[11];
+                        double* ep = elig[k].data();
+                        double* ed = ep + m * n;
+                        for (int64_t j = 0; j < m; ++j) {
+                            const double xj = xp[j], sj = s_pre[j];
+                            double* ep_j = ep + j * n;
+                            double* ed_j = ed + j * n;
+                            for (int64_t i = 0; i < n; ++i) {
+                                ep_j[i] = ep_j[i] * dc + (s_post[i] * xj) / tau_c;
+                                ed_j[i] = ed_j[i] * dc + (xq[i] * sj) / tau_c;
+                            }
+                            if (scale != 0.0) {
+                                double* ap = acc_p + j * n;
+                                double* ad = acc_d + j * n;
+                                for (int64_t i = 0; i < n; ++i) {
+                                    ap[i] = ap[i] + ep_j[i] * scale;
+                                    ad[i] = ad[i] + ed_j[i] * scale;
+                                }
+                            }
+                        }
+                    }
+                    if (!rl.traces_first) traces();
+                    continue;
+                }
+                double* W = tensors[pj.weight].data_ptr<double>();  // [m, n] (W^T); conv2d [O, C, k, k]
                 const bool mult = rl.multiplicative, decay = wdecay != 1.0;
                 auto update = [&](double& w, double ltp, double ltd) {
                     double dw = mult ? (kp * (hi - w)) * ltp - (km * (w - lo)) * ltd : kp * ltp - km * ltd;
@@ -521,6 +618,53 @@ static std::vector<torch::Tensor> simulate(const std::vector<torch::Tensor>& ten
                     if (rl.has_max) x = std::min(x, wmax);
                     w = x;
                 };
+                if (pj.kind == CONV) {
+                    // rules.conv2d_outer: ltp[o, c, u, v] = Σ_(y, x) s_post[o, y, x]·x_pre[c, y·stride + u − pad, …],
+                    // ltd likewise with x_post and s_pre; summed event-driven in ascending position order
+                    // (the reference's einsum sums in its library's order: ≈1e-16 relative), then every
+                    // kernel entry is updated with the dense rule's expression (as the reference does)
+                    const int64_t* g = tensors[pj.aux].data_ptr<int64_t>();
+                    const int64_t C = g[0], H = g[1], Wd = g[2], O = g[3], OH = g[4], OW = g[5], K = g[6],
+                                  S = g[7], Pd = g[8];
+                    double* lp = ltp_k[k].data();
+                    double* ld = ltd_k[k].data();
+                    const int64_t E = O * C * K * K;
+                    std::fill(lp, lp + E, 0.0);
+                    std::fill(ld, ld + E, 0.0);
+                    for (int32_t i : post.active) {
+                        const int64_t o = i / (OH * OW), oy = (i / OW) % OH, ox = i % OW;
+                        for (int64_t c = 0; c < C; ++c)
+                            for (int64_t u = 0; u < K; ++u) {
+                                const int64_t h = oy * S + u - Pd;
+                                if (h < 0 || h >= H) continue;
+                                for (int64_t v = 0; v < K; ++v) {
+                                    const int64_t w = ox * S + v - Pd;
+                                    if (w < 0 || w >= Wd) continue;
+                                    double& e = lp[((o * C + c) * K + u) * K + v];
+                                    e += s_post[i] * xp[(c * H + h) * Wd + w];
+                                }
+                            }
+                    }
+                    for (int32_t j : pre.active) {
+                        const int64_t c = j / (H * Wd), h = (j / Wd) % H, w = j % Wd;
+                        for (int64_t u = 0; u < K; ++u) {
+                            const int64_t hy = h + Pd - u;
+                            if (hy < 0 || hy % S || hy / S >= OH) continue;
+                            for (int64_t v = 0; v < K; ++v) {
+                                const int64_t wx = w + Pd - v;
+                                if (wx < 0 || wx % S || wx / S >= OW) continue;
+                                const int64_t pos = (hy / S) * OW + wx / S;
+                                for (int64_t o = 0; o < O; ++o) {
+                                    double& e = ld[((o * C + c) * K + u) * K + v];
+                                    e += xq[o * OH * OW + pos] * s_pre[j];
+                                }
+                            }
+                        }
+                    }
+                    for (int64_t e = 0; e < E; ++e) update(W[e], lp[e], ld[e]);
+                    if (!rl.traces_first) traces();
+                    continue;
+                }
                 // every weight: the decay touches all; so does the first step's clamp, unless every
                 // weight is within the bounds already (then the clamp changes nothing, and the weights
                 // without a spike receive + 0, which leaves them equal)

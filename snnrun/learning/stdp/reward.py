@@ -130,6 +130,8 @@ class MSTDP(_RewardLearner):
     applied when the sample ends (so a negative reward reverses the STDP window); with
     ``reward_at: output_spikes`` it is ``γ r Σ_t n_t ζ(t)``, ``n_t`` the output spikes at step t."""
 
+    engine_rule = "mstdp"  # snnrun.engine accumulates Σ_t ζ (per class: not inherited); end_sample applies r
+
 
 @dataclass
 class MstdpetParams(MstdpParams):
@@ -146,6 +148,7 @@ class MSTDPET(_RewardLearner):
     size r at each output spike) the change is ``γ r Σ_t n_t e(t)``, ``n_t`` the output spikes at step t."""
 
     Params = MstdpetParams
+    engine_rule = "mstdpet"  # snnrun.engine accumulates Σ_t e(t)·dt; end_sample applies r
 
     def begin_sample(self, batch):
         super().begin_sample(batch)
@@ -182,6 +185,7 @@ class RewardSwitchSTDP(_RewardLearner):
     sample with that sample's reward."""
 
     Params = RewardSwitchParams
+    engine_rule = "mstdp"  # snnrun.engine accumulates as for mstdp; its own end_sample switches the window
 
     def modulated(self, t, r):
         c = self.constants(t)
