@@ -73,7 +73,7 @@ def variant(name: str, neurons: int, steps: int) -> dict:
         cfg["network"]["populations"]["exc"]["neuron"] = {"name": "alif", "tau_m": 10.0, "beta": 0.5, "tau_a": 50.0,
                                                           "refractory": 3.0}
         cfg["network"]["projections"]["inh_exc"]["synapse"]["weight"] = -1.0
-        cfg["learner"].update(w_norm=20.0)
+        cfg["learner"].update(w_norm=75.0)  # about 15 excitatory spikes per MNIST sample, as the shipped D&C's 18
         return cfg
     if name == "stacked":
         cfg = base(neurons, steps)
@@ -96,12 +96,12 @@ def variant(name: str, neurons: int, steps: int) -> dict:
             "inh": {"shape": n_inh, "neuron": {"name": "lif", "tau_m": 5.0}}},
             "projections": {
                 "inp_exc": {"from": "inp", "to": "exc", "synapse": {"name": "dense", "init": "uniform", "low": 0.0,
-                                                                     "high": 0.1}},
+                                                                     "high": 0.25}},
                 "exc_exc": {"from": "exc", "to": "exc", "synapse": {"name": "recurrent", "init": "uniform",
                                                                      "low": 0.0, "high": 0.02, "w_min": 0.0,
                                                                      "w_max": 0.1}},
                 "exc_inh": {"from": "exc", "to": "inh", "synapse": {"name": "dense", "init": "uniform", "low": 0.0,
-                                                                     "high": 0.1}},
+                                                                     "high": 0.8}},
                 "inh_exc": {"from": "inh", "to": "exc", "synapse": {"name": "dense", "init": "uniform", "low": -0.3,
                                                                      "high": 0.0}}}}
         cfg["learner"] = {"name": "stdp", "trainable": ["exc_exc"], "lr": [0.001, 0.001], "w_min": 0.0, "w_max": 0.1,
