@@ -160,6 +160,32 @@ def test_izhikevich_reset_carries_no_gradient():
     torch.testing.assert_close(grads[0], grads[1])
 
 
+def test_izhikevich_stable_quadratic_grad_bounds_the_upstroke():
+    """``quadratic_grad: stable`` leaves the forward as it is and keeps the gradient of v through a
+    step at most 1 per sub-step in the upstroke (v > −62.5 mV), where ``exact`` amplifies it; below
+    −62.5 mV both give the same gradient."""
+    from dataclasses import replace
+
+    from snnrun.neurons.nonlinear import IzhState, izh_step
+
+    spike_fn = build_surrogate({"name": "atan"})
+    stable = NEURONS.get("izh").Params()
+    exact = replace(stable, quadratic_grad="exact")
+    assert stable.quadratic_grad == "stable"
+    v0 = torch.tensor([-80.0, -70.0, -58.0, -50.0, -45.0], dtype=torch.float64)
+    results = {}
+    for name, p in (("stable", stable), ("exact", exact)):
+        v = v0.clone().requires_grad_(True)
+        z, new = izh_step(torch.zeros(5, dtype=torch.float64), IzhState(v, 0.2 * v0), p, 1.0, spike_fn)
+        results[name] = (z.detach(), new.v.detach(), torch.autograd.grad(new.v.sum(), v)[0])
+    assert torch.equal(results["stable"][0], results["exact"][0]) and torch.equal(results["stable"][1], results["exact"][1])
+    assert results["stable"][0].sum() == 0  # no spike: the gradient is the Euler path's
+    g_stable, g_exact = results["stable"][2], results["exact"][2]
+    torch.testing.assert_close(g_stable[:2], g_exact[:2])
+    assert (g_stable[2:] == 1.0).all()  # min(0.08 v + 5, 0) = 0 in the upstroke: each half step passes it as is
+    assert (g_exact[2:] > 1.3).all()
+
+
 def test_adex_spike_frequency_adaptation():
     dt = 0.1
     spikes, traces = simulate(make({"name": "adex"}, dt=dt), 1.0, int(600 / dt), record=("v", "w"))
