@@ -6,7 +6,7 @@ exactly that script's ``variant(name, neurons, steps)`` network (imported, not r
 ``measure()`` does: ``snnrun.engine.CompiledNetwork(exp.network.double(), exp.learners, "compiled")``
 and ``model.sample(x, True)`` per sample (float64). Both sides run the same Poisson trains
 (``input_trains`` of bench_step_engine: mnist_6k digits from $SNNRUN_MNIST_NPZ, default
-/work/shared/data/mnist_6k.npz, spike probability pixel/255 * 63.75 Hz * 1 ms per step; random trains
+``../shared/data/mnist_6k.npz`` beside the checkout, spike probability pixel/255 * 63.75 Hz * 1 ms per step; random trains
 when the file is missing), generated before timing; they are cycled through a pool of ``--pool``
 trains, in the same order on both sides. Timing alternates chunks in this one process (snnrun chunk of
 ``--snnrun-factor`` x ``--chunk-size`` samples, then a BindsNET chunk of ``--chunk-size`` samples,
