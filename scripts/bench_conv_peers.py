@@ -26,9 +26,6 @@ extra peak RSS of training (each system in its own subprocess, as scripts/bench_
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
-import subprocess
 import sys
 from pathlib import Path
 
@@ -36,7 +33,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_peers import MEMORY_ENV, _rss_kib, timed, train_step  # noqa: E402
+from bench_peers import (MEMORY_ENV, against_peers, differing_counts, importable, median_memory,  # noqa: E402
+                         median_throughput, print_training_memory)
 from snnrun.encoders.rate import Direct  # noqa: E402
 from snnrun.network import build_network  # noqa: E402
 from snnrun.surrogate import Sigmoid  # noqa: E402
@@ -136,28 +134,7 @@ def snntorch_system(w, T):
 BUILDERS = {"snnrun": snnrun_system, "spikingjelly": spikingjelly_system, "snntorch": snntorch_system}
 
 
-def available() -> list[str]:
-    names = ["snnrun"]
-    for name, module in (("spikingjelly", "spikingjelly.activation_based.neuron"), ("snntorch", "snntorch")):
-        try:
-            __import__(module)
-            names.append(name)
-        except Exception as err:  # noqa: BLE001 - a peer that does not import is left out, and said so
-            print(f"# {name} left out: {type(err).__name__}: {err}", file=sys.stderr)
-    return names
-
-
-def memory_child(name: str, args) -> None:
-    weights, x, y = problem(args.steps, args.batch)
-    net, run = BUILDERS[name](weights, args.steps)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    train_step(run, opt, x, y)  # warm-up: optimizer state, lazily loaded kernels
-    before = _rss_kib("VmRSS")
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # reset the peak RSS (VmHWM) to the current RSS
-    for _ in range(3):
-        train_step(run, opt, x, y)
-    print(json.dumps({"system": name, "extra_mib": (_rss_kib("VmHWM") - before) / 1024}))
+PEERS = (("spikingjelly", "spikingjelly.activation_based.neuron"), ("snntorch", "snntorch"))
 
 
 def main() -> None:
@@ -171,48 +148,26 @@ def main() -> None:
     ap.add_argument("--child", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    if args.child:
-        memory_child(args.child, args)
-        return
-    names = available()
     weights, x, y = problem(args.steps, args.batch)
-    counts = {}
-    for name in names:
-        _, run = BUILDERS[name](weights, args.steps)
-        with torch.no_grad():
-            counts[name] = run(x).sum(0)
-    ref = counts["snnrun"]
+    if args.child:  # one system's training memory, in its own process
+        net, run = BUILDERS[args.child](weights, args.steps)
+        print_training_memory(args.child, net, run, x, y, trim=False)
+        return
+    names = importable(PEERS)
     print(f"# torch {torch.__version__}, threads {args.threads}; T={args.steps} B={args.batch}, static 1x28x28 input")
-    print(f"output spike counts differing from snnrun's (of {ref.numel()}, total {int(ref.sum())}): "
-          + ", ".join(f"{n} {int((c != ref).sum())}" for n, c in counts.items() if n != "snnrun"), flush=True)
+    print(differing_counts(BUILDERS, names, weights, x, args.steps), flush=True)
     if args.memory:
-        mem = {n: [] for n in names}
-        for rep in range(3):
-            for name in names[rep % len(names):] + names[:rep % len(names)]:
-                cmd = [sys.executable, __file__, "--child", name, "--steps", str(args.steps), "--batch",
-                       str(args.batch), "--threads", str(args.threads)]
-                out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=MEMORY_ENV).stdout
-                mem[name].append(json.loads(out.strip().splitlines()[-1])["extra_mib"])
-        med = {k: statistics.median(v) for k, v in mem.items()}
-        low = min((v for k, v in med.items() if k != "snnrun"), default=float("nan"))
-        print("training memory (extra MiB, median of 3): " + ", ".join(f"{k} {v:.1f}" for k, v in med.items())
-              + f"; snnrun / lowest peer {med['snnrun'] / low:.2f}")
+        child = ["--steps", str(args.steps), "--batch", str(args.batch), "--threads", str(args.threads)]
+        med = median_memory(__file__, names, child, MEMORY_ENV, 3)
+        print("training memory (extra MiB, median of 3): " + against_peers(med, names[1:], min, "lowest"))
         return
     systems = {}
     for name in names:
         net, run = BUILDERS[name](weights, args.steps)
         systems[name] = (run, torch.optim.Adam(net.parameters(), lr=1e-3))
     for mode in ("train", "infer"):
-        res = {k: [] for k in systems}
-        for rep in range(args.reps):
-            for name in names[rep % len(names):] + names[:rep % len(names)]:
-                run, opt = systems[name]
-                res[name].append(timed(run, opt, x, y, mode == "train", args.iters))
-        med = {k: statistics.median(v) for k, v in res.items()}
-        peers = {k: v for k, v in med.items() if k != "snnrun"}
-        best = max(peers, key=peers.get) if peers else None
-        print(f"{mode} (samples/s, median of {args.reps}): " + ", ".join(f"{k} {v:.0f}" for k, v in med.items())
-              + (f"; snnrun / fastest peer ({best}) {med['snnrun'] / peers[best]:.2f}" if best else ""), flush=True)
+        med = median_throughput(systems, names, x, y, mode == "train", args.reps, args.iters)
+        print(f"{mode} (samples/s, median of {args.reps}): " + against_peers(med, names[1:]), flush=True)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import statistics
@@ -175,16 +176,10 @@ PEERS = ("spikingjelly", "snntorch", "snntorch-loop", "norse")
 
 
 def available() -> list[str]:
-    names = ["snnrun"]
-    for name, module in (("spikingjelly", "spikingjelly.activation_based.neuron"), ("snntorch", "snntorch"),
-                         ("norse", "norse.torch")):
-        try:
-            __import__(module)
-            names.append(name)
-            if name == "snntorch":
-                names.append("snntorch-loop")
-        except Exception as err:  # noqa: BLE001 - a peer that does not import is left out, and said so
-            print(f"# {name} left out: {type(err).__name__}: {err}", file=sys.stderr)
+    names = importable((("spikingjelly", "spikingjelly.activation_based.neuron"), ("snntorch", "snntorch"),
+                        ("norse", "norse.torch")))
+    if "snntorch" in names:
+        names.insert(names.index("snntorch") + 1, "snntorch-loop")
     return names
 
 
@@ -228,17 +223,89 @@ def _rss_kib(field: str) -> int:
     raise RuntimeError(field)
 
 
-def memory_child(name: str, T: int, batch: int, hidden: int) -> None:
-    w1, w2, x, y = problem(T, batch, hidden)
-    net, run = BUILDERS[name](w1, w2, T)
+# --- the side-by-side harness (also used by bench_recurrent.py and bench_conv_peers.py) ---------------
+
+def importable(candidates) -> list[str]:
+    """``snnrun`` and the peers of ``candidates`` [(name, module)] whose module imports (a peer that
+    does not is left out, and said so on stderr)."""
+    names = ["snnrun"]
+    for name, module in candidates:
+        try:
+            __import__(module)
+            names.append(name)
+        except Exception as err:  # noqa: BLE001 - a peer that does not import is left out, and said so
+            print(f"# {name} left out: {type(err).__name__}: {err}", file=sys.stderr)
+    return names
+
+
+def rotations(names: list[str], reps: int):
+    """``names`` in an order rotated every repetition (machine drift cancels)."""
+    for rep in range(reps):
+        yield names[rep % len(names):] + names[:rep % len(names)]
+
+
+def print_training_memory(name: str, net, run, x, y, trim: bool = False) -> None:
+    """(memory child) The extra peak RSS of 3 training steps after a warm-up step, as one JSON line;
+    ``trim``: give the warm-up's free heap back first (malloc_trim)."""
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     train_step(run, opt, x, y)  # warm-up: optimizer state, lazily loaded kernels
+    if trim:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
     before = _rss_kib("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset the peak RSS (VmHWM) to the current RSS
     for _ in range(3):
         train_step(run, opt, x, y)
     print(json.dumps({"system": name, "extra_mib": (_rss_kib("VmHWM") - before) / 1024}))
+
+
+def median_memory(script: str, names: list[str], child_args: list[str], env: dict, reps: int) -> dict[str, float]:
+    """Median extra training memory (MiB) of each system, each run in its own subprocess of ``script``."""
+    mem = {n: [] for n in names}
+    for order in rotations(names, reps):
+        for name in order:
+            cmd = [sys.executable, script, "--child", name, *child_args]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
+            mem[name].append(json.loads(out.strip().splitlines()[-1])["extra_mib"])
+    return {k: statistics.median(v) for k, v in mem.items()}
+
+
+def median_throughput(systems: dict, names: list[str], x, y, train: bool, reps: int, iters: int) -> dict[str, float]:
+    """Median samples/s of each system (``systems[name] = (run, optimizer)``), rotated per repetition."""
+    res = {k: [] for k in systems}
+    for order in rotations(names, reps):
+        for name in order:
+            run, opt = systems[name]
+            res[name].append(timed(run, opt, x, y, train, iters))
+    return {k: statistics.median(v) for k, v in res.items()}
+
+
+def against_peers(med: dict[str, float], peers, best=max, word: str = "fastest") -> str:
+    """``med`` as a line, with snnrun's ratio to the best of ``peers``."""
+    line = ", ".join(f"{k} {v:.0f}" if v >= 100 else f"{k} {v:.1f}" for k, v in med.items())
+    scores = {k: v for k, v in med.items() if k in peers}
+    if not scores:
+        return line
+    top = best(scores, key=scores.get)
+    return line + f"; snnrun / {word} peer ({top}) {med['snnrun'] / scores[top]:.2f}"
+
+
+def differing_counts(builders, names: list[str], weights, x, T: int) -> str:
+    """The output spike counts of every system compared with snnrun's, as a line."""
+    counts = {}
+    for name in names:
+        _, run = builders[name](weights, T)
+        with torch.no_grad():
+            counts[name] = run(x).sum(0)
+    ref = counts["snnrun"]
+    return (f"output spike counts differing from snnrun's (of {ref.numel()}, total {int(ref.sum())}): "
+            + ", ".join(f"{n} {int((c != ref).sum())}" for n, c in counts.items() if n != "snnrun"))
+
+
+def memory_child(name: str, T: int, batch: int, hidden: int) -> None:
+    w1, w2, x, y = problem(T, batch, hidden)
+    net, run = BUILDERS[name](w1, w2, T)
+    print_training_memory(name, net, run, x, y)
 
 
 def spike_counts(names, T, batch, hidden):
@@ -284,18 +351,11 @@ def main() -> None:
         print(f"T={T} B={batch}: output spike counts differing from snnrun's (of {batch * 10}, total {total} spikes): "
               + ", ".join(f"{k} {v}" for k, v in diff.items()), flush=True)
         if args.memory:
-            mem = {n: [] for n in names}
-            for rep in range(args.reps):
-                for name in names[rep % len(names):] + names[:rep % len(names)]:
-                    cmd = [sys.executable, __file__, "--child", name, "--configs", f"{T}x{batch}",
-                           "--hidden", str(args.hidden), "--threads", str(args.threads), "--input", args.input]
-                    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=MEMORY_ENV).stdout
-                    mem[name].append(json.loads(out.strip().splitlines()[-1])["extra_mib"])
-            med = {k: statistics.median(v) for k, v in mem.items()}
-            low = min((v for k, v in med.items() if k in PEERS), default=float("nan"))
+            med = median_memory(__file__, names, ["--configs", f"{T}x{batch}", "--hidden", str(args.hidden),
+                                                  "--threads", str(args.threads), "--input", args.input],
+                                MEMORY_ENV, args.reps)
             print(f"memory train T={T} B={batch} H={args.hidden} (extra MiB, median of {args.reps}): "
-                  + ", ".join(f"{k} {v:.0f}" for k, v in med.items())
-                  + f"; snnrun / lowest peer {med['snnrun'] / low:.2f}", flush=True)
+                  + against_peers(med, PEERS, min, "lowest"), flush=True)
             continue
         w1, w2, x, y = problem(T, batch, args.hidden)
         systems = {}
@@ -303,18 +363,9 @@ def main() -> None:
             net, run = BUILDERS[name](w1, w2, T)
             systems[name] = (run, torch.optim.Adam(net.parameters(), lr=1e-3))
         for mode in args.modes.split(","):
-            res = {k: [] for k in systems}
-            for rep in range(args.reps):
-                for name in names[rep % len(names):] + names[:rep % len(names)]:
-                    run, opt = systems[name]
-                    res[name].append(timed(run, opt, x, y, mode == "train", args.iters))
-            med = {k: statistics.median(v) for k, v in res.items()}
-            peers = {k: v for k, v in med.items() if k in PEERS}
-            best = max(peers, key=peers.get) if peers else None
+            med = median_throughput(systems, names, x, y, mode == "train", args.reps, args.iters)
             print(f"{mode} T={T} B={batch} H={args.hidden} (samples/s, median of {args.reps}): "
-                  + ", ".join(f"{k} {v:.0f}" for k, v in med.items())
-                  + (f"; snnrun / fastest peer ({best}) {med['snnrun'] / peers[best]:.2f}" if best else ""), flush=True)
-
+                  + against_peers(med, PEERS), flush=True)
 
 if __name__ == "__main__":
     main()
