@@ -58,6 +58,29 @@ struct Spikes {
     int64_t count = 0;
 };
 
+// A conv2d projection's geometry (its aux tensor: C, H, W, O, OH, OW, K, stride, padding).
+struct ConvGeom {
+    int64_t C, H, Wd, O, OH, OW, K, S, Pd;
+    explicit ConvGeom(const int64_t* g) : C(g[0]), H(g[1]), Wd(g[2]), O(g[3]), OH(g[4]), OW(g[5]), K(g[6]), S(g[7]),
+                                          Pd(g[8]) {}
+};
+
+// f(c, u, v, pos) for every kernel entry (u, v) through which input j = (c, h, w) reaches output
+// position pos = y·OW + x, in ascending (u, v) order.
+template <typename F>
+inline void conv_windows(const ConvGeom& g, int64_t j, F&& f) {
+    const int64_t c = j / (g.H * g.Wd), h = (j / g.Wd) % g.H, w = j % g.Wd;
+    for (int64_t u = 0; u < g.K; ++u) {
+        const int64_t hy = h + g.Pd - u;
+        if (hy < 0 || hy % g.S || hy / g.S >= g.OH) continue;
+        for (int64_t v = 0; v < g.K; ++v) {
+            const int64_t wx = w + g.Pd - v;
+            if (wx < 0 || wx % g.S || wx / g.S >= g.OW) continue;
+            f(c, u, v, (hy / g.S) * g.OW + wx / g.S);
+        }
+    }
+}
+
 inline bool fires(double x, double span) { return (span == 1.0 ? x : x / span) >= 0.0; }
 
 inline void collect(Spikes& sp) {
@@ -290,24 +313,14 @@ static std::vector<torch::Tensor> simulate(const std::vector<torch::Tensor>& ten
                         // each output sums its terms in ascending (c, u, v) order, from zero (F.conv2d's
                         // order is its library's: the currents agree to ≈1e-16 relative)
                         std::fill(y.begin(), y.end(), 0.0);
-                        const int64_t* g = tensors[pj.aux].data_ptr<int64_t>();
-                        const int64_t C = g[0], H = g[1], Wd = g[2], O = g[3], OH = g[4], OW = g[5], K = g[6],
-                                      S = g[7], Pd = g[8];
+                        const ConvGeom cg(tensors[pj.aux].data_ptr<int64_t>());
+                        const int64_t C = cg.C, O = cg.O, OH = cg.OH, OW = cg.OW, K = cg.K;
                         const double* W = tensors[pj.weight].data_ptr<double>();  // [O, C, K, K]
-                        for (int32_t j : src.active) {
-                            const int64_t c = j / (H * Wd), h = (j / Wd) % H, w = j % Wd;
-                            for (int64_t u = 0; u < K; ++u) {
-                                const int64_t hy = h + Pd - u;
-                                if (hy < 0 || hy % S || hy / S >= OH) continue;
-                                for (int64_t v = 0; v < K; ++v) {
-                                    const int64_t wx = w + Pd - v;
-                                    if (wx < 0 || wx % S || wx / S >= OW) continue;
-                                    const int64_t pos = (hy / S) * OW + wx / S;
-                                    const double* wk = W + (c * K + u) * K + v;
-                                    for (int64_t o = 0; o < O; ++o) y[o * OH * OW + pos] += wk[o * C * K * K];
-                                }
-                            }
-                        }
+                        for (int32_t j : src.active)
+                            conv_windows(cg, j, [&](int64_t c, int64_t u, int64_t v, int64_t pos) {
+                                const double* wk = W + (c * K + u) * K + v;
+                                for (int64_t o = 0; o < O; ++o) y[o * OH * OW + pos] += wk[o * C * K * K];
+                            });
                         if (pj.bias >= 0) {
                             const double* b = tensors[pj.bias].data_ptr<double>();
                             for (int64_t i = 0; i < n; ++i) y[i] = y[i] + b[i / (OH * OW)];
@@ -623,9 +636,9 @@ static std::vector<torch::Tensor> simulate(const std::vector<torch::Tensor>& ten
                     // ltd likewise with x_post and s_pre; summed event-driven in ascending position order
                     // (the reference's einsum sums in its library's order: ≈1e-16 relative), then every
                     // kernel entry is updated with the dense rule's expression (as the reference does)
-                    const int64_t* g = tensors[pj.aux].data_ptr<int64_t>();
-                    const int64_t C = g[0], H = g[1], Wd = g[2], O = g[3], OH = g[4], OW = g[5], K = g[6],
-                                  S = g[7], Pd = g[8];
+                    const ConvGeom cg(tensors[pj.aux].data_ptr<int64_t>());
+                    const int64_t C = cg.C, H = cg.H, Wd = cg.Wd, O = cg.O, OH = cg.OH, OW = cg.OW, K = cg.K,
+                                  S = cg.S, Pd = cg.Pd;
                     double* lp = ltp_k[k].data();
                     double* ld = ltd_k[k].data();
                     const int64_t E = O * C * K * K;
@@ -645,22 +658,13 @@ static std::vector<torch::Tensor> simulate(const std::vector<torch::Tensor>& ten
                                 }
                             }
                     }
-                    for (int32_t j : pre.active) {
-                        const int64_t c = j / (H * Wd), h = (j / Wd) % H, w = j % Wd;
-                        for (int64_t u = 0; u < K; ++u) {
-                            const int64_t hy = h + Pd - u;
-                            if (hy < 0 || hy % S || hy / S >= OH) continue;
-                            for (int64_t v = 0; v < K; ++v) {
-                                const int64_t wx = w + Pd - v;
-                                if (wx < 0 || wx % S || wx / S >= OW) continue;
-                                const int64_t pos = (hy / S) * OW + wx / S;
-                                for (int64_t o = 0; o < O; ++o) {
-                                    double& e = ld[((o * C + c) * K + u) * K + v];
-                                    e += xq[o * OH * OW + pos] * s_pre[j];
-                                }
+                    for (int32_t j : pre.active)
+                        conv_windows(cg, j, [&](int64_t c, int64_t u, int64_t v, int64_t pos) {
+                            for (int64_t o = 0; o < O; ++o) {
+                                double& e = ld[((o * C + c) * K + u) * K + v];
+                                e += xq[o * OH * OW + pos] * s_pre[j];
                             }
-                        }
-                    }
+                        });
                     for (int64_t e = 0; e < E; ++e) update(W[e], lp[e], ld[e]);
                     if (!rl.traces_first) traces();
                     continue;
