@@ -175,6 +175,44 @@ def test_torch_fallback_scan_matches_reference(monkeypatch):
     torch.testing.assert_close(g_fast, g_ref, rtol=1e-5, atol=1e-6)
 
 
+def _run_from(neuron, current, v0, fast):
+    """The layer path (``neuron(current)``) from a potential v0 with a gradient, as a chunk of
+    ``network.recompute_steps`` starts, with a loss on the final v too."""
+    lif_scan.set_enabled(fast)
+    try:
+        x = current.clone().requires_grad_(True)
+        v_init = v0.clone().requires_grad_(True)
+        neuron.state = neuron.initial_state(current.shape[1:], current.device, current.dtype)._replace(v=v_init * 1.0)
+        z, _ = neuron(x)
+        w = torch.linspace(-1.0, 2.0, z.numel(), dtype=z.dtype).reshape(z.shape)
+        loss = (z * w).sum() + z.sum(0).pow(2).mean() + (neuron.state.v * 0.3).sum()
+        loss.backward()
+        return z.detach(), x.grad, v_init.grad, neuron.state.v.detach()
+    finally:
+        lif_scan.set_enabled(True)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+@pytest.mark.parametrize("reset", ["hard", "soft"])
+def test_scan_from_given_potentials_matches_reference(monkeypatch, compiled, reset):
+    """The scan from v0 (not rest): the reference loop's spikes and final v bit for bit, and its
+    gradients for the current, for v0 and through the final v (float64)."""
+    if compiled and lif_scan._EXTENSION.load() is None:
+        pytest.skip("no C++ compiler here: only the torch reference paths run")
+    if not compiled:
+        monkeypatch.setattr(lif_scan, "_compiled", lambda t: None)
+    torch.manual_seed(4)
+    neuron = LIF(LIF.Params(tau_m=4.0, reset=reset), shape=(12,), spike_fn=ATan(ATan.Params()))
+    current = (torch.rand(15, 5, 12) * 2.5).double()
+    v0 = (torch.rand(5, 12) * 1.4 - 0.2).double()
+    ref = _run_from(neuron, current, v0, fast=False)
+    fast = _run_from(neuron, current, v0, fast=True)
+    assert torch.equal(fast[0], ref[0]) and torch.equal(fast[3], ref[3])
+    assert 0.05 < ref[0].mean() < 0.95 and ref[2].abs().sum() > 0
+    for a, b in zip(fast[1:3], ref[1:3]):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("compiled", [True, False])
 @pytest.mark.parametrize("grad", [True, False])
 def test_scan_counts_each_neurons_spikes_over_steps_and_batch(monkeypatch, compiled, grad):
