@@ -17,7 +17,9 @@ Surrogates: sigmoid(4) for snnrun, spikingjelly, snntorch; norse has none, it us
    blocks above 128 KiB, MALLOC_MMAP_THRESHOLD_, so RSS follows the live tensors); after one
    warm-up step, the extra memory is the peak RSS during 3 training steps (VmHWM, reset with
    /proc/self/clear_refs) minus the RSS just before them (libraries, data, weights, optimizer state).
-4. `--bf16` adds snnrun under bf16 autocast as its own row (not a peer: ratios use the peers only).
+4. `--bf16` adds snnrun under bf16 autocast as its own row (not a peer: ratios use the peers only);
+   `--recompute C` adds snnrun with ``network.recompute_steps: C`` (chunks of C steps whose activations
+   the backward recomputes) as ``snnrun-recompute``, the same way.
 5. `--input direct`: an analog image in [0, 1], the same at every step (the `direct` encoder's
    stride-0 view) instead of spikes. snnrun projects it once per sample (Projection.forward_constant);
    spikingjelly applies its first layer once and repeats it over T, as its static-image CSNN example
@@ -26,6 +28,7 @@ Surrogates: sigmoid(4) for snnrun, spikingjelly, snntorch; norse has none, it us
 Usage:
   .venv/bin/python scripts/bench_peers.py --configs 25x128,100x128,25x32 --reps 5 --iters 3
   .venv/bin/python scripts/bench_peers.py --memory --configs 100x128
+  .venv/bin/python scripts/bench_peers.py --memory --configs 100x128 --recompute 10
 """
 
 from __future__ import annotations
@@ -47,13 +50,15 @@ from snnrun.surrogate import Sigmoid
 DENSITY = 0.13
 #: the input: "spikes" (Bernoulli at DENSITY) or "direct" (--input direct)
 INPUT = {"kind": "spikes"}
+#: --recompute: network.recompute_steps of the snnrun-recompute system
+RECOMPUTE = {"steps": None}
 # memory children: every allocation above 128 KiB is its own mapping, returned to the OS when freed,
 # so RSS follows the live tensors (glibc's default keeps freed heap memory and adapts the threshold)
 MEMORY_ENV = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
 
 
-def snnrun_system(w1, w2, T):
-    node = {"dt": 1.0, "duration": float(T), "output": "out",
+def snnrun_system(w1, w2, T, recompute=None):
+    node = {"dt": 1.0, "duration": float(T), "output": "out", "recompute_steps": recompute,
             "populations": {"inp": {"shape": w1.shape[1]}, "hidden": {"shape": w1.shape[0]}, "out": {"shape": 10}},
             "projections": {"a": {"from": "inp", "to": "hidden", "synapse": {"name": "dense"}},
                             "b": {"from": "hidden", "to": "out", "synapse": {"name": "dense"}}}}
@@ -67,6 +72,11 @@ def snnrun_system(w1, w2, T):
         net.reset()
         return net(x).spikes["out"]
     return net, run
+
+
+def snnrun_recompute_system(w1, w2, T):
+    """snnrun with network.recompute_steps = --recompute (activation checkpointing over chunks of steps)."""
+    return snnrun_system(w1, w2, T, RECOMPUTE["steps"])
 
 
 def snnrun_bf16_system(w1, w2, T):
@@ -171,7 +181,8 @@ def norse_system(w1, w2, T):
 
 
 BUILDERS = {"snnrun": snnrun_system, "spikingjelly": spikingjelly_system, "snntorch": snntorch_system,
-            "snntorch-loop": snntorch_loop_system, "norse": norse_system, "snnrun-bf16": snnrun_bf16_system}
+            "snntorch-loop": snntorch_loop_system, "norse": norse_system, "snnrun-bf16": snnrun_bf16_system,
+            "snnrun-recompute": snnrun_recompute_system}
 PEERS = ("spikingjelly", "snntorch", "snntorch-loop", "norse")
 
 
@@ -281,13 +292,14 @@ def median_throughput(systems: dict, names: list[str], x, y, train: bool, reps: 
 
 
 def against_peers(med: dict[str, float], peers, best=max, word: str = "fastest") -> str:
-    """``med`` as a line, with snnrun's ratio to the best of ``peers``."""
+    """``med`` as a line, with each snnrun row's ratio to the best of ``peers``."""
     line = ", ".join(f"{k} {v:.0f}" if v >= 100 else f"{k} {v:.1f}" for k, v in med.items())
     scores = {k: v for k, v in med.items() if k in peers}
     if not scores:
         return line
     top = best(scores, key=scores.get)
-    return line + f"; snnrun / {word} peer ({top}) {med['snnrun'] / scores[top]:.2f}"
+    return line + "".join(f"; {k} / {word} peer ({top}) {v / scores[top]:.2f}" for k, v in med.items()
+                          if k.startswith("snnrun"))
 
 
 def differing_counts(builders, names: list[str], weights, x, T: int) -> str:
@@ -330,11 +342,14 @@ def main() -> None:
     ap.add_argument("--memory", action="store_true", help="measure training memory (one subprocess per system and rep)")
     ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads for every system (0: torch's default)")
     ap.add_argument("--bf16", action="store_true", help="also run snnrun under bf16 autocast (reported separately)")
+    ap.add_argument("--recompute", type=int, default=0,
+                    help="also run snnrun with network.recompute_steps at this many steps (reported separately)")
     ap.add_argument("--input", default="spikes", choices=("spikes", "direct"),
                     help="Bernoulli spikes at 13 %% density, or an analog image repeated at every step")
     ap.add_argument("--child", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
     INPUT["kind"] = args.input
+    RECOMPUTE["steps"] = args.recompute or None
     if args.threads:
         torch.set_num_threads(args.threads)
     configs = [tuple(int(v) for v in c.split("x")) for c in args.configs.split(",")]
@@ -342,7 +357,7 @@ def main() -> None:
         T, batch = configs[0]
         memory_child(args.child, T, batch, args.hidden)
         return
-    names = available() + (["snnrun-bf16"] if args.bf16 else [])
+    names = available() + (["snnrun-bf16"] if args.bf16 else []) + (["snnrun-recompute"] if args.recompute else [])
     if args.systems:
         names = [n for n in args.systems.split(",") if n in names]
     print(f"# torch {torch.__version__}, threads {torch.get_num_threads()}, systems {names}")
@@ -352,7 +367,8 @@ def main() -> None:
               + ", ".join(f"{k} {v}" for k, v in diff.items()), flush=True)
         if args.memory:
             med = median_memory(__file__, names, ["--configs", f"{T}x{batch}", "--hidden", str(args.hidden),
-                                                  "--threads", str(args.threads), "--input", args.input],
+                                                  "--threads", str(args.threads), "--input", args.input,
+                                                  "--recompute", str(args.recompute)],
                                 MEMORY_ENV, args.reps)
             print(f"memory train T={T} B={batch} H={args.hidden} (extra MiB, median of {args.reps}): "
                   + against_peers(med, PEERS, min, "lowest"), flush=True)

@@ -24,6 +24,9 @@ after the warm-up)::
 
     .venv/bin/python scripts/bench_recurrent.py --threads 1 --reps 5
     .venv/bin/python scripts/bench_recurrent.py --threads 1 --memory
+
+``--recompute C`` adds snnrun with ``network.recompute_steps: C`` (chunks of C steps whose
+activations the backward recomputes) as its own row, ``snnrun-recompute``.
 """
 
 from __future__ import annotations
@@ -56,9 +59,13 @@ def problem(T: int, batch: int, density: float, seed: int = 0):
     return (w_in, w_rec, w_out), x, y
 
 
-def snnrun_system(weights, T):
+#: --recompute: network.recompute_steps of the snnrun-recompute system
+RECOMPUTE = {"steps": None}
+
+
+def snnrun_system(weights, T, recompute=None):
     w_in, w_rec, w_out = weights
-    node = {"dt": 1.0, "duration": float(T), "output": "out",
+    node = {"dt": 1.0, "duration": float(T), "output": "out", "recompute_steps": recompute,
             "populations": {"inp": {"shape": N_IN}, "rec": {"shape": HIDDEN}, "out": {"shape": N_OUT}},
             "projections": {"a": {"from": "inp", "to": "rec", "synapse": {"name": "dense"}},
                             "r": {"from": "rec", "to": "rec",
@@ -132,7 +139,8 @@ def snntorch_system(weights, T):
     return net, run
 
 
-BUILDERS = {"snnrun": snnrun_system, "spikingjelly": spikingjelly_system, "snntorch": snntorch_system}
+BUILDERS = {"snnrun": snnrun_system, "spikingjelly": spikingjelly_system, "snntorch": snntorch_system,
+            "snnrun-recompute": lambda weights, T: snnrun_system(weights, T, RECOMPUTE["steps"])}
 
 
 PEERS = (("spikingjelly", "spikingjelly.activation_based.neuron"), ("snntorch", "snntorch"))
@@ -147,23 +155,28 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--memory", action="store_true")
+    ap.add_argument("--recompute", type=int, default=0,
+                    help="also run snnrun with network.recompute_steps at this many steps (its own row)")
     ap.add_argument("--child", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    RECOMPUTE["steps"] = args.recompute or None
     weights, x, y = problem(args.steps, args.batch, args.density)
     if args.child:  # one system's training memory, in its own process
         net, run = BUILDERS[args.child](weights, args.steps)
         print_training_memory(args.child, net, run, x, y, trim=True)
         return
     names = importable(PEERS)
+    peers = names[1:]
+    names += ["snnrun-recompute"] if args.recompute else []
     print(f"# torch {torch.__version__}, threads {args.threads}; T={args.steps} B={args.batch} "
           f"{N_IN}-{HIDDEN}r-{N_OUT}, input density {args.density}")
     print(differing_counts(BUILDERS, names, weights, x, args.steps), flush=True)
     if args.memory:
         child = ["--steps", str(args.steps), "--batch", str(args.batch), "--density", str(args.density),
-                 "--threads", str(args.threads)]
+                 "--threads", str(args.threads), "--recompute", str(args.recompute)]
         med = median_memory(__file__, names, child, RECURRENT_MEMORY_ENV, 3)
-        print("training memory (extra MiB, median of 3): " + against_peers(med, names[1:], min, "lowest"))
+        print("training memory (extra MiB, median of 3): " + against_peers(med, peers, min, "lowest"))
         return
     systems = {}
     for name in names:
@@ -171,7 +184,7 @@ def main() -> None:
         systems[name] = (run, torch.optim.Adam(net.parameters(), lr=1e-3))
     for mode in ("train", "infer"):
         med = median_throughput(systems, names, x, y, mode == "train", args.reps, args.iters)
-        print(f"{mode} (samples/s, median of {args.reps}): " + against_peers(med, names[1:]), flush=True)
+        print(f"{mode} (samples/s, median of {args.reps}): " + against_peers(med, peers), flush=True)
 
 
 if __name__ == "__main__":

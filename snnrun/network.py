@@ -5,6 +5,13 @@ projection is one batched matmul/conv over ``T·B`` samples, each population one
 scan over time. Graphs with cycles run step by step; a projection that closes
 a cycle (found by depth-first search from the inputs) carries the previous
 step's spikes. Populations without incoming projections are inputs, fed by the encoder.
+
+With ``network.recompute_steps: C`` a forward pass that builds a graph for the backward runs in
+chunks of C steps under activation checkpointing (:func:`torch.utils.checkpoint.checkpoint`):
+each chunk starts from the state the previous one ended in, keeps only that boundary state and
+its outputs, and its activations are recomputed during the backward, so training holds one
+chunk's [C, B, N] tensors instead of all T steps' for about one more forward pass. Same spikes and
+gradients as without it.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from typing import Any, Mapping
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from . import graph
 from .errors import ConfigError, ShapeError
@@ -112,7 +120,7 @@ class NetworkOutput:
 class Network(nn.Module):
     def __init__(self, populations: Mapping[str, Population], projections: Mapping[str, Projection],
                  output: str | list[str], dt: float, time_steps: int, mode: str = "auto",
-                 init_rate: float | None = None):
+                 init_rate: float | None = None, recompute_steps: int | None = None):
         super().__init__()
         self.populations = nn.ModuleDict(populations)
         self.projections = nn.ModuleDict(projections)
@@ -134,6 +142,16 @@ class Network(nn.Module):
             raise ConfigError(f"network.mode: 'layer' needs a feedforward graph, but projection(s) "
                               f"{', '.join(back_edges)} close a cycle; use 'step' or 'auto'")
         self.mode = mode
+        self.recompute_steps = recompute_steps
+        if recompute_steps is not None:
+            timed = [f"'{proj.name}' ({type(stage).__name__.lower()})" for proj in projections.values()
+                     for stage in proj.stages if getattr(stage, "temporal", False)]
+            if timed:
+                raise ConfigError(f"network.recompute_steps: the stages of projection {', '.join(timed)} work over "
+                                  f"all steps at once and cannot run in chunks; set network.recompute_steps=null")
+        #: populations besides the outputs whose spikes a loss differentiates (the rate regulariser's);
+        #: with ``recompute_steps`` the others come back detached, as bool spikes
+        self.differentiated: set[str] = set()
         self.init_rate = init_rate  # Hz: the runner calibrates the initial weights to it (snnrun.calibrate)
         self.step_hook = None  # callable(step, now, previous) after each step; set by local learners
         #: whether a population's fused neuron scan may overwrite the current its single incoming
@@ -177,18 +195,68 @@ class Network(nn.Module):
         joint = record.pop(self.output, ()) if len(self.outputs) > 1 else ()
         for name in self.outputs if joint else ():
             record[name] = tuple(dict.fromkeys((*record.get(name, ()), *joint)))
-        if self.mode == "step" or self.step_hook is not None:
-            out = self._run_steps(inputs, record)
-        elif self.feedforward:
-            out = self._run_layers(inputs, record)
+        steps = next(iter(inputs.values())).shape[0]
+        if self.recompute_steps and steps > self.recompute_steps and self.step_hook is None \
+                and torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters()):
+            out = self._run_chunks(inputs, record, self.recompute_steps)
         else:
-            out = self._run_mixed(inputs, record)
+            out = self._run(inputs, record, {})
         if len(self.outputs) > 1:  # several outputs: the readout is their activity side by side
             out.spikes[self.output] = torch.cat([out.spikes[n].flatten(2) for n in self.outputs], 2)
             if joint:
                 out.traces[self.output] = {v: torch.cat([out.traces[n][v].flatten(2) for n in self.outputs], 2)
                                            for v in joint}
         return out
+
+    def _run(self, inputs, record, carry: dict) -> NetworkOutput:
+        """All steps of ``inputs`` on the path the graph and mode take; ``carry`` holds the last step's
+        spikes of stepped populations for the next call (the projections that close a cycle read them)."""
+        if self.mode == "step" or self.step_hook is not None:
+            return self._run_steps(inputs, record, carry)
+        if self.feedforward:
+            return self._run_layers(inputs, record)
+        return self._run_mixed(inputs, record, carry)
+
+    def _run_chunks(self, inputs, record, size: int) -> NetworkOutput:
+        """:meth:`_run` over chunks of ``size`` steps, each checkpointed: it gets the state the previous
+        chunk ended in (neuron states, last spikes on cycles) and returns the outputs' spikes, the
+        recorded traces, the spike counts and its final state; the spikes of the other populations
+        come back detached (bool for spiking ones), unless listed in :attr:`differentiated`."""
+        populations = [n for n in self.order if not self.populations[n].is_input]
+        keep = set(self.outputs) | self.differentiated
+        steps = next(iter(inputs.values())).shape[0]
+
+        neurons = [self.populations[n].neuron for n in populations]
+
+        def chunk(part, states, carry):
+            # side-effect free, since the backward calls it again: the neurons' states are put back
+            # (the recomputation may stop early, by an exception, once it has what the backward needs)
+            before = [(neuron.state, neuron.spike_counts) for neuron in neurons]
+            try:
+                for neuron, state in zip(neurons, states):
+                    neuron.state = state
+                carry = dict(carry)
+                out = self._run(part, record, carry)
+                spikes = {n: (s if n in keep else s.detach().bool() if self.populations[n].neuron.spiking
+                              else s.detach()) for n, s in out.spikes.items() if n in populations}
+                counts = {n: c.detach() for n, c in out.counts.items()}
+                return spikes, out.traces, counts, tuple(neuron.state for neuron in neurons), carry
+            finally:
+                for neuron, (state, counted) in zip(neurons, before):
+                    neuron.state, neuron.spike_counts = state, counted
+
+        parts, states, carry = [], tuple(neuron.state for neuron in neurons), {}
+        for start in range(0, steps, size):
+            part = {n: x[start:start + size] for n, x in inputs.items()}
+            spikes, traces, counts, states, carry = checkpoint(chunk, part, states, carry, use_reentrant=False)
+            parts.append((spikes, traces, counts))
+        for neuron, state in zip(neurons, states):
+            neuron.state = state
+        spikes = dict(inputs)
+        spikes.update({n: torch.cat([p[0][n] for p in parts]) for n in parts[0][0]})
+        traces = {n: {v: torch.cat([p[1][n][v] for p in parts]) for v in vs} for n, vs in parts[0][1].items()}
+        counts = {n: sum(p[2][n] for p in parts) for n in parts[0][2] if all(n in p[2] for p in parts)}
+        return NetworkOutput(spikes, traces, counts)
 
     def _current(self, name: str, spikes: Mapping[str, torch.Tensor], steps: int,
                  batch: int) -> tuple[torch.Tensor, bool]:
@@ -225,7 +293,7 @@ class Network(nn.Module):
                 self._run_layer(name, spikes, traces, counts, record, steps, batch)
         return NetworkOutput(spikes, traces, counts)
 
-    def _run_mixed(self, inputs, record) -> NetworkOutput:
+    def _run_mixed(self, inputs, record, carry: dict) -> NetworkOutput:
         """A graph with cycles and no step hook: each group of populations on a common cycle is stepped
         together, the currents from outside the group computed over all steps at once beforehand;
         every other population runs layer by layer. The same equations as :meth:`_run_steps` (only
@@ -244,9 +312,12 @@ class Network(nn.Module):
                 for proj in self.incoming[member]:
                     if proj.source not in group:
                         ensure(proj.source)
-            if name in group_of:
+            loop = self._compiled_loop(name, group, record, spikes)
+            if loop is not None:
+                self._run_loop(name, loop, spikes, steps, batch, carry)
+            elif name in group_of:
                 members = [n for n in self.order if n in group]
-                self._step(members, spikes, traces, record, steps, batch, precompute=True)
+                self._step(members, spikes, traces, record, steps, batch, precompute=True, carry=carry)
             else:
                 self._run_layer(name, spikes, traces, counts, record, steps, batch)
 
@@ -254,18 +325,56 @@ class Network(nn.Module):
             ensure(name)
         return NetworkOutput(spikes, traces, counts)
 
-    def _run_steps(self, inputs, record) -> NetworkOutput:
+    def _compiled_loop(self, name: str, group, record, spikes) -> Projection | None:
+        """The self-loop of a population that is alone on its cycle when the neuron can run it compiled,
+        all steps in one call (:meth:`~snnrun.neurons.lif.LIF.forward_recurrent`): one projection
+        from itself with one stage that is a linear map (``linear_map``: the ``recurrent`` synapse);
+        else None (the population is stepped)."""
+        if len(group) != 1 or name not in group:
+            return None
+        neuron = self.populations[name].neuron
+        loops = [proj for proj in self.incoming[name] if proj.source == name]
+        if len(loops) != 1 or len(loops[0].stages) != 1 or not hasattr(loops[0].stages[0], "linear_map") \
+                or not hasattr(neuron, "forward_recurrent"):
+            return None
+        sample = next(iter(spikes.values()))
+        grad = torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters())
+        return loops[0] if neuron.recurrent_applies(sample, grad, record.get(name, ())) else None
+
+    def _run_loop(self, name: str, loop: Projection, spikes, steps: int, batch: int, carry: dict) -> None:
+        """Population ``name`` and its linear self-loop ``loop`` over all steps in one compiled call; the
+        currents from outside are one product over all steps each."""
+        pop = self.populations[name]
+        external = None
+        for proj in self.incoming[name]:
+            if proj is not loop:
+                y = _project(proj, spikes[proj.source], steps, batch)
+                external = y if external is None else external + y
+        if external is None:
+            sample = next(iter(spikes.values()))
+            external = torch.zeros(steps * batch, *pop.shape, device=sample.device, dtype=sample.dtype)
+        if external.dtype in _REDUCED:
+            external = external.float()
+        weight, bias = loop.stages[0].linear_map()
+        spikes[name] = pop.neuron.forward_recurrent(external.reshape(steps, batch, *pop.shape), weight, bias,
+                                                    carry.get(name))
+        carry[name] = spikes[name][-1]
+
+    def _run_steps(self, inputs, record, carry: dict) -> NetworkOutput:
         spikes: dict[str, torch.Tensor] = dict(inputs)
         traces: dict[str, dict[str, torch.Tensor]] = {}
         steps, batch = next(iter(inputs.values())).shape[:2]
-        self._step(self.order, spikes, traces, record, steps, batch, precompute=False)
+        self._step(self.order, spikes, traces, record, steps, batch, precompute=False, carry=carry)
         return NetworkOutput(spikes, traces)
 
-    def _step(self, members: list[str], spikes, traces, record, steps: int, batch: int, precompute: bool) -> None:
+    def _step(self, members: list[str], spikes, traces, record, steps: int, batch: int, precompute: bool,
+              carry: dict) -> None:
         """Step the populations ``members`` (in network order) through all steps, one step at a time;
         an input population among them reads its step of ``spikes``. A projection from outside
         ``members`` (its source complete in ``spikes``) is applied per step, or with ``precompute``
-        over all steps at once beforehand. The step hook is called after each step."""
+        over all steps at once beforehand. The step hook is called after each step. A projection
+        closing a cycle reads the previous step's spikes: at the first step those ``carry`` holds
+        (a previous chunk's last step; none: zeros); the last step's are left in ``carry``."""
         inside = set(members)
         device, dtype = next(iter(spikes.values())).device, next(iter(spikes.values())).dtype
         external = {}
@@ -277,7 +386,7 @@ class Network(nn.Module):
                         # one view per step (unbind: its backward stacks once; indexing would fill a
                         # [T, B, ...] gradient per step)
                         external[proj.name] = y.reshape(steps, batch, *y.shape[1:]).unbind(0)
-        previous: dict[str, torch.Tensor] = {}
+        previous: dict[str, torch.Tensor] = {n: carry[n] for n in members if n in carry}
         out = {n: [] for n in members}
         rec = {n: {v: [] for v in record[n]} for n in members if n in record}
         for t in range(steps):
@@ -310,6 +419,7 @@ class Network(nn.Module):
             if self.step_hook is not None:
                 self.step_hook(t, now, previous)
             previous = now
+        carry.update(previous)
         for name in members:
             if self.populations[name].is_input:
                 continue
@@ -352,7 +462,8 @@ def build_network(node: Mapping[str, Any] | NetworkSpec, default_neuron: Mapping
     for name, proj in spec.projections.items():
         projections[name] = _build_projection(proj, shapes, params.dt, spec.time_steps)
         scale_to_target(projections[name], populations[proj.target].neuron)
-    return Network(populations, projections, spec.output, params.dt, spec.time_steps, params.mode, params.init_rate)
+    return Network(populations, projections, spec.output, params.dt, spec.time_steps, params.mode, params.init_rate,
+                   params.recompute_steps)
 
 
 def scale_to_target(projection: Projection, neuron) -> None:

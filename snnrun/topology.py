@@ -33,6 +33,11 @@ class NetworkParams:
                                             "(optional extra `nir`; docs/interop.md)")
     nir_dt: float | None = param(None, gt=0, help="with from_nir: one step's duration in the graph's time unit "
                                                   "(null: dt / 1000, the graph's times in seconds)")
+    recompute_steps: int | None = param(None, gt=0,
+                                        help="train in chunks of this many steps whose activations are recomputed in "
+                                             "the backward instead of kept (activation checkpointing): memory of one "
+                                             "chunk instead of all T steps, for about one more forward pass; "
+                                             "null: keep every step's activations")
     init_rate: float | None = param(None, unit="Hz", gt=0,
                                     help="before training, rescale each population's kaiming-initialised incoming "
                                          "weights so that it fires at this rate on the first training batch "

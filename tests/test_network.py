@@ -267,3 +267,166 @@ def test_shipped_topologies_build_the_intended_graph(experiment, input_shape):
         assert n.feedforward and delays.min() == 0 and delays.max() == 32
     else:
         assert n.feedforward and n.populations["conv2"].shape == (32, 14, 14) and n.time_steps == 4
+
+
+def recurrent_graph(recompute, neuron=None):
+    """inp -> hid (a self-loop) -> out, 23 steps: chunks of 5 leave a short last chunk."""
+    dense = {"name": "dense", "init": "uniform", "low": -0.3, "high": 2.0}
+    pops = {"inp": {"shape": None}, "hid": {"shape": 9, **({"neuron": neuron} if neuron else {})}, "out": {"shape": 4}}
+    projs = {"inp_hid": {"from": "inp", "to": "hid", "synapse": dense},
+             "hid_hid": {"from": "hid", "to": "hid", "synapse": {"name": "recurrent", "init": "uniform",
+                                                                 "low": -0.4, "high": 0.5}},
+             "hid_out": {"from": "hid", "to": "out", "synapse": dense}}
+    node = {"dt": 1.0, "duration": 23.0, "populations": pops, "projections": projs, "output": "out",
+            "recompute_steps": recompute}
+    return build_network(node, LIF, (6,), build_surrogate({"name": "atan"})).double()
+
+
+@pytest.mark.parametrize("graph", ["skip", "recurrent", "recurrent_alif"])
+def test_recompute_steps_gives_the_same_spikes_gradients_and_state(graph):
+    """``network.recompute_steps``: chunks of 5 steps under activation checkpointing give the spikes,
+    recorded traces, gradients (inputs, weights) and final states of the whole-run path (float64);
+    hidden spikes come back detached as bool unless differentiated, and a backward leaves the
+    neuron states as the forward left them."""
+    def build(recompute):
+        if graph == "skip":  # skip_graph without its delay stage, which cannot run in chunks
+            n = skip_graph("auto")
+            n.projections["a_b"].stages = n.projections["a_b"].stages[1:]
+            n.recompute_steps = recompute
+            return n.double()
+        return recurrent_graph(recompute, {"name": "alif"} if graph == "recurrent_alif" else None)
+
+    torch.manual_seed(0)
+    whole, chunked = build(None), build(5)
+    chunked.load_state_dict(whole.state_dict())
+    steps = 8 if graph == "skip" else 23
+    hidden = "a" if graph == "skip" else "hid"
+    chunked.differentiated.add(hidden) if graph == "recurrent" else None
+    x = (torch.rand(steps, 4, 6) < 0.4).double()
+    results = []
+    for net_ in (whole, chunked):
+        xi = x.clone().requires_grad_(True)
+        out = net_(xi, record={"out": ("v",)})
+        loss = (out.spikes["out"] * torch.arange(1.0, out.spikes["out"].shape[-1] + 1.0, dtype=torch.float64)).sum() + out.traces["out"]["v"].square().sum()
+        if graph == "recurrent":
+            loss = loss + out.spikes[hidden].sum()
+        state = [t.detach().clone() for t in net_.populations[hidden].neuron.state if t is not None]
+        loss.backward()
+        after = [t.detach() for t in net_.populations[hidden].neuron.state if t is not None]
+        assert all(torch.equal(a, b) for a, b in zip(state, after))
+        results.append((out, xi.grad, state))
+    (a, ga, sa), (b, gb, sb) = results
+    assert a.spikes["out"].sum() > 0 and a.spikes[hidden].sum() > 0
+    for name in a.spikes:
+        assert torch.equal(a.spikes[name], b.spikes[name].to(a.spikes[name].dtype)), name
+    if graph == "recurrent":
+        assert b.spikes[hidden].requires_grad
+    else:
+        assert b.spikes[hidden].dtype == torch.bool and not b.spikes[hidden].requires_grad
+    torch.testing.assert_close(a.traces["out"]["v"], b.traces["out"]["v"], rtol=0, atol=0)
+    torch.testing.assert_close(ga, gb, rtol=1e-10, atol=1e-12)
+    for s1, s2 in zip(sa, sb):
+        assert torch.equal(s1, s2)
+    for (name, p), (_, q) in zip(whole.named_parameters(), chunked.named_parameters()):
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-10, atol=1e-12, msg=name)
+
+
+def test_recompute_steps_keeps_one_chunk_of_activations():
+    """What the backward keeps outside the recomputed chunks (the tensors autograd saves): chunks of 10
+    of 100 steps keep less than a fifth of what the whole run keeps."""
+    def kept(recompute):
+        torch.manual_seed(0)
+        pops = {"inp": {"shape": None}, "hid": {"shape": 256}, "out": {"shape": 10}}
+        projs = {"inp_hid": {"from": "inp", "to": "hid", "synapse": {"name": "dense"}},
+                 "hid_out": {"from": "hid", "to": "out", "synapse": {"name": "dense"}}}
+        n = build_network({"dt": 1.0, "duration": 100.0, "populations": pops, "projections": projs,
+                           "output": "out", "recompute_steps": recompute}, LIF, (64,), build_surrogate({"name": "atan"}))
+        x = (torch.rand(100, 32, 64) < 0.3).float()
+        total = [0]
+
+        def pack(t):
+            total[0] += t.numel() * t.element_size()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out = n(x)
+        out.spikes["out"].sum().backward()
+        return total[0], out.spikes["out"]
+
+    full, a = kept(None)
+    chunked, b = kept(10)
+    assert torch.equal(a, b)
+    assert full > 100 * 32 * 256 * 4  # at least the hidden layer's potentials over all steps
+    assert chunked < full / 5
+
+
+def test_recompute_steps_refuses_stages_over_time():
+    with pytest.raises(ConfigError, match=r"network.recompute_steps: the stages of projection 'a_b' \(delay\)"):
+        node = {"dt": 1.0, "duration": 8.0, "recompute_steps": 4,
+                "populations": {"inp": {"shape": None}, "a": {"shape": 3}, "b": {"shape": 2}},
+                "projections": {"inp_a": {"from": "inp", "to": "a", "synapse": {"name": "dense"}},
+                                "a_b": {"from": "a", "to": "b", "synapse": [{"name": "delay", "delay": 2.0},
+                                                                           {"name": "dense"}]}}}
+        build_network(node, LIF, (6,))
+
+
+@pytest.mark.parametrize("neuron,loop", [
+    ({"name": "lif", "tau_m": 5.0}, {"self_connections": True}),
+    ({"name": "if", "reset": "soft"}, {"self_connections": False, "bias": True}),
+    ({"name": "lif", "tau_m": 5.0, "integration": "exact", "detach_reset": True}, {"self_connections": False}),
+])
+@pytest.mark.parametrize("recompute", [None, 6])
+def test_a_population_with_a_linear_self_loop_runs_in_one_compiled_call(monkeypatch, neuron, loop, recompute):
+    """A population alone on its cycle with a ``recurrent`` self-loop runs all its steps in one C++ call
+    forward and one backward (lif_scan.recurrent_lif): the spikes, final potentials and gradients of
+    stepping it (``mode: step``), float64, with and without chunks."""
+    from snnrun.kernels import lif_scan
+    if lif_scan._EXTENSION.load() is None:
+        pytest.skip("no C++ compiler here: the population is stepped")
+    calls = []
+    compiled = lif_scan.recurrent_lif
+    monkeypatch.setattr(lif_scan, "recurrent_lif", lambda *a, **k: calls.append(1) or compiled(*a, **k))
+
+    def build(mode, chunks):
+        dense = {"name": "dense", "init": "uniform", "low": -0.3, "high": 1.5}
+        pops = {"inp": {"shape": None}, "hid": {"shape": [3, 4], "neuron": neuron}, "out": {"shape": 4}}
+        projs = {"inp_hid": {"from": "inp", "to": "hid", "synapse": dense},
+                 "hid_hid": {"from": "hid", "to": "hid", "synapse": {"name": "recurrent", "init": "uniform",
+                                                                     "low": -0.5, "high": 0.6, **loop}},
+                 "hid_out": {"from": "hid", "to": "out", "synapse": dense}}
+        node = {"dt": 1.0, "duration": 20.0, "populations": pops, "projections": projs, "output": "out",
+                "mode": mode, "recompute_steps": chunks}
+        return build_network(node, LIF, (6,), build_surrogate({"name": "sigmoid"})).double()
+
+    torch.manual_seed(5)
+    fast, step = build("auto", recompute), build("step", None)
+    fast.differentiated.add("hid")  # the loss below reads the hidden spikes
+    step.load_state_dict(fast.state_dict())
+    with torch.no_grad():
+        fast.projections["hid_hid"].stages[0].bias.add_(0.1) if loop.get("bias") else None
+        step.load_state_dict(fast.state_dict())
+    x = (torch.rand(20, 5, 6) < 0.4).double()
+    results = []
+    for n in (fast, step):
+        xi = x.clone().requires_grad_(True)
+        out = n(xi)
+        loss = (out.spikes["out"] * torch.arange(1.0, 5.0, dtype=torch.float64)).sum() + out.spikes["hid"].sum() \
+            + n.populations["hid"].neuron.state.v.sum()
+        loss.backward()
+        results.append((out.spikes, xi.grad, n.populations["hid"].neuron.state.v.detach(),
+                        {k: p.grad for k, p in n.named_parameters()}))
+    assert calls, "the compiled loop did not run"
+    (sa, ga, va, pa), (sb, gb, vb, pb) = results
+    with torch.no_grad():  # inference: the same loop without saving anything
+        fast.reset()
+        calls.clear()
+        assert torch.equal(fast(x).spikes["out"], sb["out"]) and calls
+    assert 0 < sa["hid"].sum() < sa["hid"].numel() and sa["out"].sum() > 0
+    for name in ("hid", "out"):
+        assert torch.equal(sa[name], sb[name]), name
+    assert torch.equal(va, vb)
+    torch.testing.assert_close(ga, gb, rtol=1e-9, atol=1e-12)
+    for name in pb:
+        assert pb[name] is not None and pb[name].abs().sum() > 0, name
+        torch.testing.assert_close(pa[name], pb[name], rtol=1e-9, atol=1e-12, msg=name)

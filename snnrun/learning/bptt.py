@@ -47,6 +47,8 @@ class BPTT(Learner):
                 raise ConfigError(f"{key}.loss_options.{name}: {params.loss} has no option '{name}'; "
                                   f"valid: {', '.join(allowed) or '(none)'}")
         self.rate_reg = RateRegularizer.build(params.rate_reg, network, f"{key}.rate_reg")  # None: off
+        if self.rate_reg is not None:  # its populations' spikes stay differentiable under network.recompute_steps
+            network.differentiated.update(self.rate_reg.targets)
 
     def loss(self, scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self.loss_fn(scores, target, **self.params.loss_options)

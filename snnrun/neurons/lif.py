@@ -145,6 +145,28 @@ class LIF(Neuron):
             return z, LIFState(v, state.refrac)
         return lif_step(current, state, self.params, self.dt, self.spike_fn, self.refrac_steps, self.leak)
 
+    def recurrent_applies(self, current: torch.Tensor, grad: bool, record: tuple[str, ...] = ()) -> bool:
+        """Whether :meth:`forward_recurrent` runs for this input (compiled, without refractoriness, escape
+        noise or recorded traces; ``grad``: a backward will follow)."""
+        return type(self).fused_scan and lif_scan.enabled() and not record and self.refrac_steps == 0 \
+            and not self.params.escape_noise and lif_scan.recurrent_applies(self.spike_fn, current, grad)
+
+    def forward_recurrent(self, external: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                          previous: torch.Tensor | None) -> torch.Tensor:
+        """All steps of this population with a linear self-loop: input ``external`` [T, B, *shape] plus
+        ``linear(z_{t−1}, weight, bias)``, from the current state and the spikes ``previous`` [B, *shape]
+        before the first step (None: none) (:func:`snnrun.kernels.lif_scan.recurrent_lif`). Returns
+        the spikes [T, B, *shape] and keeps the final state."""
+        steps, batch = external.shape[:2]
+        v0 = None if self.state is None else self.state.v.reshape(batch, -1)
+        s0 = None if previous is None else previous.reshape(batch, -1)
+        z, v = lif_scan.recurrent_lif(self.params, self.dt, self.leak, self.spike_fn, external.reshape(steps, batch, -1),
+                                      weight, bias, v0, s0)
+        v = v.reshape(external.shape[1:])
+        self.state = LIFState(v, torch.zeros(v.shape, device=v.device, dtype=torch.int32))
+        self.spike_counts = None
+        return z.reshape(external.shape)
+
     #: this class's dynamics are exactly :func:`lif_step`, so the fused scan of
     #: :mod:`snnrun.kernels.lif_scan` may run it (a subclass that changes the dynamics must not
     #: declare it; the declaration is not inherited)
@@ -152,11 +174,13 @@ class LIF(Neuron):
 
     def forward(self, current, record=(), reuse_input=False):
         # The fused scan (same spikes and gradients as the lif_step loop, a lean custom backward)
-        # applies from the resting state, without refractoriness, escape noise or recorded traces.
-        if type(self).fused_scan and lif_scan.enabled() and self.state is None and not record \
+        # applies without refractoriness, escape noise or recorded traces, from rest or from the
+        # potentials the last call ended in.
+        if type(self).fused_scan and lif_scan.enabled() and not record \
                 and self.refrac_steps == 0 and not self.params.escape_noise:
+            v0 = None if self.state is None else self.state.v
             spikes, v, self.spike_counts = lif_scan.lif_scan(self.params, self.dt, self.leak, self.spike_fn,
-                                                            current, reuse=reuse_input)
+                                                            current, reuse=reuse_input, v0=v0)
             self.state = LIFState(v, torch.zeros(v.shape, device=v.device, dtype=torch.int32))
             return spikes, {}
         self.spike_counts = None

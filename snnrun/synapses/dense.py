@@ -80,9 +80,13 @@ class Recurrent(Dense):
         with torch.no_grad():
             self.weight.mul_(mask)
 
+    def linear_map(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(W, bias)`` of ``forward``'s ``linear(x, W, bias)``: the weights times the diagonal mask."""
+        return (self.weight if self.params.self_connections else self.weight * self.mask), self.bias
+
     def forward(self, x):
-        weight = self.weight if self.params.self_connections else self.weight * self.mask
-        y = torch.nn.functional.linear(x.reshape(x.shape[0], -1), weight, self.bias)
+        weight, bias = self.linear_map()
+        y = torch.nn.functional.linear(x.reshape(x.shape[0], -1), weight, bias)
         return y.reshape(x.shape[0], *self.out_shape)
 
 
