@@ -430,3 +430,16 @@ def test_a_population_with_a_linear_self_loop_runs_in_one_compiled_call(monkeypa
     for name in pb:
         assert pb[name] is not None and pb[name].abs().sum() > 0, name
         torch.testing.assert_close(pa[name], pb[name], rtol=1e-9, atol=1e-12, msg=name)
+
+
+def test_compiled_self_loop_says_why_it_cannot_backward_twice():
+    from snnrun.kernels import lif_scan
+    if lif_scan._EXTENSION.load() is None:
+        pytest.skip("no C++ compiler here: the population is stepped")
+    torch.manual_seed(0)
+    n = recurrent_graph(None)
+    out = n((torch.rand(23, 4, 6) < 0.4).double())
+    loss = out.spikes["out"].sum() + out.spikes["hid"].sum()
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="recurrent LIF loop's saved potentials were used by an earlier backward"):
+        loss.backward()

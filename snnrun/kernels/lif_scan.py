@@ -280,9 +280,10 @@ def recurrent_applies(spike_fn, ext: torch.Tensor, grad: bool) -> bool:
 class RecurrentLIF(torch.autograd.Function):
     """A LIF/IF population driven by ``ext`` [T, B, N] plus a linear self-loop on its previous spikes,
     ``I_t = ext_t + W z_{t−1} + bias``: forward and backward each one C++ loop over time (per step one
-    product and the scan's update), saving h and the spikes. Differentiable in ``ext``, ``W``,
-    ``bias``, the potentials ``v0`` and spikes ``s0`` before the first step, and through the final v
-    and the last spikes (a following chunk's start)."""
+    product and the scan's update), saving h and the spikes; the backward writes ∂L/∂ext over h, so
+    the graph cannot be run backward twice. Differentiable in ``ext``, ``W``, ``bias``, the potentials
+    ``v0`` and spikes ``s0`` before the first step, and through the final v and the last spikes (a
+    following chunk's start)."""
 
     @staticmethod
     def forward(ctx, ext, weight, bias, v0, s0, p, dt, leak, spike_fn):
@@ -295,10 +296,15 @@ class RecurrentLIF(torch.autograd.Function):
                                         dt / p.tau_m, True)
         ctx.save_for_backward(h, z, weight, empty if s0 is None else s0)
         ctx.cfg = (p, dt, leak, spike_fn, bias is not None)
+        ctx.consumed = False
         return z.reshape(ext.shape), v.reshape(ext.shape[1:])
 
     @staticmethod
     def backward(ctx, grad_z, grad_v):
+        if ctx.consumed:
+            raise RuntimeError("the recurrent LIF loop's saved potentials were used by an earlier backward "
+                               "(retain_graph); call snnrun.kernels.lif_scan.set_enabled(False) to backward twice")
+        ctx.consumed = True
         h, z, weight, s0 = ctx.saved_tensors
         p, dt, leak, spike_fn, has_bias = ctx.cfg
         a, b = _coefficients(p, dt, leak)

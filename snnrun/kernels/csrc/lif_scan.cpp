@@ -244,7 +244,8 @@ std::vector<torch::Tensor> rlif_forward(torch::Tensor ext, torch::Tensor weight,
 // The backward of rlif_forward: the scan's recursion with, at each step, the gradient the next
 // step's recurrent product sends back to these spikes (∂L/∂I_{t+1} · W). grad_v_last / grad_s_last:
 // ∂L/∂v and ∂L/∂z after the last step from a following chunk (empty: 0); s_init as in the forward.
-// Returns {∂L/∂ext, ∂L/∂W, ∂L/∂bias, ∂L/∂v_init, ∂L/∂s_init}.
+// Returns {∂L/∂ext, ∂L/∂W, ∂L/∂bias, ∂L/∂v_init, ∂L/∂s_init}; ∂L/∂ext is written over h (h_t is read
+// before its gradient is written, and step t reads no other step of h).
 std::vector<torch::Tensor> rlif_backward(torch::Tensor grad_z, torch::Tensor h, torch::Tensor z,
                                          torch::Tensor weight, torch::Tensor s_init, torch::Tensor grad_v_last,
                                          torch::Tensor grad_s_last, int64_t code, double c, double span,
@@ -253,7 +254,7 @@ std::vector<torch::Tensor> rlif_backward(torch::Tensor grad_z, torch::Tensor h, 
     auto H = h.contiguous();
     auto Z = z.contiguous();
     const int64_t T = H.size(0), B = H.size(1), N = H.size(2);
-    auto gI = torch::empty_like(H);
+    auto gI = H;
     auto gv = grad_v_last.numel() > 0 ? grad_v_last.reshape({B, N}).to(H.scalar_type()).contiguous().clone()
                                       : torch::zeros({B, N}, H.options());
     auto gs = torch::empty({B, N}, H.options());
@@ -288,10 +289,12 @@ std::vector<torch::Tensor> rlif_backward(torch::Tensor grad_z, torch::Tensor h, 
             });
         }
     });
-    auto prev = s_init.numel() > 0 ? s_init.reshape({1, B, N}).to(H.scalar_type()) : torch::zeros({1, B, N}, H.options());
-    auto before = torch::cat({prev, Z.narrow(0, 0, T - 1)}, 0).reshape({T * B, N});
+    // ∂L/∂W = Σ_t ∂L/∂I_t^T z_{t−1}: steps 1..T−1 as one product, step 0 with the spikes before it
     auto flat = gI.reshape({T * B, N});
-    auto grad_w = at::mm(flat.t(), before);
+    auto grad_w = T > 1 ? at::mm(gI.narrow(0, 1, T - 1).reshape({(T - 1) * B, N}).t(),
+                                 Z.narrow(0, 0, T - 1).reshape({(T - 1) * B, N}))
+                        : torch::zeros({N, N}, H.options());
+    if (s_init.numel() > 0) grad_w.add_(at::mm(gI[0].t(), s_init.reshape({B, N}).to(H.scalar_type())));
     auto grad_bias = flat.sum(0);
     auto grad_s0 = at::mm(gI[0], weight);
     return {gI, grad_w, grad_bias, gv, grad_s0};
