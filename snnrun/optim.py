@@ -128,9 +128,35 @@ def configured_lr(optimizer: torch.optim.Optimizer) -> float:
 
 
 def weight_units(module: torch.nn.Module) -> dict[int, float]:
-    """``id(weight) -> weight_scale`` of every submodule that records one (see :func:`unit_groups`)."""
-    return {id(m.weight): float(m.weight_scale) for m in module.modules()
-            if hasattr(m, "weight_scale") and isinstance(getattr(m, "weight", None), torch.nn.Parameter)}
+    """``id(weight) -> unit`` of every submodule that records a ``weight_scale`` (see :func:`unit_groups`).
+
+    For a network (a module with ``projections`` and ``populations``) the unit of a projection's weights is
+
+        unit = weight_scale · κ,    κ = (drive + adaptation) / drive
+
+    with κ the :attr:`~snnrun.neurons.base.OperatingRange.lr_factor` of the target population's model:
+    ``weight_scale`` (drive × ``network.init_rate`` calibration) sets the input at which the target starts
+    firing, and κ the extra input each further spike costs under its spike-triggered adaptation, so one
+    ``lr`` changes the spike count of an adapting model (Izhikevich RS, κ = 3) as fast as a non-adapting one
+    (κ = 1: LIF, IF, QIF, HH, ... keep the weight scale)."""
+    units = {id(m.weight): float(m.weight_scale) for m in module.modules()
+             if hasattr(m, "weight_scale") and isinstance(getattr(m, "weight", None), torch.nn.Parameter)}
+    projections, populations = getattr(module, "projections", None), getattr(module, "populations", None)
+    if projections is None or populations is None:
+        return units
+    for proj in projections.values():
+        neuron = getattr(populations[proj.target], "neuron", None)
+        try:
+            factor = float(neuron.operating_range().lr_factor)
+        except (AttributeError, NotImplementedError):
+            continue
+        if factor == 1.0:
+            continue
+        for stage in proj.stages:
+            weight = getattr(stage, "weight", None)
+            if weight is not None and id(weight) in units:
+                units[id(weight)] *= factor
+    return units
 
 
 def build_optimizer(node: Mapping[str, Any], params, key: str = "optimizer") -> torch.optim.Optimizer:

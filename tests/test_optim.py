@@ -52,3 +52,24 @@ def test_unit_groups_scale_the_step_to_each_weights_unit():
     sched, _ = build_scheduler({"name": "OneCycleLR", "max_lr": 0.1, "total_steps": 10, "interval": "step"},
                                build_optimizer({"name": "Adam", "lr": 0.01}, unit_groups([a, b], units, "Adam")))
     assert [g["max_lr"] for g in sched.optimizer.param_groups] == pytest.approx([0.4, 0.05])
+
+
+def test_weight_units_carry_the_target_models_adaptation_factor():
+    """unit = weight_scale · κ_target, κ = (drive + adaptation) / drive: Izhikevich RS (d = 8, drive 4) κ = 3,
+    LIF κ = 1 (its unit stays the weight scale)."""
+    from snnrun.network import build_network
+    from snnrun.optim import weight_units
+
+    net = {"dt": 1.0, "duration": 5.0, "populations": {"inp": {}, "a": {"shape": 8},
+                                                      "b": {"shape": 4, "neuron": {"name": "izh"}}},
+           "projections": {"inp_a": {"source": "inp", "target": "a"}, "a_b": {"source": "a", "target": "b"}},
+           "output": "b"}
+    built = build_network(net, {"name": "lif"}, (6,))
+    inp_a, a_b = (built.projections[n].stages[0] for n in ("inp_a", "a_b"))
+    assert a_b.weight_scale == pytest.approx(4.0) and inp_a.weight_scale == 1.0
+    units = weight_units(built)
+    assert units[id(inp_a.weight)] == 1.0
+    assert units[id(a_b.weight)] == pytest.approx(12.0)
+    plain = torch.nn.Linear(2, 2)
+    plain.weight_scale = 2.5
+    assert weight_units(plain) == {id(plain.weight): 2.5}  # not a network: the recorded scale alone

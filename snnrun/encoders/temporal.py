@@ -22,22 +22,31 @@ def _one_hot_times(steps: torch.Tensor, fire: torch.Tensor, time_steps: int, dty
 class Latency(Encoder):
     r"""One spike per input, earlier for stronger input (intensities in [0, 1]).
 
-    ``linear``: ``t = (1 − x)·(T − 1)·dt``; ``log`` (RC charging to a threshold,
-    Gerstner et al. 2014): ``t = τ ln(x / (x − x_th))``. Inputs ``x ≤ x_th`` do not spike;
-    times are rounded to the nearest step and clipped to the window.
+    ``linear``: ``t = τ (1 − x)`` ms, so inputs from 1 down to the threshold fire within the first τ ms
+    (snnTorch's ``spikegen.latency(linear=True)`` with τ in ms); with ``normalize: true``,
+    ``τ = (T − 1)·dt`` and the code spans the whole window (x = 0 would fire at the last step).
+    ``log`` (RC charging to a threshold, Gerstner et al. 2014): ``t = τ ln(x / (x − x_th))``.
+    Inputs ``x ≤ x_th`` do not spike; times are rounded to the nearest step and clipped to the window.
+
+    The default, linear with τ = 5 ms, puts the code within one membrane time constant of the default LIF
+    (τ_m = 5 ms): a hidden neuron sums the pixels of a whole digit, graded by their latency (on the digits
+    task: test accuracy 0.881 with the window-spanning code, ``normalize: true``, whose pixels arrive up to
+    24 ms apart and are summed only with those of about the same intensity).
     """
 
     @dataclass
     class Params:
         mode: str = param("linear", choices=("linear", "log"), help="time code")
-        tau: float = param(5.0, unit="ms", gt=0, help="RC time constant (mode: log)")
+        tau: float = param(5.0, unit="ms", gt=0, help="time scale: linear t = tau (1 - x); log t = tau ln(x / (x - threshold))")
         threshold: float = param(0.01, ge=0, lt=1, help="inputs at or below this do not spike")
+        normalize: bool = param(False, help="mode linear: tau = (T - 1) dt, the code spans the whole window")
 
     def spike_steps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         p, T = self.params, self.time_steps
         fire = x > p.threshold
         if p.mode == "linear":
-            steps = torch.round((1 - x.clamp(0, 1)) * (T - 1))
+            tau_ms = (T - 1) * self.dt if p.normalize else p.tau
+            steps = torch.round((1 - x.clamp(0, 1)) * tau_ms / self.dt)
         else:
             safe = torch.where(fire, x, torch.ones_like(x))
             t_ms = p.tau * torch.log(safe / (safe - p.threshold).clamp(min=1e-12))

@@ -89,6 +89,14 @@ class ALIF(Neuron):
     def step(self, current, state):
         return alif_step(current, state, self.params, self.dt, self.spike_fn, self.refrac_steps)
 
+    def operating_range(self) -> OperatingRange:
+        """Rest, threshold and drive ``(v_th − v_rest) / r`` of the LIF; adaptation ``β (1 − ρ) / r``: a
+        spike raises the threshold by β(1 − ρ) mV, which a steady input of that over r makes up (0.009
+        for the defaults, learning-rate unit factor 1.009)."""
+        p = self.params
+        rho = math.exp(-self.dt / p.tau_a)
+        return OperatingRange(p.v_rest, p.v_th, (p.v_th - p.v_rest) / p.r, "mV", p.beta * (1 - rho) / p.r)
+
 
 class DiehlCookState(NamedTuple):
     v: torch.Tensor
@@ -206,9 +214,11 @@ class DiehlAndCook(Neuron):
 
     def operating_range(self) -> OperatingRange:
         """Drive: the per-step voltage jump whose steady state ``r·current / (1 − e^{−dt/τ_m})`` above rest
-        reaches the base threshold (θ = 0)."""
+        reaches the base threshold (θ = 0); adaptation: the jump whose steady state makes up one θ₊,
+        ``θ₊ / r · (1 − e^{−dt/τ_m})`` (θ₊ / (v_th − v_rest) = 0.4 % of the drive for the defaults)."""
         p = self.params
-        return OperatingRange(p.v_rest, p.v_th, (p.v_th - p.v_rest) / p.r * (1 - math.exp(-self.dt / p.tau_m)))
+        leak = 1 - math.exp(-self.dt / p.tau_m)
+        return OperatingRange(p.v_rest, p.v_th, (p.v_th - p.v_rest) / p.r * leak, "mV", p.theta_plus / p.r * leak)
 
     def reset(self) -> None:
         """End of a sample: keep the learned θ (averaged over the batch), clear v and refractoriness."""

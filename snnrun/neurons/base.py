@@ -63,17 +63,38 @@ class SpikingParams:
 
 class OperatingRange(NamedTuple):
     """Where a model works: resting and threshold potential (in ``unit``) and its drive, the constant
-    input (the model's input unit, ``r`` included) that just brings it from rest to threshold."""
+    input (the model's input unit, ``r`` included) that just brings it from rest to threshold.
+
+    ``adaptation`` (input unit, ≥ 0, default 0) is the spike-triggered adaptation of the model expressed
+    as the constant input it cancels: what each spike adds to the input the next spike needs (Izhikevich's
+    ``d``, AdEx's ``b``, a threshold jump Δθ as the input ``Δθ / r`` that makes it up). It is counted in
+    full, as if it lasted the whole sample (an upper bound for adaptation that decays within it)."""
 
     v_rest: float
     v_th: float
     drive: float
     unit: str = "mV"
+    adaptation: float = 0.0
 
     @property
     def span(self) -> float:
         """``v_th − v_rest``: the voltage scale the surrogate gradient works in."""
         return self.v_th - self.v_rest
+
+    @property
+    def lr_factor(self) -> float:
+        """``κ = (drive + adaptation) / drive``: the learning-rate unit of the weights onto this model is
+        ``weight_scale · κ`` (:func:`snnrun.optim.weight_units`).
+
+        A constant input ``I_1`` ≈ drive gives the first spike in the sample; each further spike needs the
+        input raised by what its predecessors' adaptation cancels, ``I_n ≈ I_1 + (n − 1)(ΔI_free + q)``
+        (``q`` = ``adaptation``, ``ΔI_free`` the model's own f–I increment, a small fraction of the drive for
+        the LIF family at the default τ_m). The weight change that buys a spike thus grows by about
+        ``(drive + q) / drive`` over a non-adapting model calibrated to the same rate. Without
+        adaptation κ = 1 and the unit is the weight scale alone. Izhikevich RS: d = 8 on a drive of 4,
+        κ = 3 (its spike count over 25 ms goes 1 → 4 → 8 at 0.9, 6.4, 13.6 drives; LIF τ_m = 5 ms:
+        1.01, 1.36, 2.05)."""
+        return (self.drive + self.adaptation) / self.drive if self.drive > 0 else 1.0
 
 
 #: refractory counts saturate here: a longer period (more steps than any run has) means the same

@@ -125,6 +125,12 @@ class GLIF(Neuron):
         return glif_step(current, state, self.params, self.dt, self.spike_fn, self.refrac_steps)
 
     def operating_range(self) -> OperatingRange:
-        """Drive: the rheobase ``(θ_∞ − E_L) / R / r`` in nA (0.2 nA for the defaults)."""
+        """Drive: the rheobase ``(θ_∞ − E_L) / R / r`` in nA (0.2 nA for the defaults). Adaptation, in nA:
+        the threshold jump's input ``δθ_s / R`` (levels 2, 4, 5) plus the hyperpolarising after-spike
+        currents ``−Σ_j min(A_j, 0)`` (levels 3–5), over r (0.08 nA for the defaults: learning-rate unit
+        factor 1.4)."""
         p = self.params
-        return OperatingRange(p.e_l, p.theta_inf, (p.theta_inf - p.e_l) / p.r_m / p.r)
+        adaptation = max(p.delta_theta_s, 0.0) / p.r_m if p.level in (2, 4, 5) else 0.0
+        if p.level in (3, 4, 5):
+            adaptation += -sum(min(float(a), 0.0) for a in p.asc_amps)
+        return OperatingRange(p.e_l, p.theta_inf, (p.theta_inf - p.e_l) / p.r_m / p.r, "mV", adaptation / p.r)

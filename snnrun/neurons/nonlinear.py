@@ -243,9 +243,11 @@ class Izhikevich(Neuron):
 
     def operating_range(self) -> OperatingRange:
         """Drive: the rheobase ``((5 − b)² / 0.16 − 140) / r`` where the v-nullcline meets the u-nullcline
-        tangentially (4.0 for RS); threshold ``v_peak``."""
+        tangentially (4.0 for RS); threshold ``v_peak``; adaptation ``d / r`` (u enters dv/dt as −u, so
+        a spike's jump d of u cancels an input of d / r; RS: 8, two drives, so the learning-rate unit
+        factor :attr:`~snnrun.neurons.base.OperatingRange.lr_factor` is 3)."""
         return OperatingRange(self.params.v_init, self.params.v_peak,
-                              ((5 - self.b) ** 2 / 0.16 - 140) / self.params.r, "mV")
+                              ((5 - self.b) ** 2 / 0.16 - 140) / self.params.r, "mV", max(self.d, 0.0) / self.params.r)
 
 
 class AdExState(NamedTuple):
@@ -332,8 +334,10 @@ class AdEx(Neuron):
     def operating_range(self) -> OperatingRange:
         """Drive: the rheobase with subthreshold adaptation,
         ``(g_L + a)(V_T − E_L + Δ_T ln((g_L + a)/g_L) − Δ_T) / r`` in nA (0.63 nA for the defaults);
-        threshold ``v_peak``."""
+        threshold ``v_peak``; adaptation ``b / r`` (the jump of w, in nA, subtracts from the input;
+        0.0805 nA, so the learning-rate unit factor is (0.627 + 0.0805) / 0.627 = 1.13)."""
         import math
         p = self.params
         g = p.g_l + p.a
-        return OperatingRange(p.e_l, p.v_peak, g * (p.v_t - p.e_l + p.delta_t * math.log(g / p.g_l) - p.delta_t) / p.r)
+        return OperatingRange(p.e_l, p.v_peak, g * (p.v_t - p.e_l + p.delta_t * math.log(g / p.g_l) - p.delta_t) / p.r,
+                              "mV", max(p.b, 0.0) / p.r)

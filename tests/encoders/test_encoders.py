@@ -55,10 +55,20 @@ def test_latency_stronger_inputs_fire_earlier_once(mode):
     assert spikes[:, :4].sum(0).tolist() == [1, 1, 1, 1] and spikes[:, 4].sum() == 0
     times = spikes[:, :4].argmax(0).tolist()
     assert times == sorted(times) and times[0] < times[-1]
-    if mode == "linear":
-        assert times == [0, round(0.2 * 49), round(0.6 * 49), round(0.9 * 49)]
+    if mode == "linear":  # t = τ (1 − x) with τ = 5 ms, dt = 1 ms
+        assert times == [0, round(0.2 * 5), round(0.6 * 5), round(0.9 * 5)]
     else:
         assert times[1] == round(5.0 * math.log(0.8 / 0.75))
+
+
+def test_latency_normalize_spans_the_window_and_default_fits_in_tau():
+    x = torch.tensor([[1.0, 0.75, 0.5, 0.02, 0.01]])
+    spread = enc({"name": "latency", "normalize": True}, dt=0.5, steps=50)(x)[:, 0]  # τ = 49 · 0.5 ms
+    assert spread[:, :4].argmax(0).tolist() == [0, round(0.25 * 49), round(0.5 * 49), round(0.98 * 49)]
+    assert spread[:, 4].sum() == 0  # at the threshold 0.01: no spike
+    default = enc({"name": "latency"}, dt=0.5, steps=50)
+    assert default.params.tau == 5.0 and default.params.mode == "linear" and not default.params.normalize
+    assert default(x)[:, 0, :4].argmax(0).tolist() == [0, round(0.25 * 10), round(0.5 * 10), round(0.98 * 10)]
 
 
 def test_relative_latency_is_a_rank_order_code():

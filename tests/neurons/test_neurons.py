@@ -573,3 +573,66 @@ def test_escape_noise_in_every_model_of_the_family(name):
         assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
         outs.append(out.detach())
     assert outs[0].sum() > 0 and not torch.equal(outs[0], outs[1])
+
+
+@pytest.mark.parametrize("name,adaptation,factor", [
+    ("izh", 8.0, 3.0),                      # d = 8 on the RS rheobase 4
+    ("adex", 0.0805, 1.1284),               # b = 0.0805 nA on 0.6267 nA
+    ("glif", 0.08, 1.4),                    # δθ_s / R = 0.02 nA + |A_1| + |A_2| = 0.06 nA on 0.2 nA
+    ("alif", 1.8 * (1 - math.exp(-1 / 200)), 1 + 1.8 * (1 - math.exp(-1 / 200))),
+    ("diehlandcook", 0.05 * (1 - math.exp(-1 / 100)), 1 + 0.05 / 13),
+    ("lif", 0.0, 1.0), ("qif", 0.0, 1.0), ("hh", 0.0, 1.0), ("if", 0.0, 1.0),
+])
+def test_operating_range_adaptation_and_lr_factor(name, adaptation, factor):
+    """Each model's spike-triggered adaptation as the input it cancels, and κ = (drive + adaptation) / drive."""
+    rng = make({"name": name}, dt=1.0).operating_range()
+    assert rng.adaptation == pytest.approx(adaptation, rel=1e-3, abs=1e-12)
+    assert rng.lr_factor == pytest.approx(factor, rel=1e-3)
+
+
+def test_izhikevich_adaptation_is_the_extra_input_a_spike_costs():
+    """The declared adaptation d/r is what the f–I curve over 25 ms shows: each further spike costs about
+    d more input (RS: the 8th spike needs ≥ 10 drives more than the 1st), a LIF's only a fraction of its drive."""
+    def onset_inputs(name, counts):
+        neuron = make({"name": name}, shape=(4000,), dt=1.0)
+        drive = neuron.operating_range().drive
+        x = torch.linspace(0.5, 30.0, 4000, dtype=torch.float64) * drive
+        spikes, _ = simulate(neuron, x, 25)
+        n = spikes.sum(0)
+        return [float(x[(n >= k).nonzero()[0]]) / drive for k in counts]
+
+    i1, i8 = onset_inputs("izh", (1, 8))
+    assert 10.0 < i8 - i1 < 7 * 3.0  # 7 spikes, each about d / drive = 2 drives more
+    l1, l8 = onset_inputs("lif", (1, 8))
+    assert l8 - l1 < 1.5
+
+
+def test_hodgkin_huxley_passive_gate_grad_is_stable_and_leaves_the_forward():
+    """``gate_grad: passive`` (default) gives the same spikes and states as ``exact``; its backward through one
+    sub-step is the membrane's at fixed conductances, ∂V'/∂V = exp(−δ g / C_m) ∈ (0, 1]; ``exact`` adds the
+    paths through the rates α(V), β(V)."""
+    from dataclasses import replace
+
+    from snnrun.neurons.hh import HHState, hh_step, rates
+
+    spike_fn = build_surrogate({"name": "atan"})
+    passive = NEURONS.get("hh").Params(substep=1.0)
+    exact = replace(passive, gate_grad="exact")
+    assert passive.gate_grad == "passive"
+    v0 = torch.tensor([-70.0, -65.0, -58.0, -50.0, -40.0], dtype=torch.float64)
+    (an, bn), (am, bm), (ah, bh) = rates(v0)
+    gates = (am / (am + bm), ah / (ah + bh), an / (an + bn))  # m, h, n at rest values of each v
+    results = {}
+    for name, p in (("passive", passive), ("exact", exact)):
+        v = v0.clone().requires_grad_(True)
+        z, new = hh_step(torch.zeros(5, dtype=torch.float64), HHState(v, *gates), p, 1.0, spike_fn)
+        results[name] = (z.detach(), [s.detach() for s in new], torch.autograd.grad(new.v.sum(), v)[0])
+    assert torch.equal(results["passive"][0], results["exact"][0])
+    assert all(torch.equal(a, b) for a, b in zip(results["passive"][1], results["exact"][1]))
+    # the expected passive factor: the gates after one 1 ms sub-step, g = ḡ_Na m³h + ḡ_K n⁴ + g_L
+    n1, m1, h1 = (x_inf + (x - x_inf) * torch.exp(-1.0 * (a + b)) for x, (a, b), x_inf in zip(
+        (gates[2], gates[0], gates[1]), rates(v0), (an / (an + bn), am / (am + bm), ah / (ah + bh))))
+    g = passive.g_na * m1 ** 3 * h1 + passive.g_k * n1 ** 4 + passive.g_l
+    torch.testing.assert_close(results["passive"][2], torch.exp(-g / passive.c_m))
+    assert (results["passive"][2] <= 1).all() and (results["passive"][2] > 0).all()
+    assert not torch.allclose(results["exact"][2], results["passive"][2])  # exact adds the gates' dα/dV, dβ/dV
