@@ -143,12 +143,6 @@ class Network(nn.Module):
                               f"{', '.join(back_edges)} close a cycle; use 'step' or 'auto'")
         self.mode = mode
         self.recompute_steps = recompute_steps
-        if recompute_steps is not None:
-            timed = [f"'{proj.name}' ({type(stage).__name__.lower()})" for proj in projections.values()
-                     for stage in proj.stages if getattr(stage, "temporal", False)]
-            if timed:
-                raise ConfigError(f"network.recompute_steps: the stages of projection {', '.join(timed)} work over "
-                                  f"all steps at once and cannot run in chunks; set network.recompute_steps=null")
         #: populations besides the outputs whose spikes a loss differentiates (the rate regulariser's);
         #: with ``recompute_steps`` the others come back detached, as bool spikes
         self.differentiated: set[str] = set()
@@ -159,6 +153,26 @@ class Network(nn.Module):
         #: network if your own code (e.g. a forward hook) keeps references to projection outputs.
         self.reuse_currents = True
         self._constrained: list | None = None  # projections with weight constraints (apply_constraints)
+
+    @property
+    def recompute_steps(self) -> int | None:
+        """Chunk length (steps) of training forward passes under activation checkpointing, or None
+        (``network.recompute_steps``); checked on assignment: stages that work over all steps at once
+        (delays, dropout masks, batch statistics) cannot run in chunks."""
+        return self._recompute_steps
+
+    @recompute_steps.setter
+    def recompute_steps(self, steps: int | None) -> None:
+        if steps is not None:
+            if int(steps) != steps or steps < 1:
+                raise ConfigError(f"network.recompute_steps: expected a whole number of steps >= 1 or null, "
+                                  f"got {steps!r}")
+            timed = [f"'{proj.name}' ({type(stage).__name__.lower()})" for proj in self.projections.values()
+                     for stage in proj.stages if getattr(stage, "temporal", False)]
+            if timed:
+                raise ConfigError(f"network.recompute_steps: the stages of projection {', '.join(timed)} work over "
+                                  f"all steps at once and cannot run in chunks; set network.recompute_steps=null")
+        self._recompute_steps = None if steps is None else int(steps)
 
     def apply_constraints(self) -> None:
         """Re-apply every weight bound and sign constraint (after each update; the projections
@@ -198,7 +212,7 @@ class Network(nn.Module):
         steps = next(iter(inputs.values())).shape[0]
         if self.recompute_steps and steps > self.recompute_steps and self.step_hook is None \
                 and torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters()):
-            out = self._run_chunks(inputs, record, self.recompute_steps)
+            out = self._run_chunks(inputs, record, steps, self.recompute_steps)
         else:
             out = self._run(inputs, record, {})
         if len(self.outputs) > 1:  # several outputs: the readout is their activity side by side
@@ -217,14 +231,14 @@ class Network(nn.Module):
             return self._run_layers(inputs, record)
         return self._run_mixed(inputs, record, carry)
 
-    def _run_chunks(self, inputs, record, size: int) -> NetworkOutput:
+    def _run_chunks(self, inputs, record, steps: int, size: int) -> NetworkOutput:
         """:meth:`_run` over chunks of ``size`` steps, each checkpointed: it gets the state the previous
         chunk ended in (neuron states, last spikes on cycles) and returns the outputs' spikes, the
         recorded traces, the spike counts and its final state; the spikes of the other populations
-        come back detached (bool for spiking ones), unless listed in :attr:`differentiated`."""
+        come back detached (bool for spiking ones), unless listed in :attr:`differentiated`. Forward hooks
+        on the modules run again when the backward recomputes a chunk."""
         populations = [n for n in self.order if not self.populations[n].is_input]
         keep = set(self.outputs) | self.differentiated
-        steps = next(iter(inputs.values())).shape[0]
 
         neurons = [self.populations[n].neuron for n in populations]
 
@@ -251,7 +265,7 @@ class Network(nn.Module):
             spikes, traces, counts, states, carry = checkpoint(chunk, part, states, carry, use_reentrant=False)
             parts.append((spikes, traces, counts))
         for neuron, state in zip(neurons, states):
-            neuron.state = state
+            neuron.state, neuron.spike_counts = state, None  # the counts are per chunk: see NetworkOutput.counts
         spikes = dict(inputs)
         spikes.update({n: torch.cat([p[0][n] for p in parts]) for n in parts[0][0]})
         traces = {n: {v: torch.cat([p[1][n][v] for p in parts]) for v in vs} for n, vs in parts[0][1].items()}
@@ -337,9 +351,10 @@ class Network(nn.Module):
         if len(loops) != 1 or len(loops[0].stages) != 1 or not hasattr(loops[0].stages[0], "linear_map") \
                 or not hasattr(neuron, "forward_recurrent"):
             return None
-        sample = next(iter(spikes.values()))
-        grad = torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters())
-        return loops[0] if neuron.recurrent_applies(sample, grad, record.get(name, ())) else None
+        weight = loops[0].stages[0].linear_map()[0]  # the currents are products with weights of this kind
+        if torch.is_autocast_enabled(weight.device.type):  # the stepped path sums the reduced products as they come
+            return None
+        return loops[0] if neuron.recurrent_applies(weight, torch.is_grad_enabled(), record.get(name, ())) else None
 
     def _run_loop(self, name: str, loop: Projection, spikes, steps: int, batch: int, carry: dict) -> None:
         """Population ``name`` and its linear self-loop ``loop`` over all steps in one compiled call; the

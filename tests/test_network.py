@@ -369,6 +369,40 @@ def test_recompute_steps_refuses_stages_over_time():
                                 "a_b": {"from": "a", "to": "b", "synapse": [{"name": "delay", "delay": 2.0},
                                                                            {"name": "dense"}]}}}
         build_network(node, LIF, (6,))
+    n = skip_graph("auto")  # built without recompute_steps; its 'a_b' projection has a delay stage
+    with pytest.raises(ConfigError, match=r"network.recompute_steps: the stages of projection 'a_b' \(delay\)"):
+        n.recompute_steps = 4
+    with pytest.raises(ConfigError, match="expected a whole number of steps >= 1"):
+        n.recompute_steps = 0
+    assert n.recompute_steps is None
+
+
+def test_input_gradient_through_a_self_loop_with_frozen_weights_and_any_surrogate():
+    """Frozen weights, an input that needs a gradient (a saliency map) and a surrogate the compiled
+    self-loop's backward does not evaluate (gaussian): the population is stepped and the input
+    gradient is that of ``mode: step``."""
+    torch.manual_seed(0)
+    nets = []
+    for mode in ("auto", "step"):
+        pops = {"inp": {"shape": None}, "hid": {"shape": 9}, "out": {"shape": 4}}
+        projs = {"inp_hid": {"from": "inp", "to": "hid", "synapse": {"name": "dense", "init": "uniform",
+                                                                    "low": -0.3, "high": 2.0}},
+                 "hid_hid": {"from": "hid", "to": "hid", "synapse": {"name": "recurrent", "init": "uniform",
+                                                                     "low": -0.4, "high": 0.5}},
+                 "hid_out": {"from": "hid", "to": "out", "synapse": {"name": "dense", "init": "uniform",
+                                                                    "low": -0.3, "high": 2.0}}}
+        node = {"dt": 1.0, "duration": 15.0, "populations": pops, "projections": projs, "output": "out",
+                "mode": mode}
+        nets.append(build_network(node, LIF, (6,), build_surrogate({"name": "gaussian"})).double().requires_grad_(False))
+    nets[1].load_state_dict(nets[0].state_dict())
+    x = (torch.rand(15, 3, 6) < 0.4).double()
+    grads = []
+    for n in nets:
+        xi = x.clone().requires_grad_(True)
+        n(xi).spikes["out"].sum().backward()
+        grads.append(xi.grad)
+    assert grads[1].abs().sum() > 0
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("neuron,loop", [

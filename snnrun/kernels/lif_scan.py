@@ -20,8 +20,9 @@ derivative σ'(h_t − v_th):
 The scan starts from the resting state or from given potentials ``v_0`` (a previous chunk's
 last, :attr:`snnrun.network.Network.recompute_steps`); the final ``v`` is differentiable, its
 gradient entering the backward recursion as the initial ``g_v``, and ``∂L/∂v_0`` is the ``g_v``
-it ends with. Applicable when there is no refractory period and no state traces are recorded; a neuron class declares that its dynamics are these
-(``fused_scan = True``: ``lif``, ``if``, ``ifsoftreset``) and decides per call.
+it ends with. Applicable when there is no refractory period and no state traces are recorded; a
+neuron class declares that its dynamics are these (``fused_scan = True``: ``lif``, ``if``,
+``ifsoftreset``) and decides per call.
 
 On CPU (float32/float64) both scans run in a small C++ extension (``csrc/lif_scan.cpp``, built
 once by :mod:`snnrun.kernels`; compiled with ``-ffp-contract=off`` so the float expressions
@@ -51,9 +52,14 @@ _EXTENSION = Extension("lif_scan", "lif_scan.cpp", ["lif_forward", "lif_backward
                        ["-O3", "-march=native", "-ffp-contract=off", "-fopenmp"])
 
 
+def _loadable(t: torch.Tensor):
+    """The compiled module when it applies to ``t`` (CPU, float32/64) and is built, else None."""
+    return _EXTENSION.load() if t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64) else None
+
+
 def _compiled(t: torch.Tensor):
-    """The compiled module when it applies to ``t`` (CPU, float32/64) and is built; records the path."""
-    ext = _EXTENSION.load() if t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64) else None
+    """:func:`_loadable`, recording which path runs."""
+    ext = _loadable(t)
     _EXTENSION.ran("reference" if ext is None else "compiled")
     return ext
 
@@ -140,10 +146,10 @@ def _backward(grad_z: torch.Tensor, h: torch.Tensor, p, dt: float, leak: bool, s
     ext = _compiled(h)
     if ext is not None:
         last = h.new_empty(0) if grad_v is None else grad_v
-        code, width = _SURROGATE_CODES.get(type(spike_fn).__name__, (-1, None))
-        if code >= 0 and type(spike_fn).__module__ == "snnrun.surrogate" and span == 1:
-            grad_in, gv = ext.lif_backward(grad_z, h, h, code, float(getattr(spike_fn.params, width)), a, b,
-                                           p.v_th, p.v_reset, hard, p.detach_reset, inplace, last)
+        code, width = _surrogate_code(spike_fn)
+        if code >= 0 and span == 1:
+            grad_in, gv = ext.lif_backward(grad_z, h, h, code, width, a, b, p.v_th, p.v_reset, hard, p.detach_reset,
+                                           inplace, last)
         else:
             sg = _surrogate_derivative(spike_fn, h - p.v_th, span)
             grad_in, gv = ext.lif_backward(grad_z, h, sg, -1, 0.0, a, b, p.v_th, p.v_reset, hard, p.detach_reset,
@@ -186,8 +192,10 @@ class LIFScan(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_z, grad_v, _grad_counts):
         if ctx.consumed:
-            raise RuntimeError("the fused LIF scan's saved potentials were used by an earlier backward "
-                               "(retain_graph); call snnrun.kernels.lif_scan.set_enabled(False) to backward twice")
+            raise RuntimeError("the fused LIF scan's saved potentials were used by an earlier backward: a second "
+                               "backward through the same graph (retain_graph), or a forward that continued a state "
+                               "kept from an earlier forward (call network.reset() between batches); "
+                               "snnrun.kernels.lif_scan.set_enabled(False) allows a second backward")
         (h,) = ctx.saved_tensors
         p, dt, leak, spike_fn = ctx.cfg
         grad, grad_v0 = _backward(grad_z, h, p, dt, leak, spike_fn, inplace=True, grad_v=grad_v)
@@ -268,11 +276,11 @@ def _surrogate_code(spike_fn) -> tuple[int, float]:
     return code, float(getattr(spike_fn.params, width))
 
 
-def recurrent_applies(spike_fn, ext: torch.Tensor, grad: bool) -> bool:
-    """Whether :func:`recurrent_lif` runs compiled for this input (CPU, float32/64, built) and, when a
-    backward is needed (``grad``), this surrogate is one the C++ backward evaluates."""
+def recurrent_applies(spike_fn, like: torch.Tensor, grad: bool) -> bool:
+    """Whether :func:`recurrent_lif` runs compiled for tensors like ``like`` (CPU, float32/64, built) and,
+    when a backward may follow (``grad``), this surrogate is one the C++ backward evaluates."""
     from ..surrogate import Heaviside
-    if not _ENABLED or _compiled(ext) is None:
+    if not _ENABLED or _loadable(like) is None:
         return False
     return not grad or (type(spike_fn) is not Heaviside and _surrogate_code(spike_fn)[0] >= 0)
 
@@ -311,10 +319,10 @@ class RecurrentLIF(torch.autograd.Function):
         code, width = _surrogate_code(spike_fn)
         T, B = h.shape[:2]
         empty = h.new_empty(0)
-        # the last spikes' gradient from a following chunk arrives inside grad_z[-1] (z[-1] is the carry)
+        # the last spikes' gradient from a following chunk arrives inside grad_z[-1] (the carry is a view of z)
         g_ext, g_w, g_bias, g_v0, g_s0 = _compiled(h).rlif_backward(
-            grad_z.reshape(h.shape), h, z, weight, s0, empty if grad_v is None else grad_v, empty, code, width,
-            threshold_span(p.v_th, p.v_rest), a, b, p.v_th, p.v_reset, p.reset == "hard", p.detach_reset)
+            grad_z.reshape(h.shape), h, z, weight, s0, empty if grad_v is None else grad_v, code, width,
+            threshold_span(p.v_th, p.v_rest), a, b, p.v_th, p.v_reset, p.reset == "hard", p.detach_reset, has_bias)
         need = ctx.needs_input_grad
         return (g_ext.reshape(grad_z.shape), g_w, g_bias if has_bias else None,
                 g_v0.reshape(grad_z.shape[1:]) if need[3] else None,
@@ -331,6 +339,9 @@ def recurrent_lif(p, dt: float, leak: bool, spike_fn, ext: torch.Tensor, weight:
     :func:`recurrent_applies`)."""
     tracked = any(t is not None and t.requires_grad for t in (ext, weight, bias, v0, s0))
     if tracked and torch.is_grad_enabled():
+        if _surrogate_code(spike_fn)[0] < 0:
+            raise ValueError(f"recurrent_lif: the C++ backward has no {type(spike_fn).__name__} surrogate "
+                             f"(see recurrent_applies)")
         return RecurrentLIF.apply(ext, weight, bias, v0, s0, p, dt, leak, spike_fn)
     empty = ext.new_empty(0)
     with torch.no_grad():

@@ -148,8 +148,8 @@ class LIF(Neuron):
     def recurrent_applies(self, current: torch.Tensor, grad: bool, record: tuple[str, ...] = ()) -> bool:
         """Whether :meth:`forward_recurrent` runs for this input (compiled, without refractoriness, escape
         noise or recorded traces; ``grad``: a backward will follow)."""
-        return type(self).fused_scan and lif_scan.enabled() and not record and self.refrac_steps == 0 \
-            and not self.params.escape_noise and lif_scan.recurrent_applies(self.spike_fn, current, grad)
+        return type(self).fused_scan and not record and self.refrac_steps == 0 and not self.params.escape_noise \
+            and lif_scan.recurrent_applies(self.spike_fn, current, grad)
 
     def forward_recurrent(self, external: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                           previous: torch.Tensor | None) -> torch.Tensor:
@@ -160,8 +160,8 @@ class LIF(Neuron):
         steps, batch = external.shape[:2]
         v0 = None if self.state is None else self.state.v.reshape(batch, -1)
         s0 = None if previous is None else previous.reshape(batch, -1)
-        z, v = lif_scan.recurrent_lif(self.params, self.dt, self.leak, self.spike_fn, external.reshape(steps, batch, -1),
-                                      weight, bias, v0, s0)
+        z, v = lif_scan.recurrent_lif(self.params, self.dt, self.leak, self.spike_fn,
+                                      external.reshape(steps, batch, -1), weight, bias, v0, s0)
         v = v.reshape(external.shape[1:])
         self.state = LIFState(v, torch.zeros(v.shape, device=v.device, dtype=torch.int32))
         self.spike_counts = None

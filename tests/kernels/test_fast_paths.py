@@ -346,8 +346,12 @@ def test_scan_second_backward_says_why():
     x = (torch.rand(10, 2, 8) * 2.5).requires_grad_(True)
     z, _ = neuron(x * 1.0)
     z.sum().backward(retain_graph=True)
-    with pytest.raises(RuntimeError, match="set_enabled\\(False\\) to backward twice"):
+    with pytest.raises(RuntimeError, match="a second backward through the same graph"):
         z.sum().backward()
+    # a forward that continues the state of the first (no reset in between) says so too
+    z2, _ = neuron(x * 1.0)
+    with pytest.raises(RuntimeError, match=r"call network.reset\(\) between batches"):
+        z2.sum().backward()
 
 
 def test_network_reuses_only_currents_nobody_else_holds():

@@ -218,7 +218,7 @@ std::vector<torch::Tensor> rlif_forward(torch::Tensor ext, torch::Tensor weight,
     auto b = bias.numel() > 0 ? c10::optional<torch::Tensor>(bias) : c10::nullopt;
     AT_DISPATCH_FLOATING_TYPES(E.scalar_type(), "rlif_forward", [&] {
         using S = scalar_t;
-        std::vector<S> unused(B * N);
+        std::vector<S> step_counts(B * N);  // fwd_impl's per-call counts (the spikes are summed from z)
         const S a[] = {(S)r, (S)v_rest, (S)v_th, (S)v_reset, (S)(v_th - v_reset), (S)decay, (S)(1 - decay), (S)k};
         for (int64_t t = 0; t < T; ++t) {
             auto cur = (E[t].reshape({B, N}) + at::linear(s, weight, b)).contiguous();
@@ -226,7 +226,7 @@ std::vector<torch::Tensor> rlif_forward(torch::Tensor ext, torch::Tensor weight,
             S* ht = save_h ? h.data_ptr<S>() + t * B * N : nullptr;
             S* vp = v.data_ptr<S>();
             auto run = [&](auto L, auto H) {
-                fwd_impl<S, decltype(L)::value, decltype(H)::value>(cur.data_ptr<S>(), vp, zt, ht, vp, unused.data(),
+                fwd_impl<S, decltype(L)::value, decltype(H)::value>(cur.data_ptr<S>(), vp, zt, ht, vp, step_counts.data(),
                                                                    1, B * N, a[0], a[1], a[2], a[3], a[4], a[5],
                                                                    a[6], a[7]);
             };
@@ -242,14 +242,16 @@ std::vector<torch::Tensor> rlif_forward(torch::Tensor ext, torch::Tensor weight,
 }
 
 // The backward of rlif_forward: the scan's recursion with, at each step, the gradient the next
-// step's recurrent product sends back to these spikes (∂L/∂I_{t+1} · W). grad_v_last / grad_s_last:
-// ∂L/∂v and ∂L/∂z after the last step from a following chunk (empty: 0); s_init as in the forward.
+// step's recurrent product sends back to these spikes (∂L/∂I_{t+1} · W). grad_v_last: ∂L/∂v after the
+// last step from a following chunk (empty: 0; the last spikes' gradient is in grad_z); s_init as in the
+// forward. code: the surrogate (0..4 of surrogate(); no precomputed derivatives here).
 // Returns {∂L/∂ext, ∂L/∂W, ∂L/∂bias, ∂L/∂v_init, ∂L/∂s_init}; ∂L/∂ext is written over h (h_t is read
 // before its gradient is written, and step t reads no other step of h).
 std::vector<torch::Tensor> rlif_backward(torch::Tensor grad_z, torch::Tensor h, torch::Tensor z,
                                          torch::Tensor weight, torch::Tensor s_init, torch::Tensor grad_v_last,
-                                         torch::Tensor grad_s_last, int64_t code, double c, double span,
-                                         double a, double b, double v_th, double v_reset, bool hard, bool detach) {
+                                         int64_t code, double c, double span, double a, double b, double v_th,
+                                         double v_reset, bool hard, bool detach, bool with_bias) {
+    TORCH_CHECK(code >= 0 && code <= 4, "rlif_backward: surrogate code ", code, " is not evaluated here");
     auto G = grad_z.contiguous();
     auto H = h.contiguous();
     auto Z = z.contiguous();
@@ -264,12 +266,8 @@ std::vector<torch::Tensor> rlif_backward(torch::Tensor grad_z, torch::Tensor h, 
         const S inv = S(1) / (S)span;
         const int64_t M = B * N;
         for (int64_t t = T - 1; t >= 0; --t) {
-            if (t == T - 1) {
-                if (grad_s_last.numel() > 0) gs.copy_(grad_s_last.reshape({B, N}));
-                else gs.zero_();
-            } else {
-                gs = at::mm(gI[t + 1], weight).contiguous();
-            }
+            if (t == T - 1) gs.zero_();
+            else gs = at::mm(gI[t + 1], weight).contiguous();
             const S* g = G.data_ptr<S>() + t * M;
             const S* hp = H.data_ptr<S>() + t * M;
             const S* gr = gs.data_ptr<S>();
@@ -295,7 +293,7 @@ std::vector<torch::Tensor> rlif_backward(torch::Tensor grad_z, torch::Tensor h, 
                                  Z.narrow(0, 0, T - 1).reshape({(T - 1) * B, N}))
                         : torch::zeros({N, N}, H.options());
     if (s_init.numel() > 0) grad_w.add_(at::mm(gI[0].t(), s_init.reshape({B, N}).to(H.scalar_type())));
-    auto grad_bias = flat.sum(0);
+    auto grad_bias = with_bias ? flat.sum(0) : torch::empty({0}, H.options());
     auto grad_s0 = at::mm(gI[0], weight);
     return {gI, grad_w, grad_bias, gv, grad_s0};
 }
