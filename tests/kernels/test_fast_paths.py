@@ -43,15 +43,17 @@ def test_lif_scan_matches_reference(cls, integration, reset, detach):
     assert g_ref.abs().sum() > 0
 
 
-def _run_steps(neuron, current, v0, fast):
-    """Step by step (forward_step) from a potential v0 that carries a gradient, as a cycle runs."""
+def _run_steps(neuron, current, v0, fast, layer=False):
+    """From a potential v0 that carries a gradient, with a loss on the final v too: step by step
+    (forward_step), as a cycle runs, or with ``layer`` all steps in one call (the scan), as a chunk of
+    ``network.recompute_steps`` starts."""
     lif_scan.set_enabled(fast)
     try:
         neuron.reset()
         x = current.clone().requires_grad_(True)
         v_init = v0.clone().requires_grad_(True)
         neuron.state = neuron.initial_state(current.shape[1:], current.device, current.dtype)._replace(v=v_init * 1.0)
-        zs = torch.stack([neuron.forward_step(c) for c in x.unbind(0)])
+        zs = neuron(x)[0] if layer else torch.stack([neuron.forward_step(c) for c in x.unbind(0)])
         w = torch.linspace(-1.0, 2.0, zs.numel(), dtype=zs.dtype).reshape(zs.shape)
         loss = (zs * w).sum() + zs.sum(0).pow(2).mean() + (neuron.state.v * 0.3).sum()
         loss.backward()
@@ -175,23 +177,6 @@ def test_torch_fallback_scan_matches_reference(monkeypatch):
     torch.testing.assert_close(g_fast, g_ref, rtol=1e-5, atol=1e-6)
 
 
-def _run_from(neuron, current, v0, fast):
-    """The layer path (``neuron(current)``) from a potential v0 with a gradient, as a chunk of
-    ``network.recompute_steps`` starts, with a loss on the final v too."""
-    lif_scan.set_enabled(fast)
-    try:
-        x = current.clone().requires_grad_(True)
-        v_init = v0.clone().requires_grad_(True)
-        neuron.state = neuron.initial_state(current.shape[1:], current.device, current.dtype)._replace(v=v_init * 1.0)
-        z, _ = neuron(x)
-        w = torch.linspace(-1.0, 2.0, z.numel(), dtype=z.dtype).reshape(z.shape)
-        loss = (z * w).sum() + z.sum(0).pow(2).mean() + (neuron.state.v * 0.3).sum()
-        loss.backward()
-        return z.detach(), x.grad, v_init.grad, neuron.state.v.detach()
-    finally:
-        lif_scan.set_enabled(True)
-
-
 @pytest.mark.parametrize("compiled", [True, False])
 @pytest.mark.parametrize("reset", ["hard", "soft"])
 def test_scan_from_given_potentials_matches_reference(monkeypatch, compiled, reset):
@@ -205,8 +190,8 @@ def test_scan_from_given_potentials_matches_reference(monkeypatch, compiled, res
     neuron = LIF(LIF.Params(tau_m=4.0, reset=reset), shape=(12,), spike_fn=ATan(ATan.Params()))
     current = (torch.rand(15, 5, 12) * 2.5).double()
     v0 = (torch.rand(5, 12) * 1.4 - 0.2).double()
-    ref = _run_from(neuron, current, v0, fast=False)
-    fast = _run_from(neuron, current, v0, fast=True)
+    ref = _run_steps(neuron, current, v0, fast=False, layer=True)
+    fast = _run_steps(neuron, current, v0, fast=True, layer=True)
     assert torch.equal(fast[0], ref[0]) and torch.equal(fast[3], ref[3])
     assert 0.05 < ref[0].mean() < 0.95 and ref[2].abs().sum() > 0
     for a, b in zip(fast[1:3], ref[1:3]):
