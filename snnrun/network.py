@@ -326,7 +326,7 @@ class Network(nn.Module):
                 for proj in self.incoming[member]:
                     if proj.source not in group:
                         ensure(proj.source)
-            loop = self._compiled_loop(name, group, record, spikes)
+            loop = self._compiled_loop(name, group, record)
             if loop is not None:
                 self._run_loop(name, loop, spikes, steps, batch, carry)
             elif name in group_of:
@@ -339,7 +339,7 @@ class Network(nn.Module):
             ensure(name)
         return NetworkOutput(spikes, traces, counts)
 
-    def _compiled_loop(self, name: str, group, record, spikes) -> Projection | None:
+    def _compiled_loop(self, name: str, group, record) -> Projection | None:
         """The self-loop of a population that is alone on its cycle when the neuron can run it compiled,
         all steps in one call (:meth:`~snnrun.neurons.lif.LIF.forward_recurrent`): one projection
         from itself with one stage that is a linear map (``linear_map``: the ``recurrent`` synapse);
