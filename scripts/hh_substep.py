@@ -64,6 +64,18 @@ def rheobase(temperature: float, lo: float = 0.0, hi: float = 40.0, dt: float = 
     return hi
 
 
+def spike_cost(temperature: float, drive: float, window: float = 25.0, dt: float = 0.01) -> float:
+    """Constant input (µA/cm²) each further spike costs over ``window`` ms from rest: the rise from ``drive``
+    to the multiple of it (2, 4, 8 or 16; the largest of those that fire the most, below depolarisation
+    block) divided by the spikes it adds (counted at dt = substep = ``dt``)."""
+    multiples = (1.0, 2.0, 4.0, 8.0, 16.0)
+    counts = simulate([m * drive for m in multiples], dt, temperature, dt, int(round(window / dt))).sum(0).tolist()
+    top = max(range(1, len(multiples)), key=lambda i: (counts[i], i))
+    if counts[top] <= counts[0]:
+        raise ValueError(f"no more spikes above {drive:g} uA/cm^2 than at it, {temperature} degC")
+    return (multiples[top] - 1.0) * drive / (counts[top] - counts[0])
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--temperature", type=float, default=None, help="neuron.temperature (degC)")
@@ -71,10 +83,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("values", nargs="*", type=float, help="sub-steps (ms), or temperatures with --rheobase")
     args = parser.parse_args(argv)
     if args.rheobase:
-        print("| temperature (°C) | phi | rheobase (µA/cm²) |")
-        print("|---|---|---|")
-        for temp in args.values or [6.3, 20.0]:
-            print(f"| {temp:g} | {temperature_factor(temp):.4f} | {rheobase(temp):.3f} |", flush=True)
+        print("| temperature (°C) | phi | rheobase (µA/cm²) | spike cost over 25 ms (µA/cm²) |")
+        print("|---|---|---|---|")
+        for temp in args.values or [6.3, 18.5]:
+            base = rheobase(temp)
+            print(f"| {temp:g} | {temperature_factor(temp):.4f} | {base:.3f} | {spike_cost(temp, base):.2f} |",
+                  flush=True)
         return
     cls = NEURONS.get("hh")
     temp = cls.Params().temperature if args.temperature is None else args.temperature

@@ -138,7 +138,7 @@ def weight_units(module: torch.nn.Module) -> dict[int, float]:
     ``weight_scale`` (drive × ``network.init_rate`` calibration) sets the input at which the target starts
     firing, and κ the extra input each further spike costs under its spike-triggered adaptation, so one
     ``lr`` changes the spike count of an adapting model (Izhikevich RS, κ = 3) as fast as a non-adapting one
-    (κ = 1: LIF, IF, QIF, HH, ... keep the weight scale)."""
+    (κ = 1: LIF, IF, QIF, ... keep the weight scale)."""
     units = {id(m.weight): float(m.weight_scale) for m in module.modules()
              if hasattr(m, "weight_scale") and isinstance(getattr(m, "weight", None), torch.nn.Parameter)}
     projections, populations = getattr(module, "projections", None), getattr(module, "populations", None)

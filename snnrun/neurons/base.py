@@ -67,7 +67,8 @@ class OperatingRange(NamedTuple):
 
     ``adaptation`` (input unit, ≥ 0, default 0) is the spike-triggered adaptation of the model expressed
     as the constant input it cancels: what each spike adds to the input the next spike needs (Izhikevich's
-    ``d``, AdEx's ``b``, a threshold jump Δθ as the input ``Δθ / r`` that makes it up). It is counted in
+    ``d``, AdEx's ``b``, a threshold jump Δθ as the input ``Δθ / r`` that makes it up, HH's measured cost of
+    a further spike). It is counted in
     full, as if it lasted the whole sample (an upper bound for adaptation that decays within it)."""
 
     v_rest: float

@@ -34,6 +34,12 @@ def simulate(neuron, currents, steps):
     return spikes[:, 0], traces["v"][:, 0]
 
 
+def test_the_default_is_the_temperature_of_the_papers_propagated_action_potential():
+    p = NEURONS.get("hh").Params()
+    assert (p.temperature, p.substep, p.v_th) == (18.5, 0.05, -40.0)
+    assert temperature_factor(p.temperature) == pytest.approx(3 ** 1.22)
+
+
 def test_phi_is_one_at_the_squid_temperature_and_gives_exactly_the_old_rates():
     assert temperature_factor(6.3) == 1.0 and temperature_factor(6.3, q10=2.0) == 1.0
     for got, want in zip(rates(V, temperature_factor(6.3)), _paper_rates(V)):
@@ -89,10 +95,10 @@ def test_operating_range_drive_is_the_rheobase_of_repetitive_firing(temperature)
     assert make(r=2.0, **params).operating_range().drive == pytest.approx(drive / 2)
 
 
-@pytest.mark.parametrize("temperature,substep", [(None, None), (20.0, 0.05)])
+@pytest.mark.parametrize("temperature,substep", [(None, None), (6.3, 0.25), (20.0, 0.05)])
 def test_substeps_are_stable_and_accurate_at_dt_1ms(temperature, substep):
-    """At the network's dt = 1 ms: the default (6.3 °C, 0.25 ms sub-steps) and 20 °C with 0.05 ms sub-steps
-    stay finite and bounded for inputs from −100 to 200 µA/cm², and their spike counts over 300 ms from 0.9
+    """At the network's dt = 1 ms: the default (18.5 °C, 0.05 ms sub-steps), 6.3 °C with 0.25 ms and 20 °C
+    with 0.05 ms sub-steps stay finite and bounded for inputs from −100 to 200 µA/cm², and their spike counts over 300 ms from 0.9
     to 3 drives match sub-steps of 0.01 ms within 4 % or one spike."""
     params = {k: v for k, v in (("temperature", temperature), ("substep", substep)) if v is not None}
     default = NEURONS.get("hh").Params(**params)

@@ -198,20 +198,34 @@ def test_adex_spike_frequency_adaptation():
 
 
 def test_hodgkin_huxley_rheobase_for_repetitive_firing():
-    dt, amplitudes = 0.025, [5.5, 6.0, 7.0]  # one neuron per amplitude
-    neuron = make({"name": "hh"}, shape=(3,), dt=dt)
+    dt, amplitudes = 0.025, [5.5, 6.0, 7.0]  # one neuron per amplitude, at the paper's 6.3 °C
+    neuron = make({"name": "hh", "temperature": 6.3}, shape=(3,), dt=dt)
     spikes, _ = simulate(neuron, amplitudes, int(220 / dt))
     late = spikes[int(120 / dt):].sum(0).tolist()  # after the onset transient
     assert late[0] == 0 and late[1] == 0
     assert late[2] >= 5  # tonic firing (~70 Hz) just above the rheobase (~6.2 uA/cm^2)
 
 
-def test_hodgkin_huxley_spike_shape():
+@pytest.mark.parametrize("temperature", [6.3, 18.5])
+def test_hodgkin_huxley_spike_shape(temperature):
     dt = 0.02
-    spikes, traces = simulate(make({"name": "hh"}, dt=dt), 10.0, int(40 / dt))
+    spikes, traces = simulate(make({"name": "hh", "temperature": temperature}, dt=dt), 10.0, int(40 / dt))
     v = traces["v"][:, 0]
     assert spikes.sum().item() >= 2
     assert 20 < v.max().item() < 50 and v.min().item() < -70  # overshoot and after-hyperpolarisation
+
+
+def test_hodgkin_huxley_counts_the_smaller_spikes_of_strong_input():
+    """Under strong input the spikes keep their rate but lose amplitude (6.3 °C, 100 µA/cm²: peaks near
+    −15 mV after the first): the default −40 mV threshold counts each; a 0 mV threshold only the first."""
+    dt, steps = 0.01, 5000
+    counts = {}
+    for v_th in (-40.0, 0.0):
+        spikes, traces = simulate(make({"name": "hh", "temperature": 6.3, "v_th": v_th}, dt=dt), 100.0, steps)
+        counts[v_th] = int(spikes.sum())
+    v = traces["v"][:, 0]
+    peaks = ((v[1:-1] > v[:-2]) & (v[1:-1] >= v[2:]) & (v[1:-1] > -40)).sum().item()  # local maxima above −40 mV
+    assert counts[-40.0] == peaks >= 4 and counts[0.0] == 1
 
 
 def _glif_step(level, v_before=-50.5, current=1.0, **extra):
@@ -470,16 +484,17 @@ def test_kaiming_weights_are_scaled_to_the_target_drive():
 
 
 def test_hodgkin_huxley_is_stable_and_accurate_at_the_network_default_dt():
-    """At dt = 1 ms (default sub-steps of 0.25 ms) the f-I points match a 0.025 ms simulation within 4 %
+    """At 6.3 °C and dt = 1 ms, sub-steps of 0.25 ms give the f-I points of a 0.025 ms simulation within 4 %
     or one spike: no NaN, no depolarisation block; sub-steps of 0.1 ms give the same counts."""
     amplitudes = [3.0, 6.5, 10.0, 20.0, 50.0]
-    coarse, traces = simulate(make({"name": "hh"}, shape=(5,), dt=1.0), amplitudes, 300)
-    fine, _ = simulate(make({"name": "hh"}, shape=(5,), dt=0.025), amplitudes, 300 * 40)
+    squid = {"name": "hh", "temperature": 6.3}
+    coarse, traces = simulate(make({**squid, "substep": 0.25}, shape=(5,), dt=1.0), amplitudes, 300)
+    fine, _ = simulate(make(squid, shape=(5,), dt=0.025), amplitudes, 300 * 40)
     assert torch.isfinite(traces["v"]).all()
     for got, want in zip(coarse.sum(0).tolist(), fine.sum(0).tolist()):
         assert abs(got - want) <= max(1.0, 0.04 * want), (coarse.sum(0), fine.sum(0))
     assert fine.sum(0)[0] <= 1 and fine.sum(0)[1] >= 10  # below (an onset spike at most) and above the rheobase
-    finer, _ = simulate(make({"name": "hh", "substep": 0.1}, shape=(5,), dt=1.0), amplitudes, 300)
+    finer, _ = simulate(make({**squid, "substep": 0.1}, shape=(5,), dt=1.0), amplitudes, 300)
     assert finer.sum(0).tolist() == fine.sum(0).tolist()
 
 
@@ -581,13 +596,28 @@ def test_escape_noise_in_every_model_of_the_family(name):
     ("glif", 0.08, 1.4),                    # δθ_s / R = 0.02 nA + |A_1| + |A_2| = 0.06 nA on 0.2 nA
     ("alif", 1.8 * (1 - math.exp(-1 / 200)), 1 + 1.8 * (1 - math.exp(-1 / 200))),
     ("diehlandcook", 0.05 * (1 - math.exp(-1 / 100)), 1 + 0.05 / 13),
-    ("lif", 0.0, 1.0), ("qif", 0.0, 1.0), ("hh", 0.0, 1.0), ("if", 0.0, 1.0),
+    ("lif", 0.0, 1.0), ("qif", 0.0, 1.0), ("if", 0.0, 1.0),
 ])
 def test_operating_range_adaptation_and_lr_factor(name, adaptation, factor):
     """Each model's spike-triggered adaptation as the input it cancels, and κ = (drive + adaptation) / drive."""
     rng = make({"name": name}, dt=1.0).operating_range()
     assert rng.adaptation == pytest.approx(adaptation, rel=1e-3, abs=1e-12)
     assert rng.lr_factor == pytest.approx(factor, rel=1e-3)
+
+
+@pytest.mark.parametrize("temperature", [6.3, 18.5])
+def test_hodgkin_huxley_adaptation_is_the_input_a_further_spike_costs(temperature):
+    """HH's declared adaptation is what its f–I curve over 25 ms from rest shows (dt = 0.01 ms): the rise
+    from the drive to 16 drives over the spikes it adds; κ follows from it."""
+    neuron = make({"name": "hh", "temperature": temperature}, shape=(2,), dt=0.01)
+    rng = neuron.operating_range()
+    spikes, _ = simulate(neuron, [rng.drive, 16 * rng.drive], 2500)
+    n1, n16 = spikes.sum(0).tolist()
+    assert n16 > n1 >= 1
+    assert rng.adaptation == pytest.approx(15 * rng.drive / (n16 - n1), rel=0.02)
+    assert rng.lr_factor == pytest.approx(1 + rng.adaptation / rng.drive) and rng.lr_factor > 2
+    assert make({"name": "hh", "temperature": temperature, "r": 2.0}).operating_range().adaptation == \
+        pytest.approx(rng.adaptation / 2)
 
 
 def test_izhikevich_adaptation_is_the_extra_input_a_spike_costs():
