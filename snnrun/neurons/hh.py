@@ -26,6 +26,10 @@ def _vtrap(x: torch.Tensor, y: float) -> torch.Tensor:
     return torch.where(small, torch.full_like(x, y), safe / (1 - torch.exp(-safe / y)))
 
 
+#: the lowest V (mV) the rates are evaluated at: far below any physiological potential (every gate is at its
+#: asymptote there), and above −1839 mV, where α_h overflows in float32 and x_∞ = α τ = ∞ · 0 is NaN
+V_RATE_FLOOR = -1500.0
+
 #: the temperature (°C) of Hodgkin & Huxley's (1952) rate equations, at which ``phi = 1``
 REFERENCE_TEMPERATURE = 6.3
 
@@ -97,7 +101,8 @@ def hh_step(current: torch.Tensor, state: HHState, p, dt: float, spike_fn) -> tu
     Discretisation: the step of dt runs ``k = ⌈dt / substep⌉`` sub-steps of ``δ = dt / k`` with the
     input held. Each sub-step is exponential (Rush–Larsen) for every variable, so it is stable at any
     δ: gates ``x ← x_∞ + (x − x_∞) e^{−δ/τ_x}`` with the rates φα, φβ of :func:`rates` at the previous V
-    (``τ_x = 1/(φ(α_x + β_x))``, ``x_∞ = α_x/(α_x + β_x)`` does not depend on φ), then
+    (``τ_x = 1/(φ(α_x + β_x))``, ``x_∞ = α_x/(α_x + β_x)`` does not depend on φ; V is taken as at least
+    ``V_RATE_FLOOR`` = −1500 mV there, so an input strong enough to drive V that low cannot overflow them), then
     V with the updated conductances held, ``V ← V_∞ + (V − V_∞) e^{−δ g/C_m}``,
     ``g = ḡ_Na m³h + ḡ_K n⁴ + g_L``, ``V_∞ = (ḡ_Na m³h E_Na + ḡ_K n⁴ E_K + g_L E_L + r I) / g``.
     A spike is emitted at the step where V crosses ``v_th`` upwards in any sub-step
@@ -119,7 +124,8 @@ def hh_step(current: torch.Tensor, state: HHState, p, dt: float, spike_fn) -> tu
     phi = temperature_factor(getattr(p, "temperature", REFERENCE_TEMPERATURE), getattr(p, "q10", 3.0))
     for _ in range(k):
         gates = []
-        for x, (alpha, beta) in zip((n, m, h), rates(v.detach() if detach_gates else v, phi)):
+        v_rates = (v.detach() if detach_gates else v).clamp(min=V_RATE_FLOOR)
+        for x, (alpha, beta) in zip((n, m, h), rates(v_rates, phi)):
             tau = 1.0 / (alpha + beta)
             x_inf = alpha * tau
             gates.append(x_inf + (x - x_inf) * torch.exp(-delta / tau))

@@ -113,3 +113,16 @@ def test_substeps_are_stable_and_accurate_at_dt_1ms(temperature, substep):
     for got, want in zip(coarse.sum(0).tolist(), fine.sum(0).tolist()):
         assert abs(got - want) <= max(1.0, 0.04 * want), (coarse.sum(0), fine.sum(0))
     assert fine.sum(0)[0] <= 1 and fine.sum(0)[1] >= 10  # silent below the rheobase, tonic above
+
+
+def test_strong_inhibition_cannot_overflow_the_rates_in_float32():
+    """Under an input strong enough to drive V to −5000 mV, α_h(V) overflows float32 below −1839 mV; the rates
+    are taken at V ≥ −1500 mV, so the gates stay at their asymptotes (m → 0, h → 1, n → 0) and nothing is NaN."""
+    (an, bn), (am, bm), (ah, bh) = rates(torch.tensor([-5000.0]))
+    assert torch.isinf(ah).any()  # the unguarded rate
+    p = NEURONS.get("hh").Params(temperature=6.3, substep=0.25)
+    state = make((3,), temperature=6.3).float().initial_state((3,), "cpu", torch.float32)
+    state = state._replace(v=torch.tensor([-5000.0, -1700.0, -65.0]))
+    z, new = hh_step(torch.tensor([-5000.0, -1000.0, 0.0]), state, p, 1.0, lambda x: (x > 0).to(x.dtype))
+    assert all(torch.isfinite(x).all() for x in new) and z.sum() == 0
+    assert new.m[0] < 1e-6 and new.h[0] > 0.99 and new.n[0] < 1e-6
