@@ -157,7 +157,7 @@ class HodgkinHuxley(Neuron):
     window, too few spike counts to tell ten classes apart; ``temperature: 6.3`` gives the paper's rates
     exactly. Warmer is faster and needs a finer ``substep``: the default 0.05 ms keeps the f–I curve at
     18.5 °C within 1 % of 0.01 ms (``scripts/hh_substep.py``); at 6.3 °C 0.25 ms is enough. The range of
-    repetitive firing narrows with temperature (20 °C: from 8.9 µA/cm² to depolarisation block below
+    repetitive firing narrows with temperature (20 °C: from 8.8 µA/cm² to depolarisation block below
     44 µA/cm²; 25 °C: none up to 40 µA/cm²).
     Discretisation: each network step of dt runs sub-steps of at most ``substep`` ms, each exponential
     (Rush–Larsen) for the gates and for V with the conductances held, so the model is stable at any
