@@ -90,6 +90,15 @@ def test_sstb_and_mstb_exact():
     assert out.t().tolist() == [[0, 1, 0, 1], [1, 0, 1, 0]]
 
 
+def test_sstb_of_latency_times_is_the_latency_code():
+    """Intensities written as the latency code's times, t = 5 (1 − x) ms (−1 at or below its threshold),
+    give sstb the latency encoder's spikes bit for bit (what scripts/spike_time_digits.py relies on)."""
+    x = torch.rand(16, 64, generator=torch.Generator().manual_seed(0))
+    x[:, :8] = 0.0
+    times = torch.where(x > 0.01, 5.0 * (1.0 - x), torch.full_like(x, -1.0))
+    assert torch.equal(enc({"name": "sstb"}, steps=25)(times), enc({"name": "latency"}, steps=25)(x))
+
+
 def test_population_code_receptive_fields():
     e = enc({"name": "population", "neurons": 5, "low": 0.0, "high": 1.0, "width": 1.0, "max_rate": 1000.0}, steps=400)
     assert e.output_shape((3,)) == (3, 5)
