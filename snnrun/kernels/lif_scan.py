@@ -44,12 +44,13 @@ import torch
 
 from ..surrogate import threshold_span
 from .loader import Extension
+from .surrogate_codes import surrogate_code
 
 _ENABLED = True
 
 
 _EXTENSION = Extension("lif_scan", "lif_scan.cpp", ["lif_forward", "lif_backward", "rlif_forward", "rlif_backward"],
-                       ["-O3", "-march=native", "-ffp-contract=off", "-fopenmp"])
+                       ["-O3", "-march=native", "-ffp-contract=off", "-fopenmp"], headers=("simd_math.h",))
 
 
 def _loadable(t: torch.Tensor):
@@ -62,11 +63,6 @@ def _compiled(t: torch.Tensor):
     ext = _loadable(t)
     _EXTENSION.ran("reference" if ext is None else "compiled")
     return ext
-
-
-#: surrogate class name -> (code in the C++ backward, name of its width parameter)
-_SURROGATE_CODES = {"Sigmoid": (0, "alpha"), "ATan": (1, "alpha"), "FastSigmoid": (2, "slope"),
-                    "Triangle": (3, "width"), "Rectangle": (4, "width")}
 
 
 def enabled() -> bool:
@@ -146,7 +142,7 @@ def _backward(grad_z: torch.Tensor, h: torch.Tensor, p, dt: float, leak: bool, s
     ext = _compiled(h)
     if ext is not None:
         last = h.new_empty(0) if grad_v is None else grad_v
-        code, width = _surrogate_code(spike_fn)
+        code, width = surrogate_code(spike_fn)
         if code >= 0 and span == 1:
             grad_in, gv = ext.lif_backward(grad_z, h, h, code, width, a, b, p.v_th, p.v_reset, hard, p.detach_reset,
                                            inplace, last)
@@ -268,21 +264,13 @@ def lif_scan(p, dt: float, leak: bool, spike_fn, current: torch.Tensor, reuse: b
     return z, v, counts
 
 
-def _surrogate_code(spike_fn) -> tuple[int, float]:
-    """(code in the C++ backward, its width parameter), or (-1, 0) for a surrogate it does not evaluate."""
-    code, width = _SURROGATE_CODES.get(type(spike_fn).__name__, (-1, None))
-    if code < 0 or type(spike_fn).__module__ != "snnrun.surrogate":
-        return -1, 0.0
-    return code, float(getattr(spike_fn.params, width))
-
-
 def recurrent_applies(spike_fn, like: torch.Tensor, grad: bool) -> bool:
     """Whether :func:`recurrent_lif` runs compiled for tensors like ``like`` (CPU, float32/64, built) and,
     when a backward may follow (``grad``), this surrogate is one the C++ backward evaluates."""
     from ..surrogate import Heaviside
     if not _ENABLED or _loadable(like) is None:
         return False
-    return not grad or (type(spike_fn) is not Heaviside and _surrogate_code(spike_fn)[0] >= 0)
+    return not grad or (type(spike_fn) is not Heaviside and surrogate_code(spike_fn)[0] >= 0)
 
 
 class RecurrentLIF(torch.autograd.Function):
@@ -316,7 +304,7 @@ class RecurrentLIF(torch.autograd.Function):
         h, z, weight, s0 = ctx.saved_tensors
         p, dt, leak, spike_fn, has_bias = ctx.cfg
         a, b = _coefficients(p, dt, leak)
-        code, width = _surrogate_code(spike_fn)
+        code, width = surrogate_code(spike_fn)
         T, B = h.shape[:2]
         empty = h.new_empty(0)
         # the last spikes' gradient from a following chunk arrives inside grad_z[-1] (the carry is a view of z)
@@ -339,7 +327,7 @@ def recurrent_lif(p, dt: float, leak: bool, spike_fn, ext: torch.Tensor, weight:
     :func:`recurrent_applies`)."""
     tracked = any(t is not None and t.requires_grad for t in (ext, weight, bias, v0, s0))
     if tracked and torch.is_grad_enabled():
-        if _surrogate_code(spike_fn)[0] < 0:
+        if surrogate_code(spike_fn)[0] < 0:
             raise ValueError(f"recurrent_lif: the C++ backward has no {type(spike_fn).__name__} surrogate "
                              f"(see recurrent_applies)")
         return RecurrentLIF.apply(ext, weight, bias, v0, s0, p, dt, leak, spike_fn)

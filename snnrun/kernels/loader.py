@@ -125,14 +125,16 @@ def _build_lock(build_dir: Path, name: str):
 
 
 class Extension:
-    """One C++ kernel: ``csrc/<source>``, the functions it exports, its compiler flags.
+    """One C++ kernel: ``csrc/<source>``, the functions it exports, its compiler flags, and the shared
+    headers of ``csrc/`` (``headers``) put before its source.
 
     :meth:`load` builds (once per process; cached on disk) and returns the module, or ``None``
     when it cannot be built here. :meth:`ran` records which path a call took, for :func:`report`.
     """
 
-    def __init__(self, name: str, source: str, functions: list[str], cflags: list[str]):
+    def __init__(self, name: str, source: str, functions: list[str], cflags: list[str], headers: tuple[str, ...] = ()):
         self.name, self.source, self.functions, self.cflags = name, SOURCES / source, functions, cflags
+        self.headers = tuple(SOURCES / h for h in headers)
         self.module: ModuleType | None = None
         self.error: str | None = None
         self.paths: set[str] = set()
@@ -140,8 +142,12 @@ class Extension:
         EXTENSIONS[name] = self
 
     def build_dir(self) -> Path:
-        digest = hashlib.sha256(self.source.read_bytes() + " ".join(self.cflags + self.functions).encode())
+        digest = hashlib.sha256(self.text().encode() + " ".join(self.cflags + self.functions).encode())
         return cache_root() / f"{self.name}-{digest.hexdigest()[:10]}-{cpu_features()['features']}"
+
+    def text(self) -> str:
+        """The C++ the build compiles: the shared headers, then the kernel's source."""
+        return "\n".join([h.read_text() for h in self.headers] + [self.source.read_text()])
 
     def load(self) -> ModuleType | None:
         if self.module is not None or self.error is not None:
@@ -161,7 +167,7 @@ class Extension:
 
             with _build_lock(build_dir, self.name):
                 self.module = load_inline(name=f"snnrun_{self.name}_{build_dir.name.split('-')[1]}",
-                                          cpp_sources=[self.source.read_text()], functions=self.functions,
+                                          cpp_sources=[self.text()], functions=self.functions,
                                           extra_cflags=self.cflags, build_directory=str(build_dir))
         except Exception as err:  # noqa: BLE001 - any build failure: report it, then the torch path
             self.error = _first_error_lines(err) or type(err).__name__
