@@ -218,7 +218,8 @@ def build_experiment(cfg: DictConfig | Mapping, device: str | None = None, dry_r
     from . import kernels
     kernels.reset_usage()  # summary.json records which paths this run took
     if torch_device.type == "cpu" and not dry_run:  # build the compiled fast paths now, not in the first batch
-        for name in ("bernoulli", "lif_scan", "spike_linear"):
+        models = {getattr(pop.neuron, "kernel", None) for pop in network.populations.values()}
+        for name in ["bernoulli", "lif_scan", "spike_linear", *sorted(models - {None})]:
             kernels.all_kernels()[name].load()
 
     if not dry_run:

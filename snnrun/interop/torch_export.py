@@ -10,7 +10,7 @@ evaluates, loadable with torch alone::
 ``network.pt2.json`` says the input and output, ``dt``, ``T`` and holds the run's config (the encoder
 and decoder that surround the network are not in the program). The compiled kernels are switched
 off while tracing, so the program holds only ATen operations (the reference paths give the same
-results).
+results; ``hh``'s the same to rounding).
 
 ``--format safetensors`` writes ``network.safetensors`` (every tensor of the network's
 ``state_dict``, the graph JSON also in its metadata under ``snnrun_graph``) and
@@ -73,16 +73,18 @@ def describe(network, config: dict | None = None) -> dict:
 @contextlib.contextmanager
 def reference_paths():
     """The compiled kernels off (the torch reference paths, same results) while inside."""
-    from ..kernels import lif_scan, spike_linear
+    from ..kernels import hh, lif_scan, spike_linear
 
-    before = lif_scan.enabled(), spike_linear._ENABLED
+    before = lif_scan.enabled(), spike_linear._ENABLED, hh.enabled()
     lif_scan.set_enabled(False)
     spike_linear.set_enabled(False)
+    hh.set_enabled(False)
     try:
         yield
     finally:
         lif_scan.set_enabled(before[0])
         spike_linear.set_enabled(before[1])
+        hh.set_enabled(before[2])
 
 
 class NetworkProgram(nn.Module):

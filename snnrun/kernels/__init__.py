@@ -10,7 +10,7 @@ from . import loader
 
 def all_kernels() -> dict[str, Extension]:
     """Every kernel, by name (importing each kernel module registers it)."""
-    from . import bernoulli, lif_scan, spike_linear, step_engine  # noqa: F401
+    from . import bernoulli, hh, lif_scan, spike_linear, step_engine  # noqa: F401
     return EXTENSIONS
 
 

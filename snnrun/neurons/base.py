@@ -189,11 +189,15 @@ class Neuron(nn.Module):
     #: the model code the compiled step engine (:mod:`snnrun.engine`) runs for this class (its dynamics
     #: are exactly that pure step), or None. Declared per class, never inherited, as ``fused_scan``.
     engine_model: str | None = None
+    #: the compiled kernel (:mod:`snnrun.kernels`) this class's own ``step`` may call, built with the others
+    #: before the first batch, or None. Declared per class, never inherited.
+    kernel: str | None = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         cls.fused_scan = bool(cls.__dict__.get("fused_scan", False))
         cls.engine_model = cls.__dict__.get("engine_model")
+        cls.kernel = cls.__dict__.get("kernel")
 
     def __init__(self, params: Any, shape: tuple[int, ...] = (1,), dt: float = 1.0,
                  spike_fn: Surrogate | None = None):

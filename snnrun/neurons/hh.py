@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 import torch
 
+from ..kernels import hh as hh_kernel
 from ..schema import param
 from .base import NEURONS, Neuron, OperatingRange, spike
 
@@ -89,6 +90,21 @@ def rates(v: torch.Tensor, phi: float = 1.0):
     return (alpha_n, beta_n), (alpha_m, beta_m), (alpha_h, beta_h)
 
 
+def substeps(dt: float, substep: float) -> int:
+    """Sub-steps per step of ``dt`` ms: ``⌈dt / substep⌉`` (at least 1)."""
+    return max(1, math.ceil(dt / substep - 1e-9))
+
+
+def kernel_model(p, dt: float) -> tuple[list[float], int, float]:
+    """:func:`hh_step`'s model as :mod:`snnrun.kernels.hh` takes it: (c_m, g_na, g_k, g_l, e_na, e_k, e_l,
+    v_th, r, phi, sub-step δ, ``V_RATE_FLOOR``), the sub-steps per step, and the surrogate's span
+    ``v_th − v_init``."""
+    k = substeps(dt, p.substep)
+    phi = temperature_factor(p.temperature, p.q10)
+    q = [p.c_m, p.g_na, p.g_k, p.g_l, p.e_na, p.e_k, p.e_l, p.v_th, p.r, phi, dt / k, V_RATE_FLOOR]
+    return [float(x) for x in q], k, float(p.v_th - p.v_init)
+
+
 def hh_step(current: torch.Tensor, state: HHState, p, dt: float, spike_fn) -> tuple[torch.Tensor, HHState]:
     r"""One step of Hodgkin & Huxley (1952), modern convention (rest at −65 mV).
 
@@ -113,12 +129,12 @@ def hh_step(current: torch.Tensor, state: HHState, p, dt: float, spike_fn) -> tu
     (and the conductances) carry no gradient back to V and each sub-step's V update is differentiated
     at fixed conductances, ``∂V'/∂V = e^{−δ g/C_m} ∈ (0, 1]`` and ``∂V'/∂I = r (1 − e^{−δ g/C_m}) / g``:
     a leaky integrator with the model's present time constant ``C_m / g``, so gradients through time
-    cannot grow. The forward is the same bit for bit. ``exact`` differentiates α(V), β(V) too: on the
-    default experiment its input→hidden gradient norm per batch is ~40× the hidden→output one and
-    heavy-tailed (median 78, maximum 800).
+    cannot grow. The forward of this function is the same bit for bit. ``exact`` differentiates α(V),
+    β(V) too: on the default experiment its input→hidden gradient norm per batch is ~40× the
+    hidden→output one and heavy-tailed (median 78, maximum 800).
     """
     v, m, h, n = state
-    k = max(1, math.ceil(dt / p.substep - 1e-9))
+    k = substeps(dt, p.substep)
     delta, drive, z = dt / k, p.r * current, None
     detach_gates = getattr(p, "gate_grad", "exact") == "passive"
     phi = temperature_factor(getattr(p, "temperature", REFERENCE_TEMPERATURE), getattr(p, "q10", 3.0))
@@ -168,10 +184,13 @@ class HodgkinHuxley(Neuron):
     ``gate_grad: passive`` (default) differentiates V at fixed conductances (see :func:`hh_step`); the
     forward is unchanged. :meth:`operating_range` gives the measured rheobase of repetitive firing as the
     drive (8.03 µA/cm² at 18.5 °C, 6.25 at 6.3 °C) and the measured cost of each further spike as the
-    adaptation. The step is :func:`hh_step`.
+    adaptation. The step is :func:`hh_step`; on CPU (float32/64) it runs in the compiled kernel
+    :mod:`snnrun.kernels.hh` (all sub-steps of a step in one call; the same values to rounding) unless a
+    backward through ``gate_grad: exact`` or a surrogate the kernel does not evaluate follows.
     """
 
     State = HHState
+    kernel = "hh"  # step: snnrun.kernels.hh where it applies, else hh_step
 
     @dataclass
     class Params:
@@ -202,6 +221,10 @@ class HodgkinHuxley(Neuron):
         return HHState(v, am / (am + bm), ah / (ah + bh), an / (an + bn))
 
     def step(self, current, state):
+        grad = torch.is_grad_enabled() and (current.requires_grad or state.v.requires_grad)
+        if hh_kernel.applies(self.spike_fn, current, state, grad, self.params.gate_grad == "passive"):
+            z, *rest = hh_kernel.fused_step(current, state, kernel_model(self.params, self.dt), self.spike_fn)
+            return z, HHState(*rest)
         return hh_step(current, state, self.params, self.dt, self.spike_fn)
 
     def operating_range(self) -> OperatingRange:

@@ -75,3 +75,19 @@ def test_safetensors_holds_every_tensor_and_the_graph(tmp_path):
     assert stage["tensors"] == {"delays": "projections.hidden_out_delayed.stages.0.delays"}
     assert graph["populations"]["hidden"]["neuron"]["name"] == "lif"
     assert graph["populations"]["hidden"]["neuron"]["tau_m"] == 5.0
+
+
+def test_a_hodgkin_huxley_network_exports_through_its_reference_step(tmp_path):
+    """The hh kernel is off while tracing (a program of ATen operations), and on again after."""
+    from snnrun.kernels import hh as hh_kernel
+
+    net = build(["neuron=hh", "network.duration=4"], (64,), 10)
+    x = inputs(net, batch=2) * 20.0  # strong enough to make the hidden HH neurons fire
+    with reference_paths():
+        assert not hh_kernel.enabled()
+        want = run(net, x)
+    assert hh_kernel.enabled()
+    written = save_program(net, tmp_path / "network.pt2", {"name": "hh"})
+    assert hh_kernel.enabled()
+    program = torch.export.load(str(written[0])).module()
+    assert want["hidden"].sum() > 0 and torch.equal(program(x), want[net.output])

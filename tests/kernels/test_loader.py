@@ -92,6 +92,6 @@ def test_report_names_every_kernel_and_the_path_that_ran():
     import torch
     bernoulli.bernoulli_steps(torch.rand(3), 2)
     report = kernels.report()
-    assert set(report["kernels"]) == {"bernoulli", "lif_scan", "spike_linear", "step_engine"}
+    assert set(report["kernels"]) == {"bernoulli", "hh", "lif_scan", "spike_linear", "step_engine"}
     assert "compiled" in report["kernels"]["bernoulli"]["ran"] and report["kernels"]["bernoulli"]["build"] == "compiled"
     assert set(report["cpu"]) == {"machine", "model", "features"}

@@ -384,8 +384,11 @@ def test_pure_step_equals_the_module_forward(name):
     out, _ = neuron(x_mod)
     assert torch.equal(out, pure)
     assert type(neuron.state) is type(state)
-    for field in state._fields:
-        assert torch.equal(getattr(neuron.state, field), getattr(state, field)), field
+    for field in state._fields:  # the hh kernel agrees with hh_step to rounding (tests/kernels/test_hh.py)
+        if type(neuron).kernel == "hh":
+            torch.testing.assert_close(getattr(neuron.state, field), getattr(state, field), rtol=1e-9, atol=1e-9)
+        else:
+            assert torch.equal(getattr(neuron.state, field), getattr(state, field)), field
     w = torch.linspace(-1.0, 2.0, out.numel(), dtype=torch.float64).reshape(out.shape)
     grads = []
     for y, s, x in ((pure, state, x_pure), (out, neuron.state, x_mod)):
