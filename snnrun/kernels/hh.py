@@ -15,13 +15,15 @@ is ``c_s = H(V'_s − v_th) [V_{s−1} < v_th]``, combined as ``z_s = z_{s−1} 
 forward saves nothing but its inputs (the current and the state before the step); the backward
 runs the lane's sub-steps again and then the reverse recursion of exactly the reference's graph.
 The surrogate derivative is evaluated in place for ``sigmoid``, ``atan``, ``fast_sigmoid``,
-``triangle`` and ``rectangle``; other surrogates, ``gate_grad: exact``, CUDA and other dtypes run
-the reference (so does every call when the kernel cannot be built here).
+``triangle`` and ``rectangle``. When a backward follows, other surrogates, ``gate_grad: exact`` and
+gates that carry a gradient run the reference; so do CUDA, other dtypes, and every call when the
+kernel cannot be built here.
 """
 
 from __future__ import annotations
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from .loader import Extension
 from .surrogate_codes import surrogate_code
@@ -46,19 +48,23 @@ def set_enabled(flag: bool) -> None:
 
 def applies(spike_fn, current: torch.Tensor, state, grad: bool, passive: bool) -> bool:
     """Whether :func:`fused_step` runs this step: CPU, float32/64, the kernel built, the state shaped like
-    the current, and, when a backward may follow (``grad``), the passive backward (``passive``:
-    ``gate_grad: passive``) with a surrogate the kernel evaluates. Records which path ran."""
+    the current (shape, dtype, device), and, when a backward may follow (``grad``), the passive backward
+    (``passive``: ``gate_grad: passive``) with a surrogate the kernel evaluates and gates m, h, n that carry
+    no gradient (the kernel passes none to them). Records which path ran."""
     ok = _ENABLED and current.device.type == "cpu" and current.dtype in (torch.float32, torch.float64) \
-        and all(x.shape == current.shape and x.device == current.device for x in state) \
-        and (not grad or (passive and surrogate_code(spike_fn)[0] >= 0)) \
+        and all(x.shape == current.shape and x.dtype == current.dtype and x.device == current.device
+                for x in state) \
+        and (not grad or (passive and surrogate_code(spike_fn)[0] >= 0
+                          and not any(x.requires_grad for x in tuple(state)[1:]))) \
         and _EXTENSION.load() is not None
     _EXTENSION.ran("compiled" if ok else "reference")
     return ok
 
 
 class HHStep(torch.autograd.Function):
-    """One step: differentiable in the current and in V before the step (the gates are outputs
-    without gradient, as in the passive reference). Saves the inputs only."""
+    """One step: differentiable in the current and in V before the step. The gates m, h, n come in
+    without gradient (:func:`applies`) and go out without one, as in the passive reference, whose
+    gates depend on V only through detached rates. Saves the inputs only; once differentiable."""
 
     @staticmethod
     def forward(ctx, current, v, m, h, n, model, spike_fn):
@@ -71,6 +77,7 @@ class HHStep(torch.autograd.Function):
         return z, v1, m1, h1, n1
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_z, grad_v, _gm, _gh, _gn):
         current, v, m, h, n = ctx.saved_tensors
         q, k, span, spike_fn = ctx.cfg

@@ -10,6 +10,7 @@ import torch
 
 from ..kernels import hh as hh_kernel
 from ..schema import param
+from ..surrogate import threshold_span
 from .base import NEURONS, Neuron, OperatingRange, spike
 
 
@@ -98,11 +99,11 @@ def substeps(dt: float, substep: float) -> int:
 def kernel_model(p, dt: float) -> tuple[list[float], int, float]:
     """:func:`hh_step`'s model as :mod:`snnrun.kernels.hh` takes it: (c_m, g_na, g_k, g_l, e_na, e_k, e_l,
     v_th, r, phi, sub-step δ, ``V_RATE_FLOOR``), the sub-steps per step, and the surrogate's span
-    ``v_th − v_init``."""
+    (:func:`snnrun.surrogate.threshold_span` of v_th and v_init)."""
     k = substeps(dt, p.substep)
     phi = temperature_factor(p.temperature, p.q10)
     q = [p.c_m, p.g_na, p.g_k, p.g_l, p.e_na, p.e_k, p.e_l, p.v_th, p.r, phi, dt / k, V_RATE_FLOOR]
-    return [float(x) for x in q], k, float(p.v_th - p.v_init)
+    return [float(x) for x in q], k, threshold_span(p.v_th, p.v_init)
 
 
 def hh_step(current: torch.Tensor, state: HHState, p, dt: float, spike_fn) -> tuple[torch.Tensor, HHState]:
@@ -136,6 +137,7 @@ def hh_step(current: torch.Tensor, state: HHState, p, dt: float, spike_fn) -> tu
     v, m, h, n = state
     k = substeps(dt, p.substep)
     delta, drive, z = dt / k, p.r * current, None
+    span = threshold_span(p.v_th, p.v_init)  # the surrogate's voltage scale
     detach_gates = getattr(p, "gate_grad", "exact") == "passive"
     phi = temperature_factor(getattr(p, "temperature", REFERENCE_TEMPERATURE), getattr(p, "q10", 3.0))
     for _ in range(k):
@@ -150,7 +152,7 @@ def hh_step(current: torch.Tensor, state: HHState, p, dt: float, spike_fn) -> tu
         g = g_na + g_k + p.g_l
         v_inf = (g_na * p.e_na + g_k * p.e_k + p.g_l * p.e_l + drive) / g
         v_new = v_inf + (v - v_inf) * torch.exp(-delta * g / p.c_m)
-        crossed = spike(spike_fn, v_new, p.v_th, p.v_th - p.v_init) * (v < p.v_th).to(v.dtype)
+        crossed = spike(spike_fn, v_new, p.v_th, span) * (v < p.v_th).to(v.dtype)
         z = crossed if z is None else z + crossed - z * crossed  # at most one spike per step
         v = v_new
     return z, HHState(v, m, h, n)
@@ -221,7 +223,7 @@ class HodgkinHuxley(Neuron):
         return HHState(v, am / (am + bm), ah / (ah + bh), an / (an + bn))
 
     def step(self, current, state):
-        grad = torch.is_grad_enabled() and (current.requires_grad or state.v.requires_grad)
+        grad = torch.is_grad_enabled() and any(x.requires_grad for x in (current, *state))
         if hh_kernel.applies(self.spike_fn, current, state, grad, self.params.gate_grad == "passive"):
             z, *rest = hh_kernel.fused_step(current, state, kernel_model(self.params, self.dt), self.spike_fn)
             return z, HHState(*rest)

@@ -102,3 +102,72 @@ def test_neuron_without_gradients_takes_the_kernel_and_gives_the_graphs_spikes()
     assert hh_kernel._EXTENSION.status()["ran"] == "compiled"
     z_ref, *_ = _run(HodgkinHuxley.Params(), SURROGATES[0], current, fused=False)
     assert z.sum() > 0 and torch.equal(z, z_ref)
+
+
+def _neuron_pass(p, spike_fn, current, kernel: bool):
+    """The neuron's forward and backward (a loss on spikes and the final V), with the kernel on or off."""
+    hh_kernel.set_enabled(kernel)
+    try:
+        hh_kernel._EXTENSION.paths.clear()
+        neuron = HodgkinHuxley(p, shape=current.shape[2:], spike_fn=spike_fn)
+        x = current.clone().requires_grad_(True)
+        z, _ = neuron(x)
+        w = torch.linspace(-1.0, 2.0, z.numel(), dtype=z.dtype).reshape(z.shape)
+        ((z * w).sum() + 0.01 * neuron.state.v.sum()).backward()
+        return z.detach(), x.grad, hh_kernel._EXTENSION.status()["ran"]
+    finally:
+        hh_kernel.set_enabled(True)
+
+
+def test_neuron_trains_through_the_kernel_with_the_references_gradients():
+    compiled(hh_kernel._EXTENSION)
+    torch.manual_seed(4)
+    current = torch.rand(25, 4, 16, dtype=torch.float64) * 30
+    z, g, ran = _neuron_pass(HodgkinHuxley.Params(), SURROGATES[0], current, kernel=True)
+    z_ref, g_ref, ran_ref = _neuron_pass(HodgkinHuxley.Params(), SURROGATES[0], current, kernel=False)
+    assert (ran, ran_ref) == ("compiled", "reference")
+    assert z.sum() > 0 and torch.equal(z, z_ref)
+    torch.testing.assert_close(g, g_ref, rtol=1e-8, atol=1e-10)
+
+
+def test_neuron_falls_back_to_the_reference_where_the_kernel_has_no_backward():
+    """gate_grad: exact and a gaussian surrogate differentiate through hh_step; so do gates that carry a
+    gradient (the kernel would drop it), and a state of another dtype than the current."""
+    compiled(hh_kernel._EXTENSION)
+    current = torch.rand(5, 2, 6, dtype=torch.float64) * 30
+    assert _neuron_pass(HodgkinHuxley.Params(gate_grad="exact"), SURROGATES[0], current, True)[2] == "reference"
+    assert _neuron_pass(HodgkinHuxley.Params(), Gaussian(Gaussian.Params()), current, True)[2] == "reference"
+    neuron = HodgkinHuxley(HodgkinHuxley.Params(), shape=(6,), spike_fn=SURROGATES[0])
+    state = neuron.initial_state((2, 6), "cpu", torch.float64)
+    m = state.m.clone().requires_grad_(True)
+    hh_kernel._EXTENSION.paths.clear()
+    z, new = neuron.step(current[0] + 10, HHState(state.v, m, state.h, state.n))
+    assert hh_kernel._EXTENSION.status()["ran"] == "reference"
+    (grad_m,) = torch.autograd.grad(new.v.sum(), m)
+    assert grad_m.abs().sum() > 0  # the reference passes V's gradient on to the gate
+    hh_kernel._EXTENSION.paths.clear()
+    neuron.step(current[0].float(), state)
+    assert hh_kernel._EXTENSION.status()["ran"] == "reference"
+
+
+def test_threshold_below_rest_spikes_alike_on_both_paths():
+    """v_th below v_init: the surrogate's span falls back to 1 (threshold_span) on both paths, so both
+    count upward crossings of v_th."""
+    compiled(hh_kernel._EXTENSION)
+    torch.manual_seed(5)
+    p = HodgkinHuxley.Params(v_th=-70.0)
+    current = torch.rand(25, 3, 10, dtype=torch.float64) * 30
+    z_ref, _, g_ref, _ = _run(p, SURROGATES[0], current, fused=False)
+    z, _, g, _ = _run(p, SURROGATES[0], current, fused=True)
+    assert z_ref.sum() > 0 and torch.equal(z, z_ref)
+    torch.testing.assert_close(g, g_ref, rtol=1e-8, atol=1e-10)
+
+
+def test_a_second_order_backward_is_refused():
+    compiled(hh_kernel._EXTENSION)
+    neuron = HodgkinHuxley(HodgkinHuxley.Params(), shape=(4,), spike_fn=SURROGATES[0])
+    x = (torch.rand(3, 2, 4, dtype=torch.float64) * 30).requires_grad_(True)
+    z, _ = neuron(x)
+    (g,) = torch.autograd.grad(z.sum() + neuron.state.v.sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable|does not require grad"):
+        g.sum().backward()

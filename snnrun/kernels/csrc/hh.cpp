@@ -19,6 +19,7 @@ struct Model {
 template <typename S>
 static Model<S> model(const std::vector<double>& q, int64_t k) {
     TORCH_CHECK(q.size() == 12, "hh: 12 parameters expected, got ", q.size());
+    TORCH_CHECK(k >= 1, "hh: at least one sub-step per step, got ", k);
     return {(S)q[0], (S)q[1], (S)q[2], (S)q[3], (S)q[4], (S)q[5], (S)q[6], (S)q[7], (S)q[8], (S)q[9], (S)q[10],
             (S)q[11], k};
 }
@@ -43,9 +44,10 @@ static inline S gate(S x, S alpha, S beta, S delta) {
 
 // One sub-step of one lane: the gates at the previous V (at least the floor), then V with the new
 // conductances held. a, b: ∂V'/∂V and ∂V'/∂I (the passive backward's factors).
+// The rates are those of snnrun.neurons.hh.rates (tests/kernels/test_hh.py compares the two in float64).
 template <typename S>
 static inline S substep(const Model<S>& p, S drive, S v, S& m, S& h, S& n, S& a, S& b) {
-    const S u = v > p.floor ? v : p.floor;
+    const S u = v < p.floor ? p.floor : v;  // as clamp(min=floor): a NaN stays NaN
     const S w = -(u + S(65));
     const S an = p.phi * (S(0.01) * vtrap<S>(u + S(55), S(10)));
     const S bn = p.phi * (S(0.125) * vexp<S>(w * S(1.0 / 80)));

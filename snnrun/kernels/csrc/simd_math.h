@@ -35,8 +35,8 @@ static inline S vexp(S x) {
     return poly * scale;
 }
 
-// surrogate derivative at x (the distance to threshold, in the surrogate's units): 0 sigmoid(alpha), 1 atan(alpha), 2 fast_sigmoid(slope),
-// 3 triangle(width), 4 rectangle(width); -1: precomputed in sg.
+// surrogate derivative at x (the distance to threshold, in the surrogate's units), by code:
+// 0 sigmoid(alpha), 1 atan(alpha), 2 fast_sigmoid(slope), 3 triangle(width), 4 rectangle(width).
 template <typename S>
 static inline S surrogate(int code, S x, S c) {
     switch (code) {
