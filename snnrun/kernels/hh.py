@@ -92,12 +92,13 @@ class HHStep(torch.autograd.Function):
                 None, None, None, None, None)
 
 
-def fused_step(current: torch.Tensor, state, model: tuple[list[float], int, float], spike_fn):
+def fused_step(current: torch.Tensor, state, model: tuple[list[float], int, float], spike_fn, grad: bool):
     """One step of :func:`snnrun.neurons.hh.hh_step` through the kernel (where :func:`applies`) for
     ``model`` = (the kernel's parameter list, sub-steps per step, surrogate span) of
-    :func:`snnrun.neurons.hh.kernel_model`: returns (spikes, v, m, h, n)."""
+    :func:`snnrun.neurons.hh.kernel_model`, differentiable when ``grad`` (as given to :func:`applies`):
+    returns (spikes, v, m, h, n)."""
     v, m, h, n = state
-    if torch.is_grad_enabled() and (current.requires_grad or v.requires_grad):
+    if grad:
         return HHStep.apply(current, v, m, h, n, model, spike_fn)
     q, k, _ = model
     return _EXTENSION.load().hh_forward(current, v, m, h, n, q, k)

@@ -225,7 +225,7 @@ class HodgkinHuxley(Neuron):
     def step(self, current, state):
         grad = torch.is_grad_enabled() and any(x.requires_grad for x in (current, *state))
         if hh_kernel.applies(self.spike_fn, current, state, grad, self.params.gate_grad == "passive"):
-            z, *rest = hh_kernel.fused_step(current, state, kernel_model(self.params, self.dt), self.spike_fn)
+            z, *rest = hh_kernel.fused_step(current, state, kernel_model(self.params, self.dt), self.spike_fn, grad)
             return z, HHState(*rest)
         return hh_step(current, state, self.params, self.dt, self.spike_fn)
 

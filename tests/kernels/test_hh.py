@@ -23,7 +23,7 @@ def _run(p, spike_fn, current, fused, v_grad=False, dt=1.0):
     spikes = []
     for step in x.unbind(0):
         if fused:
-            z, *rest = hh_kernel.fused_step(step, state, kernel_model(p, dt), spike_fn)
+            z, *rest = hh_kernel.fused_step(step, state, kernel_model(p, dt), spike_fn, grad=True)
             state = HHState(*rest)
         else:
             z, state = hh_step(step, state, p, dt, spike_fn)
